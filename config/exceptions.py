@@ -1,0 +1,74 @@
+"""One JSON shape for every API refusal.
+
+    {"detail": "<reason>", "code": "<machine code>", "errors": {"<field.path>": ["<reason>"]}}
+
+`errors` is present when particular fields are at fault; field paths use dots and [index].
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = str(key)
+            if name == "non_field_errors":
+                path = prefix or "body"
+            else:
+                path = f"{prefix}.{name}" if prefix else name
+            for sub_path, messages in flatten_errors(value, path).items():
+                flat.setdefault(sub_path, []).extend(messages)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            flat[prefix or "body"] = [str(item) for item in detail]
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    flat.update(flatten_errors(item, f"{prefix}[{index}]"))
+    else:
+        flat[prefix or "body"] = [str(detail)]
+    return flat
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        first_field, first_messages = next(iter(errors.items()))
+        body = {
+            "detail": f"{first_field}: {first_messages[0]}",
+            "code": "invalid",
+            "errors": errors,
+        }
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        body = {"detail": str(detail), "code": codes if isinstance(codes, str) else "error"}
+        field = getattr(exc, "field", None)
+        if field:
+            body["errors"] = {field: [str(detail)]}
+    response.data = body
+    return response

@@ -1,0 +1,97 @@
+"""DRF authentication for the two bearer paths.
+
+``/api/agent/...`` accepts only gateway tokens; ``/api/elt/...`` and the read API accept API keys
+(or a session). A secret of the wrong kind is simply unknown on the other path: 401.
+"""
+
+from dataclasses import dataclass
+
+from rest_framework import authentication, exceptions
+from rest_framework.permissions import BasePermission
+
+from gateways.models import Gateway, GatewayToken
+from gateways.services import api_key_authenticate, gateway_token_authenticate
+
+
+@dataclass(frozen=True)
+class GatewayPrincipal:
+    """``request.user`` for a gateway: authenticated, but not a person and holding no perms."""
+
+    gateway: Gateway
+    token: GatewayToken
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    pk = None
+    id = None
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"gateway:{self.gateway.name}"
+
+
+def _bearer(request) -> str | None:
+    header = authentication.get_authorization_header(request)
+    if not header:
+        return None
+    parts = header.split()
+    if parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise exceptions.AuthenticationFailed("Malformed bearer token.") from None
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+class BearerAuthentication(authentication.BaseAuthentication):
+    www_authenticate_realm = "api"
+
+    def authenticate_header(self, request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+class GatewayTokenAuthentication(BearerAuthentication):
+    www_authenticate_realm = "gateway"
+
+    def authenticate(self, request):
+        raw = _bearer(request)
+        if raw is None:
+            return None
+        token = gateway_token_authenticate(raw=raw, ip=_client_ip(request))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked gateway token.")
+        return GatewayPrincipal(gateway=token.gateway, token=token), token
+
+
+class ApiKeyAuthentication(BearerAuthentication):
+    def authenticate(self, request):
+        raw = _bearer(request)
+        if raw is None:
+            return None
+        key = api_key_authenticate(raw=raw, ip=_client_ip(request))
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key.")
+        return key.user, key
+
+
+class IsGateway(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, GatewayPrincipal)
+
+
+class IsPerson(BasePermission):
+    """A signed-in user or an API key's user; never a gateway."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not isinstance(user, GatewayPrincipal))

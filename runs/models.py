@@ -1,0 +1,196 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from runs.ids import run_id
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCEL_REQUESTED = "cancel_requested"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED})
+ACTIVE_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED})
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.CANCELED,
+            RunStatus.CANCEL_REQUESTED,
+        }
+    ),
+    RunStatus.CANCEL_REQUESTED: frozenset(
+        {RunStatus.CANCELED, RunStatus.FAILED, RunStatus.SUCCEEDED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELED: frozenset(),
+}
+
+
+class TriggerType(models.TextChoices):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    API = "api"
+    WEBHOOK = "webhook"
+    BACKFILL = "backfill"
+    RERUN = "rerun"
+
+
+class LogLevel(models.TextChoices):
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+class Run(models.Model):
+    """One execution of a pipeline, and the rollup of everything its runner reported.
+
+    Log lines and telemetry samples live in their own tables; ``log_seq``/``sample_seq`` count
+    every line and sample ever appended, so the newest N are those with ``seq > *_seq - N``
+    whatever the physical trimming has reached.
+    """
+
+    public_id = models.CharField(max_length=40, unique=True, default=run_id, editable=False)
+    pipeline = models.ForeignKey(
+        "pipelines.Pipeline", on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
+    gateway = models.ForeignKey(
+        "gateways.Gateway",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+        db_index=False,
+    )
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger_type = models.CharField(
+        max_length=20, choices=TriggerType.choices, default=TriggerType.API
+    )
+    trigger = models.JSONField(default=dict, blank=True, help_text="Trigger details.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_report_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    error_summary = models.TextField(blank=True)
+    telemetry_summary = models.JSONField(default=dict, blank=True)
+    # Columns copied from the summary so lists and dashboards aggregate without parsing JSON.
+    rows_loaded = models.BigIntegerField(null=True, blank=True)
+    bytes_loaded = models.BigIntegerField(null=True, blank=True)
+    progress = models.FloatField(null=True, blank=True)
+    log_seq = models.BigIntegerField(default=0, editable=False)
+    sample_seq = models.BigIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="run_created_idx"),
+            models.Index(fields=["status", "created_at", "id"], name="run_status_created_idx"),
+            models.Index(fields=["pipeline", "created_at", "id"], name="run_pipeline_created_idx"),
+            models.Index(fields=["gateway", "created_at", "id"], name="run_gateway_created_idx"),
+            models.Index(
+                fields=["trigger_type", "created_at", "id"], name="run_trigger_created_idx"
+            ),
+            models.Index(
+                fields=["gateway", "status", "created_at"],
+                name="run_active_idx",
+                condition=Q(status__in=["queued", "running", "cancel_requested"]),
+            ),
+        ]
+        permissions = [
+            ("cancel_run", "Can cancel runs"),
+            ("trigger_run", "Can trigger and re-run runs"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in {RunStatus.QUEUED, RunStatus.RUNNING}
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or (None if self.is_final else timezone.now())
+        if end is None:
+            return None
+        return max(0, int((end - self.started_at).total_seconds()))
+
+
+class LogLine(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines", db_index=False)
+    seq = models.BigIntegerField()
+    at = models.DateTimeField()
+    level = models.CharField(max_length=5, choices=LogLevel.choices)
+    message = models.TextField()
+    node_id = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="logline_run_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq}"
+
+
+class TelemetrySample(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="samples", db_index=False)
+    seq = models.BigIntegerField()
+    at = models.DateTimeField()
+    values = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="sample_run_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}@{self.seq}"
+
+
+class RunNode(models.Model):
+    """Per-node execution record of a run, upserted by ``nodeId``."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes", db_index=False)
+    node_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    retries = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="node_run_node_id")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.node_id}"
