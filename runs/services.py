@@ -168,6 +168,15 @@ def _record_final(run: Run) -> None:
     webhook_events_record_for_run(run=run)
 
 
+def _lock(run: Run) -> Run:
+    """Re-read the run under a row lock that holds until the transaction ends."""
+    return (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("pipeline", "gateway")
+        .get(pk=run.pk)
+    )
+
+
 RUN_UPDATE_FIELDS = [
     "status",
     "started_at",
@@ -196,7 +205,7 @@ def run_update(
     in commit order. A PATCH whose ``idempotency_key`` was already applied to this run changes
     nothing and returns the run as it is.
     """
-    run = Run.objects.select_for_update(of=("self",)).select_related("pipeline", "gateway").get(pk=run.pk)
+    run = _lock(run)
     now = timezone.now()
     if idempotency_key is not None:
         if PatchReceipt.objects.filter(run=run, key=idempotency_key).exists():
@@ -245,7 +254,7 @@ def run_update(
 @transaction.atomic
 def run_cancel(*, run: Run, actor: Any = None) -> Run:
     """Cancel a queued run at once; ask a running one to stop; refuse a final one (409)."""
-    run = Run.objects.select_for_update(of=("self",)).select_related("pipeline", "gateway").get(pk=run.pk)
+    run = _lock(run)
     now = timezone.now()
     if run.is_final:
         raise Conflict(f"Run is already {run.status}; there is nothing to cancel.", field="status")
