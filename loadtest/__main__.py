@@ -1,0 +1,257 @@
+"""One command: a fresh database, the Procfile's processes, the fleet, the figures, the check.
+
+    python -m loadtest --duration 120 --gateways 200
+
+Exit status 0 when the run met the target (no 5xx, nothing lost, runner PATCH p99 under the
+limit) and the database matches the journal; 1 otherwise. Everything lands in ``--out``:
+the journal, web and worker logs, and ``report.json``.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadtest.stack import DEFAULT_DATABASE_URL, ROOT
+
+RUNNER_PATCHES = ("PATCH claim", "PATCH appendLog", "PATCH appendTelemetrySample", "PATCH finish")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=120, help="seconds of load")
+    parser.add_argument("--gateways", type=int, default=200)
+    parser.add_argument("--analysts", type=int, default=20)
+    parser.add_argument("--api-clients", type=int, default=5)
+    parser.add_argument("--runs-per-gateway", type=int, default=1)
+    parser.add_argument("--run-seconds", type=float, nargs=2, default=(20.0, 60.0))
+    parser.add_argument("--history", type=int, default=2000, help="past runs seeded for pages")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("LOADTEST_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="PostgreSQL database to DROP, create and use (default %(default)s)",
+    )
+    parser.add_argument("--web-concurrency", type=int, default=None, help="gunicorn workers")
+    parser.add_argument("--p99-limit-ms", type=float, default=250.0)
+    parser.add_argument("--webhook-wait", type=float, default=90.0)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
+
+
+def setup_django(database_url: str) -> None:
+    from loadtest.stack import process_env
+
+    os.environ.update(process_env(database_url))
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summarise(stats, elapsed: float, p99_limit_ms: float) -> dict:
+    rows, totals = [], {"requests": 0, "2xx": 0, "4xx": 0, "5xx": 0, "transport": 0}
+    runner_latencies: list[float] = []
+    for name in sorted(stats.latencies):
+        latencies, codes = stats.latencies[name], stats.codes[name]
+        ok = sum(n for c, n in codes.items() if isinstance(c, int) and 200 <= c < 300)
+        client = sum(n for c, n in codes.items() if isinstance(c, int) and 400 <= c < 500)
+        server = sum(n for c, n in codes.items() if isinstance(c, int) and c >= 500)
+        transport = sum(n for c, n in codes.items() if not isinstance(c, int))
+        rows.append(
+            {
+                "endpoint": name,
+                "requests": len(latencies),
+                "rps": round(len(latencies) / elapsed, 1),
+                "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+                "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+                "max_ms": round(max(latencies) * 1000, 1),
+                "2xx": ok,
+                "4xx": client,
+                "5xx": server,
+                "transport": transport,
+                "codes": {str(c): n for c, n in sorted(codes.items(), key=str)},
+            }
+        )
+        totals["requests"] += len(latencies)
+        totals["2xx"] += ok
+        totals["4xx"] += client
+        totals["5xx"] += server
+        totals["transport"] += transport
+        if name in RUNNER_PATCHES:
+            runner_latencies += latencies
+    totals["rps"] = round(totals["requests"] / elapsed, 1)
+    totals["runner_patch_p50_ms"] = round(percentile(runner_latencies, 50) * 1000, 1)
+    totals["runner_patch_p99_ms"] = round(percentile(runner_latencies, 99) * 1000, 1)
+    totals["runner_patch_p99_ok"] = totals["runner_patch_p99_ms"] < p99_limit_ms
+    return {"endpoints": rows, "totals": totals}
+
+
+def print_table(summary: dict) -> None:
+    header = f"{'endpoint':34} {'reqs':>7} {'req/s':>7} {'p50ms':>7} {'p99ms':>7} {'maxms':>8}"
+    print(header + f" {'2xx':>6} {'4xx':>5} {'5xx':>5} {'net':>4}")
+    for row in summary["endpoints"]:
+        print(
+            f"{row['endpoint']:34} {row['requests']:>7} {row['rps']:>7} {row['p50_ms']:>7}"
+            f" {row['p99_ms']:>7} {row['max_ms']:>8} {row['2xx']:>6} {row['4xx']:>5}"
+            f" {row['5xx']:>5} {row['transport']:>4}"
+        )
+    t = summary["totals"]
+    print(
+        f"total {t['requests']} requests, {t['rps']} req/s; 5xx {t['5xx']}, 4xx {t['4xx']},"
+        f" transport errors {t['transport']}; runner PATCH p50 {t['runner_patch_p50_ms']} ms,"
+        f" p99 {t['runner_patch_p99_ms']} ms"
+    )
+
+
+def wait_for_webhooks(receiver, timeout: float) -> None:
+    """Until every event of a final fleet run has reached the receiver, or ``timeout``."""
+    try:
+        from webhooks.models import WebhookEvent
+    except ImportError:
+        return
+    from django.db import connections
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        expected = set(
+            WebhookEvent.objects.filter(run__pipeline__name__startswith="lt_pipeline_").values_list(
+                "public_id", flat=True
+            )
+        )
+        if expected <= {d.webhook_id for d in receiver.snapshot()}:
+            break
+        connections.close_all()
+        time.sleep(1)
+    connections.close_all()
+
+
+def main(argv: list[str] | None = None, *, during=None, configure=None) -> int:
+    """Run one load; ``during(fleet, stack, receiver)`` may inject a fault (see faults.py)."""
+    args = parse_args(argv)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or ROOT / "loadtest" / "out" / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+
+    from loadtest.driver import Config, Fleet, Journal, Stats
+    from loadtest.receiver import Receiver
+    from loadtest.stack import Stack, recreate_database
+
+    log(f"database {args.database_url} (recreated); output in {out}")
+    recreate_database(args.database_url)
+    setup_django(args.database_url)
+    from loadtest import seed as seeding
+
+    # httpx logs every request at INFO, and Django's logging config sends INFO to the console.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    receiver = Receiver()
+    receiver.start()
+    seeding.migrate()
+    fixture = seeding.seed(
+        gateways=args.gateways,
+        analysts=args.analysts,
+        history=args.history,
+        receiver_url=receiver.url,
+    )
+    receiver.secret = fixture.webhook_secret
+    env_extra = {}
+    if args.web_concurrency:
+        env_extra["WEB_CONCURRENCY"] = str(args.web_concurrency)
+    stack = Stack(database_url=args.database_url, out_dir=out, env_extra=env_extra)
+    journal = Journal(out / "journal.jsonl")
+    stats = Stats()
+    try:
+        stack.start_web()
+        stack.start_worker()
+        import httpx
+
+        cookie = fixture.analyst_cookies[0] if fixture.analyst_cookies else ""
+        pages = httpx.get(f"{stack.base_url}/runs/", headers={"Cookie": cookie}).status_code
+        read_api = httpx.get(
+            f"{stack.base_url}/api/runs", headers={"Authorization": f"Bearer {fixture.api_key}"}
+        ).status_code
+        if pages != 200:
+            log(f"! /runs/ answered {pages}: analysts are left out of this run")
+        if read_api != 200:
+            log(f"! /api/runs answered {read_api}: API clients read /api/elt/runs/<id> instead")
+        config = Config(
+            base_url=stack.base_url,
+            duration=args.duration,
+            gateways=fixture.gateways,
+            api_key=fixture.api_key,
+            analyst_cookies=fixture.analyst_cookies,
+            api_clients=args.api_clients,
+            runs_per_gateway=args.runs_per_gateway,
+            run_seconds=tuple(args.run_seconds),
+            pages=pages == 200,
+            read_api=read_api == 200,
+            seed=args.seed,
+        )
+        if configure is not None:
+            configure(config)
+        fleet = Fleet(config, journal, stats)
+        log(
+            f"load: {args.gateways} gateways, {args.analysts if config.pages else 0} analysts,"
+            f" {args.api_clients} API clients for {args.duration:.0f}s against {stack.base_url}"
+            f" (gunicorn workers: {stack.env.get('WEB_CONCURRENCY', '4')})"
+        )
+        started = time.monotonic()
+        side = (lambda f: during(f, stack, receiver)) if during else None
+        asyncio.run(fleet.run(during=side))
+        elapsed = time.monotonic() - started
+        journal.close()
+        log(f"load done in {elapsed:.0f}s; waiting for webhook deliveries")
+        wait_for_webhooks(receiver, args.webhook_wait)
+    finally:
+        stack.stop()
+        receiver.stop()
+
+    from loadtest.verify import verify
+
+    summary = summarise(stats, elapsed, args.p99_limit_ms)
+    outcome = verify(out / "journal.jsonl", receiver.snapshot())
+    if not args.quiet:
+        print_table(summary)
+        print("database check:", json.dumps(outcome.figures))
+        for problem in outcome.problems[:30]:
+            print("  PROBLEM:", problem)
+    t = summary["totals"]
+    target = {
+        "no_5xx": t["5xx"] == 0,
+        "no_lost_writes": outcome.ok,
+        "runner_patch_p99_under_limit": t["runner_patch_p99_ok"],
+        "well_formed_503": stats.bad_503_bodies == 0,
+    }
+    report = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "elapsed_seconds": round(elapsed, 1),
+        "worker_starts": stack.worker_starts,
+        **summary,
+        "database_check": outcome.figures,
+        "problems": outcome.problems,
+        "target": target,
+        "failures_timeline": stats.failures[:2000],
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    met = all(target.values())
+    log(f"target {'MET' if met else 'NOT MET'}: {json.dumps(target)}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

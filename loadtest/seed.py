@@ -1,0 +1,66 @@
+"""Seed the load database through the project's own services (runs in the driver process)."""
+
+import io
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
+from django.db import connections
+
+from gateways.services import api_key_issue, gateway_create, gateway_token_issue
+from pipelines.models import Pipeline
+
+
+@dataclass
+class Fixture:
+    gateways: list[dict[str, str]]
+    api_key: str
+    analyst_cookies: list[str]
+    webhook_secret: str | None
+
+
+def migrate() -> None:
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def seed(*, gateways: int, analysts: int, history: int, receiver_url: str | None) -> Fixture:
+    if history:
+        call_command("seed_demo", runs=history, stdout=io.StringIO())
+    fleet = []
+    for index in range(gateways):
+        gateway = gateway_create(name=f"lt-gw-{index:04d}")
+        _, token = gateway_token_issue(gateway=gateway, name="load")
+        pipeline = Pipeline.objects.create(name=f"lt_pipeline_{index:04d}", default_gateway=gateway)
+        fleet.append({"token": token, "pipeline": pipeline.public_id})
+
+    client = get_user_model().objects.create_user(username="lt-api-client")
+    client.user_permissions.add(*Permission.objects.filter(codename__in=["cancel_run"]))
+    _, api_key = api_key_issue(user=client, name="load")
+
+    cookies = []
+    for index in range(analysts):
+        user = get_user_model().objects.create_user(username=f"lt-analyst-{index:02d}")
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
+
+    secret = None
+    if receiver_url:
+        try:
+            from webhooks.services import webhook_endpoint_create
+        except ImportError:
+            webhook_endpoint_create = None
+        if webhook_endpoint_create is not None:
+            _, secret = webhook_endpoint_create(
+                url=receiver_url,
+                events=["run.succeeded", "run.failed", "run.canceled"],
+                description="load test receiver",
+            )
+    connections.close_all()
+    return Fixture(gateways=fleet, api_key=api_key, analyst_cookies=cookies, webhook_secret=secret)
