@@ -140,9 +140,11 @@ def wait_for_webhooks(receiver, timeout: float) -> None:
     connections.close_all()
 
 
-def main(argv: list[str] | None = None, *, during=None, configure=None) -> int:
-    """Run one load; ``during(fleet, stack, receiver)`` may inject a fault (see faults.py)."""
-    args = parse_args(argv)
+def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_mode="ok"):
+    """Run one load and check it; ``during(fleet, stack, receiver)`` may inject a fault.
+
+    Returns the report (also written to ``report.json``) and the receiver.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or ROOT / "loadtest" / "out" / stamp
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None, *, during=None, configure=None) -> int:
 
     # httpx logs every request at INFO, and Django's logging config sends INFO to the console.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    receiver = Receiver()
+    receiver = Receiver(mode=receiver_mode)
     receiver.start()
     seeding.migrate()
     fixture = seeding.seed(
@@ -218,6 +220,7 @@ def main(argv: list[str] | None = None, *, during=None, configure=None) -> int:
         log(f"load done in {elapsed:.0f}s; waiting for webhook deliveries")
         wait_for_webhooks(receiver, args.webhook_wait)
     finally:
+        web_alive = stack.web is not None and stack.web.poll() is None
         stack.stop()
         receiver.stop()
 
@@ -231,25 +234,43 @@ def main(argv: list[str] | None = None, *, during=None, configure=None) -> int:
         for problem in outcome.problems[:30]:
             print("  PROBLEM:", problem)
     t = summary["totals"]
-    target = {
+    report = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "out": str(out),
+        "elapsed_seconds": round(elapsed, 1),
+        "worker_starts": stack.worker_starts,
+        "web_alive_at_end": web_alive,
+        "gunicorn_worker_boots": (out / "web.log")
+        .read_text(errors="replace")
+        .count("Booting worker"),
+        **summary,
+        "database_check": outcome.figures,
+        "problems": outcome.problems,
+        "bad_503_bodies": stats.bad_503_bodies,
+        "failures_timeline": stats.failures[:5000],
+    }
+    report["target"] = {
         "no_5xx": t["5xx"] == 0,
         "no_lost_writes": outcome.ok,
         "runner_patch_p99_under_limit": t["runner_patch_p99_ok"],
         "well_formed_503": stats.bad_503_bodies == 0,
+        "web_stayed_up": web_alive,
     }
-    report = {
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "elapsed_seconds": round(elapsed, 1),
-        "worker_starts": stack.worker_starts,
-        **summary,
-        "database_check": outcome.figures,
-        "problems": outcome.problems,
-        "target": target,
-        "failures_timeline": stats.failures[:2000],
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    met = all(target.values())
-    log(f"target {'MET' if met else 'NOT MET'}: {json.dumps(target)}")
+    report["_stats"] = stats
+    return report, receiver
+
+
+def write_report(report: dict) -> None:
+    public = {k: v for k, v in report.items() if not k.startswith("_")}
+    (Path(report["out"]) / "report.json").write_text(json.dumps(public, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report, _ = run_load(args)
+    write_report(report)
+    met = all(report["target"].values())
+    print(f"target {'MET' if met else 'NOT MET'}: {json.dumps(report['target'])}", flush=True)
     return 0 if met else 1
 
 

@@ -49,6 +49,8 @@ class Config:
     short_timeout_rate: float = 0.0
     short_timeout: float = 0.02
     write_deadline: float = 120.0
+    # Without keys a retried append may be stored twice: the retry fault shows the check sees it.
+    idempotency_keys: bool = True
     drain_seconds: float = 90.0
     pages: bool = True
     read_api: bool = True
@@ -64,7 +66,11 @@ class Stats:
     failures: list[tuple[float, str, str]] = field(default_factory=list)
     bad_503_bodies: int = 0
 
+    # (monotonic second since start, name, latency) of every answer, for before/after figures.
+    timeline: list[tuple[float, str, float]] = field(default_factory=list)
+
     def record(self, name: str, code: int | str, seconds: float) -> None:
+        self.timeline.append((time.monotonic() - self.started, name, seconds))
         self.latencies[name].append(seconds)
         self.codes[name][code] += 1
         if not (isinstance(code, int) and 200 <= code < 300):
@@ -136,7 +142,9 @@ class Fleet:
         answer was lost is not applied again.
         """
         deadline = time.monotonic() + self.config.write_deadline
-        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+        headers = {"Authorization": f"Bearer {token}"}
+        if self.config.idempotency_keys:
+            headers["Idempotency-Key"] = key
         if self.rng.random() < self.config.minimal_rate:
             headers["Prefer"] = "return=minimal"
         delay = 0.5
@@ -402,4 +410,5 @@ class Fleet:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if side is not None:
-                await asyncio.gather(side, return_exceptions=True)
+                # The fault is part of the experiment: if it could not be injected, say so.
+                await side

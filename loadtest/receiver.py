@@ -28,6 +28,8 @@ class Receiver:
     slow_seconds: float = 3.0
     deliveries: list[Delivery] = field(default_factory=list)
     in_flight: int = 0
+    # webhook-id of every request as it arrives, before any answer (for the kill-worker fault).
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
@@ -50,6 +52,7 @@ class Receiver:
                 raw = self.rfile.read(length)
                 with receiver._lock:
                     receiver.in_flight += 1
+                    receiver.arrivals.append((time.time(), self.headers.get("webhook-id", "")))
                 try:
                     receiver._handle(self, raw)
                 finally:

@@ -1,0 +1,267 @@
+"""Fault runs: the load of ``python -m loadtest`` with one fault injected, and the same checks.
+
+    python -m loadtest.faults db-outage       # this database refuses connections for a while
+    python -m loadtest.faults pg-restart --yes-restart-postgres   # the whole server restarts
+    python -m loadtest.faults kill-worker     # SIGKILL the worker while a delivery is in flight
+    python -m loadtest.faults hang-receiver   # the webhook receiver stops answering
+    python -m loadtest.faults retry           # runners time out early and retry every PATCH
+
+Every fault keeps the base checks (nothing acknowledged is lost, nothing stored twice, no run
+claimed twice, one event per final run, every event delivered) and adds its own. Options after
+the fault name are those of ``python -m loadtest`` (``--duration``, ``--gateways`` ...).
+"""
+
+import argparse
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from loadtest.__main__ import RUNNER_PATCHES, parse_args, percentile, run_load, write_report
+from loadtest.stack import admin_url, database_name
+
+FAULTS = ["db-outage", "pg-restart", "kill-worker", "hang-receiver", "retry"]
+
+
+def _sql(url: str, *statements: tuple[str, list]) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url(url), autocommit=True, connect_timeout=5) as conn:
+        for statement, params in statements:
+            conn.execute(statement, params)
+
+
+def db_outage(fault_args):
+    """The load's database refuses every connection for ``--outage-seconds``.
+
+    Only this database is touched (``ALLOW_CONNECTIONS false`` and its backends terminated), so
+    other databases on the server keep working. Open connections die mid-transaction, exactly as
+    in a server restart.
+    """
+    window: dict[str, float] = {}
+
+    async def during(fleet, stack, receiver):
+        await asyncio.sleep(fleet.config.duration / 3)
+        url, name = stack.database_url, database_name(stack.database_url)
+        window["start"] = time.monotonic() - fleet.stats.started
+        await asyncio.to_thread(
+            _sql,
+            url,
+            (f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', []),
+            ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]),
+        )
+        await asyncio.sleep(fault_args.outage_seconds)
+        await asyncio.to_thread(_sql, url, (f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true', []))
+        window["end"] = time.monotonic() - fleet.stats.started
+        print(
+            f"fault: database refused connections from {window['start']:.1f}s to "
+            f"{window['end']:.1f}s",
+            flush=True,
+        )
+
+    return during, window
+
+
+def pg_restart(fault_args):
+    """Restart the PostgreSQL server itself (every database on it) with a fast shutdown."""
+    window: dict[str, float] = {}
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+
+    async def during(fleet, stack, receiver):
+        await asyncio.sleep(fleet.config.duration / 3)
+        window["start"] = time.monotonic() - fleet.stats.started
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                "pg_ctlcluster",
+                "--skip-systemctl-redirect",
+                version,
+                "main",
+                "restart",
+                "-m",
+                "fast",
+            ],
+            check=True,
+            timeout=60,
+        )
+        window["end"] = time.monotonic() - fleet.stats.started
+        print(
+            f"fault: PostgreSQL restarted from {window['start']:.1f}s to {window['end']:.1f}s",
+            flush=True,
+        )
+
+    return during, window
+
+
+def kill_worker(fault_args):
+    """SIGKILL the worker while the (slow) receiver holds a delivery open; start a new one."""
+    state: dict = {}
+
+    async def during(fleet, stack, receiver):
+        await asyncio.sleep(fleet.config.duration / 3)
+        deadline = time.monotonic() + fleet.config.duration / 2
+        while receiver.in_flight == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        with receiver._lock:
+            now = time.time()
+            # Requests that arrived within the slow answer's delay are still being answered.
+            state["in_flight_ids"] = sorted(
+                {wid for at, wid in receiver.arrivals if now - at < receiver.slow_seconds}
+            )
+        state["killed_at"] = now
+        stack.kill_worker(signal.SIGKILL)
+        print(
+            f"fault: worker killed with {len(state['in_flight_ids'])} deliveries in flight",
+            flush=True,
+        )
+        await asyncio.sleep(2)
+        stack.start_worker()
+
+    return during, state
+
+
+def hang_receiver(fault_args):
+    """The receiver stops answering for the middle third of the load; then it answers again."""
+    window: dict[str, float] = {}
+
+    async def during(fleet, stack, receiver):
+        third = fleet.config.duration / 3
+        await asyncio.sleep(third)
+        receiver.mode = "hang"
+        window["start"] = time.monotonic() - fleet.stats.started
+        await asyncio.sleep(third)
+        receiver.mode = "ok"
+        window["end"] = time.monotonic() - fleet.stats.started
+
+    return during, window
+
+
+def runner_p99(stats, start: float, end: float) -> float:
+    values = [s for t, name, s in stats.timeline if name in RUNNER_PATCHES and start <= t < end]
+    return round(percentile(values, 99) * 1000, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m loadtest.faults")
+    parser.add_argument("fault", choices=FAULTS)
+    parser.add_argument("--outage-seconds", type=float, default=8.0)
+    parser.add_argument("--yes-restart-postgres", action="store_true")
+    parser.add_argument("--without-idempotency-keys", action="store_true")
+    fault_args, rest = parser.parse_known_args(argv)
+    defaults = ["--duration", "90", "--gateways", "100", "--analysts", "10"]
+    args = parse_args(defaults + rest)
+    fault = fault_args.fault
+    configure = None
+    receiver_mode = "ok"
+    checks: dict[str, bool] = {}
+
+    if fault == "pg-restart" and not fault_args.yes_restart_postgres:
+        raise SystemExit(
+            "pg-restart restarts the whole PostgreSQL server, interrupting every database on "
+            "it; pass --yes-restart-postgres to go ahead (db-outage is the same fault for one "
+            "database)."
+        )
+    if fault == "db-outage":
+        during, window = db_outage(fault_args)
+    elif fault == "pg-restart":
+        during, window = pg_restart(fault_args)
+    elif fault == "kill-worker":
+        during, window = kill_worker(fault_args)
+        receiver_mode = "slow"
+        # The killed delivery's lease (WEBHOOK_LEASE_SECONDS) must expire before the sweep
+        # sends it again.
+        args.webhook_wait = max(args.webhook_wait, 240)
+    elif fault == "hang-receiver":
+        during, window = hang_receiver(fault_args)
+        args.webhook_wait = max(args.webhook_wait, 120)
+    else:
+        during, window = None, {}
+
+        def configure(config):
+            # One PATCH in five gives up after 20 ms, usually after the server applied it, and
+            # is retried with the same key (or, with --without-idempotency-keys, with none).
+            config.short_timeout_rate = 0.2
+            config.short_timeout = 0.02
+            config.idempotency_keys = not fault_args.without_idempotency_keys
+
+    report, receiver = run_load(
+        args, during=during, configure=configure, receiver_mode=receiver_mode
+    )
+    stats = report.pop("_stats")
+    target = report["target"]
+    failures = report["failures_timeline"]
+
+    if fault in ("db-outage", "pg-restart"):
+        # 503s are the expected answer while the database is gone; nothing else is.
+        start, end = window.get("start", 0), window.get("end", 0)
+        codes = [code for _, _, code in failures]
+        others = [f for f in failures if f[2] not in ("503", "409")]
+        after = [f for f in failures if f[0] > end + 5 and f[2] == "503"]
+        target["no_5xx"] = all(code == "503" or not code.startswith("5") for code in codes)
+        checks["saw_503_during_outage"] = any(
+            start <= t <= end + 5 and code == "503" for t, _, code in failures
+        )
+        checks["recovered_without_restart"] = not after and report["web_alive_at_end"]
+        report["fault"] = {
+            "window_seconds": [round(start, 1), round(end, 1)],
+            "503_count": codes.count("503"),
+            "503_after_recovery": len(after),
+            "other_failures": len(others),
+            "runner_patch_p99_ms_after_recovery": runner_p99(stats, end + 5, 1e9),
+        }
+        # The outage itself is slow by design; the latency target applies once it is over.
+        target["runner_patch_p99_under_limit"] = (
+            report["fault"]["runner_patch_p99_ms_after_recovery"] < args.p99_limit_ms
+        )
+    elif fault == "kill-worker":
+        delivered = {}
+        for delivery in receiver.snapshot():
+            delivered.setdefault(delivery.webhook_id, []).append(delivery.received_at)
+        ids = window.get("in_flight_ids", [])
+        again = [i for i in ids if len(delivered.get(i, [])) >= 2]
+        checks["killed_mid_delivery"] = bool(ids)
+        checks["in_flight_events_delivered_again_same_id"] = bool(ids) and len(again) == len(ids)
+        report["fault"] = {
+            "in_flight_at_kill": ids,
+            "delivered_again": again,
+            "worker_starts": report["worker_starts"],
+        }
+    elif fault == "hang-receiver":
+        start, end = window["start"], window["end"]
+        before, hanging = runner_p99(stats, 5, start), runner_p99(stats, start, end)
+        report["fault"] = {
+            "runner_patch_p99_ms_before": before,
+            "runner_patch_p99_ms_while_hanging": hanging,
+        }
+        checks["api_latency_unchanged"] = hanging < args.p99_limit_ms
+    else:
+        figures = report["database_check"]
+        timeouts = sum(
+            report_row["codes"].get("timeout", 0)
+            for report_row in report["endpoints"]
+            if report_row["endpoint"] in RUNNER_PATCHES
+        )
+        report["fault"] = {"client_timeouts_retried": timeouts}
+        checks["retries_happened"] = timeouts > 0
+        if fault_args.without_idempotency_keys:
+            # The control: without keys, a retried append can be stored twice, and the check
+            # must say so.
+            duplicated = figures.get("log_duplicated", 0) + figures.get("sample_duplicated", 0)
+            checks["duplicates_detected_without_keys"] = duplicated > 0
+            target["no_lost_writes"] = figures.get("log_lost", 0) == 0
+            target["runner_patch_p99_under_limit"] = True
+        # Early client timeouts are the fault; the p99 of answered requests still counts.
+    report["target"] = {**target, **checks}
+    write_report(report)
+    met = all(report["target"].values())
+    print("fault:", json.dumps(report.get("fault", {})))
+    print(f"{fault}: {'PASSED' if met else 'FAILED'}: {json.dumps(report['target'])}", flush=True)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
