@@ -4,7 +4,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,16 @@ class ApiErrorMiddleware:
 
     def process_exception(self, request, exception):
         if not request.path.startswith("/api/"):
+            if isinstance(exception, OperationalError | InterfaceError):
+                # Pages too: a database restart is "try again shortly", not a server bug.
+                logger.warning("database unavailable: %s", type(exception).__name__)
+                response = HttpResponse(
+                    "The service is briefly unavailable; retry in a moment.",
+                    status=503,
+                    content_type="text/plain; charset=utf-8",
+                )
+                response["Retry-After"] = "2"
+                return response
             return None
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse(
