@@ -1,0 +1,50 @@
+"""A minute of the load run (``python -m loadtest``) at a small scale: the Procfile's processes on
+PostgreSQL, a fleet of gateways, analysts and API clients, and the database checked against the
+journal of acknowledged writes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loadtest.stack import ROOT
+
+pytestmark = pytest.mark.smoke_load
+
+
+def test_a_minute_of_load_loses_nothing_and_never_fails(scratch_database_url, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest",
+        "--duration=60",
+        "--gateways=20",
+        "--analysts=4",
+        "--api-clients=2",
+        "--history=300",
+        "--run-seconds",
+        "15",
+        "30",
+        # Shared CI machines are noisy: the latency target is for the full run, not this one.
+        "--p99-limit-ms=1500",
+        f"--database-url={scratch_database_url}",
+        f"--out={tmp_path}",
+        "--quiet",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    report_path = tmp_path / "report.json"
+    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    checked = report["database_check"]
+    assert report["totals"]["5xx"] == 0, report["endpoints"]
+    assert report["problems"] == [], report["problems"][:20]
+    assert checked["log_lost"] == checked["sample_lost"] == 0
+    assert checked["log_duplicated"] == checked["sample_duplicated"] == 0
+    assert checked["claimed_twice"] == 0
+    # The load really ran: runs went round, lines and samples were written and acknowledged.
+    assert checked["runs_finished"] >= 20
+    assert checked["log_acked"] >= 200
+    assert checked["sample_acked"] >= 100
+    assert report["target"]["web_stayed_up"]
+    assert result.returncode == 0, report["target"]
