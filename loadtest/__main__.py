@@ -28,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gateways", type=int, default=200)
     parser.add_argument("--analysts", type=int, default=20)
     parser.add_argument("--api-clients", type=int, default=5)
+    parser.add_argument("--analyst-think", type=float, nargs=2, default=(4.0, 10.0))
     parser.add_argument("--runs-per-gateway", type=int, default=1)
     parser.add_argument("--run-seconds", type=float, nargs=2, default=(20.0, 60.0))
     parser.add_argument("--history", type=int, default=2000, help="past runs seeded for pages")
@@ -198,6 +199,7 @@ def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_
             api_key=fixture.api_key,
             analyst_cookies=fixture.analyst_cookies,
             api_clients=args.api_clients,
+            analyst_think_seconds=tuple(args.analyst_think),
             runs_per_gateway=args.runs_per_gateway,
             run_seconds=tuple(args.run_seconds),
             pages=pages == 200,

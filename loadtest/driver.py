@@ -36,6 +36,8 @@ class Config:
     api_key: str
     analyst_cookies: list[str]
     api_clients: int = 5
+    # A person reads a page before the next click: seconds between an analyst's visits.
+    analyst_think_seconds: tuple[float, float] = (4.0, 10.0)
     poll_interval: float = 10.0
     log_interval: float = 3.0
     sample_interval: float = 5.0
@@ -222,6 +224,8 @@ class Fleet:
         return code is not None and 200 <= code < 300
 
     async def claim_and_run(self, index: int, token: str, run_id: str) -> None:
+        # A run whose creation answer was lost still counts towards the gateway's share.
+        self.active_runs[index].add(run_id)
         if self.rng.random() < self.config.duplicate_claim_rate:
             # Two replicas of the gateway see the same queued run and race to claim it.
             results = await asyncio.gather(
@@ -326,6 +330,7 @@ class Fleet:
                 if not match:
                     break
                 url = "/runs/" + match.group(1).replace("&amp;", "&")
+                await asyncio.sleep(self.rng.uniform(1, 3))
                 response = await self.request(
                     "GET /runs/ (older page)",
                     "GET",
@@ -334,10 +339,11 @@ class Fleet:
                 )
             ids = re.findall(r'href="/runs/(run_[A-Za-z0-9]+)/"', response.text if response else "")
             if ids:
+                await asyncio.sleep(self.rng.uniform(1, 3))
                 await self.request(
                     "GET /runs/{id}/", "GET", f"/runs/{self.rng.choice(ids)}/", headers=headers
                 )
-            await asyncio.sleep(1 + 2 * self.rng.random())
+            await asyncio.sleep(self.rng.uniform(*self.config.analyst_think_seconds))
 
     async def api_client(self) -> None:
         headers = {"Authorization": f"Bearer {self.config.api_key}"}

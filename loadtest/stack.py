@@ -72,6 +72,9 @@ def process_env(database_url: str, extra: dict[str, str] | None = None) -> dict[
             "THROTTLE_GATEWAY": env.get("THROTTLE_GATEWAY", "100000/min"),
             "THROTTLE_API_KEY": env.get("THROTTLE_API_KEY", "100000/min"),
             "PYTHONUNBUFFERED": "1",
+            # Server-side time per request (microseconds) in the access log, beside the
+            # client-side latencies the driver measures.
+            "GUNICORN_CMD_ARGS": "--access-logformat '%(m)s %(U)s %(s)s %(D)s'",
         }
     )
     env.update(extra or {})
