@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -153,7 +154,7 @@ def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_
 
     from loadtest.driver import Config, Fleet, Journal, Stats
     from loadtest.receiver import Receiver
-    from loadtest.stack import Stack, recreate_database
+    from loadtest.stack import Stack, cpu_usage, recreate_database
 
     log(f"database {args.database_url} (recreated); output in {out}")
     recreate_database(args.database_url)
@@ -214,10 +215,13 @@ def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_
             f" {args.api_clients} API clients for {args.duration:.0f}s against {stack.base_url}"
             f" (gunicorn workers: {stack.env.get('WEB_CONCURRENCY', '4')})"
         )
-        started = time.monotonic()
+        load_before = os.getloadavg()
+        started, driver_cpu = time.monotonic(), time.process_time()
         side = (lambda f: during(f, stack, receiver)) if during else None
         asyncio.run(fleet.run(during=side))
         elapsed = time.monotonic() - started
+        cpu = cpu_usage(stack)
+        cpu["driver_cpu_seconds"] = round(time.process_time() - driver_cpu, 2)
         journal.close()
         log(f"load done in {elapsed:.0f}s; waiting for webhook deliveries")
         wait_for_webhooks(receiver, args.webhook_wait)
@@ -230,11 +234,6 @@ def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_
 
     summary = summarise(stats, elapsed, args.p99_limit_ms)
     outcome = verify(out / "journal.jsonl", receiver.snapshot())
-    if not args.quiet:
-        print_table(summary)
-        print("database check:", json.dumps(outcome.figures))
-        for problem in outcome.problems[:30]:
-            print("  PROBLEM:", problem)
     t = summary["totals"]
     report = {
         "args": {k: str(v) for k, v in vars(args).items()},
@@ -242,6 +241,19 @@ def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_
         "elapsed_seconds": round(elapsed, 1),
         "worker_starts": stack.worker_starts,
         "web_alive_at_end": web_alive,
+        "cpu": {
+            **cpu,
+            # Server CPU (gunicorn + PostgreSQL backends) per request: what the load costs,
+            # independent of whatever else shared the machine during the run.
+            "server_cpu_ms_per_request": round(
+                1000
+                * (cpu["web_cpu_seconds"] + cpu["database_cpu_seconds"])
+                / max(1, summary["totals"]["requests"]),
+                2,
+            ),
+        },
+        # Other work on the machine shows here; the latencies depend on it.
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "gunicorn_worker_boots": (out / "web.log")
         .read_text(errors="replace")
         .count("Booting worker"),
@@ -259,6 +271,12 @@ def run_load(args: argparse.Namespace, *, during=None, configure=None, receiver_
         "web_stayed_up": web_alive,
     }
     report["_stats"] = stats
+    if not args.quiet:
+        print_table(summary)
+        print("database check:", json.dumps(outcome.figures))
+        print("cpu:", json.dumps(report["cpu"]), "load average:", report["load_average"])
+        for problem in outcome.problems[:30]:
+            print("  PROBLEM:", problem)
     return report, receiver
 
 
@@ -267,7 +285,17 @@ def write_report(report: dict) -> None:
     (Path(report["out"]) / "report.json").write_text(json.dumps(public, indent=2))
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the processes the run started are stopped too."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     args = parse_args(argv)
     report, _ = run_load(args)
     write_report(report)

@@ -20,7 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest.__main__ import RUNNER_PATCHES, parse_args, percentile, run_load, write_report
+from loadtest.__main__ import (
+    RUNNER_PATCHES,
+    parse_args,
+    percentile,
+    run_load,
+    stop_on_sigterm,
+    write_report,
+)
 from loadtest.stack import admin_url, database_name
 
 FAULTS = ["db-outage", "pg-restart", "kill-worker", "hang-receiver", "retry"]
@@ -145,6 +152,7 @@ def runner_p99(stats, start: float, end: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m loadtest.faults")
     parser.add_argument("fault", choices=FAULTS)

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{gateways:4} gateways {analysts:3} analysts {clients:2} clients: "
             f"{totals['rps']:6} req/s, runner PATCH p50 {totals['runner_patch_p50_ms']} ms "
             f"p99 {totals['runner_patch_p99_ms']} ms, 5xx {totals['5xx']}, "
-            f"transport errors {totals['transport']}, problems "
+            f"transport errors {totals['transport']}, server CPU "
+            f"{report['cpu']['server_cpu_ms_per_request']} ms/request, load average "
+            f"{report['load_average']['after'][0]:.1f}, problems "
             f"{report['database_check'].get('problems', 0)} -> {'MET' if met else 'missed'}"
             f"  ({out})",
             flush=True,

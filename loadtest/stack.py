@@ -161,3 +161,54 @@ class Stack:
 
 def describe_command(argv: list[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in argv)
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_usage(stack: "Stack") -> dict[str, float]:
+    """CPU seconds used so far by gunicorn (master and workers) and by this database's
+    PostgreSQL backends: the cost of the load, whatever else the machine was doing."""
+    web = 0.0
+    if stack.web is not None:
+        # The shell of the Procfile line, gunicorn's master, and its workers.
+        pending, seen = [stack.web.pid], set()
+        while pending:
+            pid = pending.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            web += _proc_cpu_seconds(pid)
+            pending.extend(_children(pid))
+    database = 0.0
+    try:
+        import psycopg
+
+        with psycopg.connect(admin_url(stack.database_url), autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                [database_name(stack.database_url)],
+            ).fetchall()
+        database = sum(_proc_cpu_seconds(pid) for (pid,) in pids)
+    except Exception:  # noqa: S110 - a figure for the report, never a reason to fail the run
+        pass
+    return {"web_cpu_seconds": round(web, 2), "database_cpu_seconds": round(database, 2)}
