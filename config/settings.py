@@ -188,6 +188,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # httpx logs every request URL at INFO; webhook URLs may carry tokens.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
