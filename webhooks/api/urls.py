@@ -7,7 +7,7 @@ app_name = "webhooks-api"
 urlpatterns = [
     path(
         "webhooks",
-        WebhookEndpointViewSet.as_view({"get": "list", "post": "create"}),
+        WebhookEndpointViewSet.as_view({"get": "list_endpoints", "post": "create"}),
         name="endpoint-list",
     ),
     path(

@@ -63,10 +63,6 @@ def _refusal(exc: DjangoValidationError) -> exceptions.ValidationError:
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="List webhook endpoints",
-        responses={200: WebhookEndpointListOutputSerializer, 401: ERRORS[401]},
-    ),
     retrieve=extend_schema(
         summary="Get a webhook endpoint",
         responses={200: WebhookEndpointOutputSerializer, 401: ERRORS[401], 404: ERRORS[404]},
@@ -87,19 +83,6 @@ def _refusal(exc: DjangoValidationError) -> exceptions.ValidationError:
         summary="Delete a webhook endpoint",
         responses={204: None, 401: ERRORS[401], 403: ERRORS[403], 404: ERRORS[404]},
     ),
-    rotate_secret=extend_schema(
-        summary="Rotate the signing secret",
-        description="Answers with the new secret, shown only this once. The previous secret "
-        "keeps signing beside it (a second `v1,` signature) for 24 hours.",
-        request=None,
-        responses={200: WebhookEndpointWithSecretOutputSerializer, **ERRORS},
-    ),
-    send_test=extend_schema(
-        summary="Send a test event",
-        description="Queues a signed `webhook.test` event to this endpoint alone.",
-        request=None,
-        responses={202: WebhookTestOutputSerializer, **ERRORS},
-    ),
 )
 class WebhookEndpointViewSet(viewsets.ViewSet):
     permission_classes = [IsPerson, WebhookEndpointPermission]
@@ -111,7 +94,13 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
             raise exceptions.NotFound("No webhook endpoint with this id.")
         return endpoint
 
-    def list(self, request: Request) -> Response:
+    # Not named "list": the answer is one {"data": [...]} object, not a bare array.
+    @extend_schema(
+        operation_id="api_webhooks_list",
+        summary="List webhook endpoints",
+        responses={200: WebhookEndpointListOutputSerializer, 401: ERRORS[401]},
+    )
+    def list_endpoints(self, request: Request) -> Response:
         endpoints = selectors.webhook_endpoint_list()
         return Response({"data": WebhookEndpointOutputSerializer(endpoints, many=True).data})
 
@@ -153,6 +142,13 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         services.webhook_endpoint_delete(endpoint=self._get(id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        summary="Rotate the signing secret",
+        description="Answers with the new secret, shown only this once. The previous secret "
+        "keeps signing beside it (a second `v1,` signature) for 24 hours.",
+        request=None,
+        responses={200: WebhookEndpointWithSecretOutputSerializer, **ERRORS},
+    )
     def rotate_secret(self, request: Request, id: str) -> Response:
         endpoint = self._get(id)
         secret = services.webhook_endpoint_secret_rotate(endpoint=endpoint)
@@ -160,6 +156,12 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         body = WebhookEndpointWithSecretOutputSerializer(endpoint, context={"secret": secret})
         return Response(body.data)
 
+    @extend_schema(
+        summary="Send a test event",
+        description="Queues a signed `webhook.test` event to this endpoint alone.",
+        request=None,
+        responses={202: WebhookTestOutputSerializer, **ERRORS},
+    )
     def send_test(self, request: Request, id: str) -> Response:
         event = services.webhook_endpoint_send_test(endpoint=self._get(id))
         return Response(
