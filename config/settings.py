@@ -30,7 +30,7 @@ if not SECRET_KEY:
     if not DEBUG and os.environ.get("DJANGO_REQUIRE_SECRET_KEY") == "true":
         raise RuntimeError("SECRET_KEY must be set")
     # A fixed development key keeps sessions valid across restarts of a local install.
-    SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production-0123456789abcdef"
+    SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production-0123456789abcdef"  # noqa: S105
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -199,3 +199,7 @@ SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+
+# Background work: the `worker` process enqueues these every interval (see run_worker).
+PERIODIC_TASKS: list[str] = []
+PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

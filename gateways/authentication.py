@@ -42,7 +42,9 @@ def _bearer(request) -> str | None:
     if parts[0].lower() != b"bearer":
         return None
     if len(parts) != 2:
-        raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+        raise exceptions.AuthenticationFailed(
+            "Malformed Authorization header: use 'Bearer <token>'."
+        )
     try:
         return parts[1].decode("ascii")
     except UnicodeDecodeError:

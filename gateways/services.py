@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from gateways.models import ApiKey, Credential, Gateway, GatewayToken
 
-GATEWAY_TOKEN_PREFIX = "gwt_"
+GATEWAY_TOKEN_PREFIX = "gwt_"  # noqa: S105
 API_KEY_PREFIX = "eltk_"
 DISPLAY_PREFIX_CHARS = 12
 

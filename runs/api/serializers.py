@@ -1,0 +1,228 @@
+"""Input serializers per caller role, and the run as the runner routes return it."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rest_framework import serializers
+
+from runs.api.fields import (
+    ScalarMapField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictDateTimeField,
+    StrictIntegerField,
+    StrictNumberField,
+    StrictSerializer,
+)
+from runs.models import LogLevel, Run, RunNode, RunStatus, TriggerType
+
+STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
+NODE_STATUSES = [
+    "pending",
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "failed",
+    "canceled",
+    "skipped",
+]
+MAX_LIST_ITEMS = 5000
+
+
+class TelemetrySummarySerializer(serializers.Serializer):
+    """Known keys are typed; any other scalar key a runner chooses is kept as sent."""
+
+    rowsLoaded = StrictIntegerField(required=False, allow_null=True)
+    bytesLoaded = StrictIntegerField(required=False, allow_null=True)
+    progress = StrictNumberField(required=False, allow_null=True, min_value=0, max_value=100)
+    currentPhase = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, max_length=200
+    )
+    currentResource = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, max_length=500
+    )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(["Must be a JSON object."])
+        known = {key: data[key] for key in data if key in self.fields}
+        extra = {key: data[key] for key in data if key not in self.fields}
+        validated = super().to_internal_value(known)
+        validated.update(ScalarMapField(max_keys=64).run_validation(extra))
+        return validated
+
+
+class TelemetrySampleSerializer(serializers.Serializer):
+    """``{at?, <name>: number, ...}``: a point of the run's time series."""
+
+    at = StrictDateTimeField(required=False)
+    rowsLoaded = StrictIntegerField(required=False)
+    bytesLoaded = StrictIntegerField(required=False)
+    progress = StrictNumberField(required=False, min_value=0, max_value=100)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(["Must be a JSON object."])
+        known = {key: data[key] for key in data if key in self.fields}
+        extra = {key: data[key] for key in data if key not in self.fields}
+        validated = super().to_internal_value(known)
+        validated.update(ScalarMapField(max_keys=32, numeric_only=True).run_validation(extra))
+        return validated
+
+
+class AppendLogSerializer(StrictSerializer):
+    level = StrictChoiceField(LogLevel.choices)
+    message = StrictCharField(allow_blank=True, trim_whitespace=False)
+    nodeId = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=200)
+
+
+class LogEntrySerializer(AppendLogSerializer):
+    at = StrictDateTimeField(required=False)
+
+
+class NodeSerializer(StrictSerializer):
+    nodeId = StrictCharField(max_length=200)
+    type = StrictCharField(required=False, allow_blank=True, max_length=200)
+    status = StrictChoiceField(NODE_STATUSES, aliases={"cancelled": "canceled"})
+    startedAt = StrictDateTimeField(required=False, allow_null=True)
+    finishedAt = StrictDateTimeField(required=False, allow_null=True)
+    retries = StrictIntegerField(required=False, max_value=2**31 - 1)
+    metrics = ScalarMapField(required=False, max_keys=64)
+
+
+class RunPatchSerializer(StrictSerializer):
+    """Every field of a runner PATCH; all optional, applied together or not at all."""
+
+    status = StrictChoiceField(RunStatus.choices, aliases=STATUS_ALIASES, required=False)
+    appendLog = AppendLogSerializer(required=False)
+    logEntries = LogEntrySerializer(many=True, required=False, max_length=MAX_LIST_ITEMS)
+    telemetrySummary = TelemetrySummarySerializer(required=False)
+    appendTelemetrySample = TelemetrySampleSerializer(required=False)
+    telemetrySamples = TelemetrySampleSerializer(
+        many=True, required=False, max_length=MAX_LIST_ITEMS
+    )
+    errorSummary = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, trim_whitespace=False
+    )
+    startedAt = StrictDateTimeField(required=False, allow_null=True)
+    finishedAt = StrictDateTimeField(required=False, allow_null=True)
+    nodes = NodeSerializer(many=True, required=False, max_length=1000)
+
+    def validate_nodes(self, nodes):
+        seen = set()
+        for node in nodes:
+            if node["nodeId"] in seen:
+                raise serializers.ValidationError(f"nodeId {node['nodeId']!r} appears twice.")
+            seen.add(node["nodeId"])
+        return nodes
+
+    def to_changes(self) -> dict[str, Any]:
+        """The validated body in the service's snake_case vocabulary."""
+        data = self.validated_data
+        names = {
+            "status": "status",
+            "appendLog": "append_log",
+            "logEntries": "log_entries",
+            "telemetrySummary": "telemetry_summary",
+            "appendTelemetrySample": "append_telemetry_sample",
+            "telemetrySamples": "telemetry_samples",
+            "errorSummary": "error_summary",
+            "startedAt": "started_at",
+            "finishedAt": "finished_at",
+            "nodes": "nodes",
+        }
+        return {names[key]: value for key, value in data.items()}
+
+
+class TriggerField(serializers.Field):
+    """``"schedule"`` or ``{"type": "schedule", ...scalar details}``."""
+
+    default_error_messages = {
+        "invalid": "Must be a trigger type string or an object with a 'type'.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = {"type": data}
+        if not isinstance(data, dict) or "type" not in data:
+            self.fail("invalid")
+        details = dict(data)
+        trigger_type = StrictChoiceField(TriggerType.choices).run_validation(details.pop("type"))
+        details = ScalarMapField(max_keys=16).run_validation(details)
+        return {"type": trigger_type, "details": details}
+
+    def to_representation(self, value):
+        return value
+
+
+class RunCreateSerializer(StrictSerializer):
+    pipelineId = StrictCharField(max_length=40)
+    gateway = StrictCharField(required=False, allow_null=True, max_length=100)
+    trigger = TriggerField(required=False)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def trigger_repr(run: Run) -> dict[str, Any]:
+    return {"type": run.trigger_type, **run.trigger}
+
+
+def gateway_repr(run: Run) -> dict[str, str] | None:
+    if run.gateway_id is None:
+        return None
+    return {"id": run.gateway.public_id, "name": run.gateway.name}
+
+
+def log_line_repr(line) -> dict[str, Any]:
+    entry = {"at": iso(line.at), "level": line.level, "message": line.message}
+    if line.node_id:
+        entry["nodeId"] = line.node_id
+    return entry
+
+
+def sample_repr(sample) -> dict[str, Any]:
+    return {"at": iso(sample.at), **sample.values}
+
+
+def node_repr(node: RunNode) -> dict[str, Any]:
+    return {
+        "nodeId": node.node_id,
+        "type": node.type,
+        "status": node.status,
+        "startedAt": iso(node.started_at),
+        "finishedAt": iso(node.finished_at),
+        "retries": node.retries,
+        "metrics": node.metrics,
+    }
+
+
+def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[str, Any]:
+    """The run as GET, POST and every PATCH of the runner routes return it.
+
+    Lists passed as None are left out (the agent poll list is light).
+    """
+    body: dict[str, Any] = {
+        "id": run.public_id,
+        "pipelineId": run.pipeline.public_id,
+        "gateway": gateway_repr(run),
+        "status": run.status,
+        "trigger": trigger_repr(run),
+        "createdAt": iso(run.created_at),
+        "startedAt": iso(run.started_at),
+        "finishedAt": iso(run.finished_at),
+        "durationSeconds": run.duration_seconds,
+        "errorSummary": run.error_summary or None,
+    }
+    if logs is not None:
+        body["logEntries"] = [log_line_repr(line) for line in logs]
+    body["telemetry"] = {"summary": run.telemetry_summary}
+    if samples is not None:
+        body["telemetry"]["samples"] = [sample_repr(sample) for sample in samples]
+    if nodes is not None:
+        body["nodes"] = [node_repr(node) for node in nodes]
+    return body

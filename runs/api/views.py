@@ -1,0 +1,172 @@
+"""The runner API: ``/api/elt/runs`` (session or API key) and ``/api/agent/runs`` (gateway token).
+
+Both PATCH routes validate with the same serializer and call the same ``run_update``; they
+differ only in authentication and in which runs the caller can see.
+"""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateways.authentication import (
+    ApiKeyAuthentication,
+    GatewayTokenAuthentication,
+    IsGateway,
+    IsPerson,
+)
+from gateways.models import Gateway
+from pipelines.models import Pipeline
+from runs import selectors, services
+from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
+from runs.models import Run
+
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def wants_minimal(request) -> bool:
+    """``Prefer: return=minimal`` (RFC 7240) leaves out the log, the samples and the nodes."""
+    prefer = request.headers.get("Prefer", "")
+    return any(part.strip() == "return=minimal" for part in prefer.split(","))
+
+
+def runner_response(run: Run, request=None, *, status_code: int = status.HTTP_200_OK) -> Response:
+    if request is not None and wants_minimal(request):
+        response = Response(runner_run_repr(run), status=status_code)
+        response["Preference-Applied"] = "return=minimal"
+        return response
+    body = runner_run_repr(
+        run,
+        logs=selectors.run_log_lines(run=run),
+        samples=selectors.run_samples(run=run),
+        nodes=selectors.run_nodes(run=run),
+    )
+    return Response(body, status=status_code)
+
+
+def idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise ValidationError(
+            {"Idempotency-Key": [f"Must be 1 to {IDEMPOTENCY_KEY_MAX} printable characters."]}
+        )
+    return key
+
+
+def json_object_body(request) -> dict:
+    """The parsed body, which must be a JSON object (DRF leaves an empty body unparsed)."""
+    data = request.data
+    if not data and request.META.get("CONTENT_LENGTH") in (None, "", "0"):
+        raise ParseError("Request body is empty; send a JSON object.")
+    if not isinstance(data, dict):
+        raise ValidationError({"body": ["Must be a JSON object."]})
+    return data
+
+
+def apply_patch(request, run: Run) -> Response:
+    data = json_object_body(request)
+    serializer = RunPatchSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    run = services.run_update(
+        run=run,
+        changes=serializer.to_changes(),
+        actor=request.user,
+        idempotency_key=idempotency_key(request),
+    )
+    return runner_response(run, request)
+
+
+class EltRunCreateView(APIView):
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        operation_id="elt_runs_create",
+        request=RunCreateSerializer,
+        responses={201: OpenApiResponse(description="The new queued run.")},
+        tags=["runner"],
+    )
+    def post(self, request):
+        serializer = RunCreateSerializer(data=json_object_body(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        pipeline = Pipeline.objects.filter(public_id=data["pipelineId"]).first()
+        if pipeline is None:
+            raise ValidationError({"pipelineId": ["No pipeline with this id."]})
+        gateway = None
+        if data.get("gateway"):
+            ref = data["gateway"]
+            gateway = (
+                Gateway.objects.filter(public_id=ref).first()
+                or Gateway.objects.filter(name=ref).first()
+            )
+            if gateway is None:
+                raise ValidationError({"gateway": ["No gateway with this name or id."]})
+        trigger = data.get("trigger") or {"type": "api", "details": {}}
+        run = services.run_create(
+            pipeline=pipeline,
+            gateway=gateway,
+            trigger_type=trigger["type"],
+            trigger=trigger["details"],
+            created_by=request.user,
+        )
+        return runner_response(run, request, status_code=status.HTTP_201_CREATED)
+
+
+class EltRunDetailView(APIView):
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsPerson]
+
+    def get_run(self, run_id: str) -> Run:
+        run = selectors.run_get(public_id=run_id)
+        if run is None:
+            raise NotFound("No run with this id.")
+        return run
+
+    @extend_schema(operation_id="elt_runs_retrieve", tags=["runner"])
+    def get(self, request, run_id: str):
+        return runner_response(self.get_run(run_id), request)
+
+    @extend_schema(
+        operation_id="elt_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
+    )
+    def patch(self, request, run_id: str):
+        return apply_patch(request, self.get_run(run_id))
+
+
+class AgentRunListView(APIView):
+    authentication_classes = [GatewayTokenAuthentication]
+    permission_classes = [IsGateway]
+
+    @extend_schema(operation_id="agent_runs_list", tags=["runner"])
+    def get(self, request):
+        runs = selectors.gateway_actionable_runs(gateway=request.user.gateway)
+        data = [runner_run_repr(run) for run in runs]
+        return Response({"data": data})
+
+
+class AgentRunDetailView(APIView):
+    authentication_classes = [GatewayTokenAuthentication]
+    permission_classes = [IsGateway]
+
+    def get_run(self, request, run_id: str) -> Run:
+        run = selectors.run_get_for_gateway(gateway=request.user.gateway, public_id=run_id)
+        if run is None:
+            raise NotFound("No run with this id.")
+        return run
+
+    @extend_schema(operation_id="agent_runs_retrieve", tags=["runner"])
+    def get(self, request, run_id: str):
+        return runner_response(self.get_run(request, run_id), request)
+
+    @extend_schema(
+        operation_id="agent_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
+    )
+    def patch(self, request, run_id: str):
+        return apply_patch(request, self.get_run(request, run_id))

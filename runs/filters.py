@@ -1,0 +1,173 @@
+"""The one FilterSet of runs, used by ``GET /api/runs`` and by the Runs page.
+
+Query parameters (the same on both): ``status`` (one, a comma list, or repeated),
+``pipelineId``, ``gatewayId``, ``trigger``, ``dateRange=YYYY-MM-DD..YYYY-MM-DD`` (both days
+inclusive; either end may be left open), ``from``/``to`` (a date or an ISO timestamp; a date
+``to`` includes its whole day), ``window`` (``24h``, ``7d``, ``30d``) and ``q`` (a run id, or
+text in the error summary). Every value is checked by the form, so a bad one is a 400 naming
+the parameter, never an empty page or a 500.
+"""
+
+from datetime import date, datetime, time, timedelta
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from gateways.models import Gateway
+from pipelines.models import Pipeline
+from runs.models import Run, RunStatus, TriggerType
+
+STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+WINDOW_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+
+
+class StatusListField(forms.Field):
+    def to_python(self, value):
+        raw = value if isinstance(value, list) else [value] if value else []
+        statuses: list[str] = []
+        for chunk in raw:
+            for item in str(chunk).split(","):
+                item = STATUS_ALIASES.get(item.strip(), item.strip())
+                if not item:
+                    continue
+                if item not in RunStatus.values:
+                    raise forms.ValidationError(
+                        f"Unknown status {item!r}; use one of {', '.join(RunStatus.values)}."
+                    )
+                if item not in statuses:
+                    statuses.append(item)
+        return statuses
+
+
+class StatusWidget(forms.CheckboxSelectMultiple):
+    def value_from_datadict(self, data, files, name):
+        return data.getlist(name) if hasattr(data, "getlist") else data.get(name)
+
+
+class StatusListFilter(django_filters.Filter):
+    field_class = StatusListField
+
+    def filter(self, qs, value):
+        return qs.filter(status__in=value) if value else qs
+
+
+def _text(value, *, limit: int = 64) -> str:
+    value = "" if value is None else str(value).strip()
+    if len(value) > limit:
+        raise forms.ValidationError(f"Too long (at most {limit} characters).")
+    return value
+
+
+class InstantField(forms.Field):
+    """A date or an aware ISO 8601 timestamp. A date as an upper bound means the day's end."""
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs):
+        self.end_of_day = end_of_day
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        value = _text(value)
+        if not value:
+            return None
+        try:
+            if len(value) == 10:
+                day = date.fromisoformat(value)
+                return _day_start(day + timedelta(days=1) if self.end_of_day else day)
+            # A "+" in a query string arrives as a space.
+            parsed = datetime.fromisoformat(value.replace(" ", "+"))
+        except ValueError:
+            raise forms.ValidationError(
+                "Use a date (YYYY-MM-DD) or an ISO 8601 timestamp with a timezone."
+            ) from None
+        if parsed.tzinfo is None:
+            raise forms.ValidationError("Timestamp has no timezone; add Z or an offset.")
+        return parsed
+
+
+class InstantFilter(django_filters.Filter):
+    field_class = InstantField
+
+
+class DateRangeField(forms.Field):
+    def to_python(self, value):
+        value = _text(value)
+        if not value:
+            return None
+        start, sep, end = value.partition("..")
+        if not sep or not (start or end):
+            raise forms.ValidationError("Use YYYY-MM-DD..YYYY-MM-DD (either end may be open).")
+        try:
+            lower = date.fromisoformat(start) if start else None
+            upper = date.fromisoformat(end) if end else None
+        except ValueError:
+            raise forms.ValidationError("Dates must be valid YYYY-MM-DD dates.") from None
+        if lower and upper and lower > upper:
+            raise forms.ValidationError("The start date is after the end date.")
+        return (
+            _day_start(lower) if lower else None,
+            _day_start(upper + timedelta(days=1)) if upper else None,
+        )
+
+
+class DateRangeFilter(django_filters.Filter):
+    field_class = DateRangeField
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        lower, upper = value
+        if lower:
+            qs = qs.filter(created_at__gte=lower)
+        if upper:
+            qs = qs.filter(created_at__lt=upper)
+        return qs
+
+
+class RunFilterForm(forms.Form):
+    def clean(self):
+        data = super().clean()
+        lower, upper = data.get("from"), data.get("to")
+        if lower and upper and lower > upper:
+            self.add_error("from", "'from' is after 'to'.")
+        return data
+
+
+class RunFilter(django_filters.FilterSet):
+    status = StatusListFilter(widget=StatusWidget(choices=RunStatus.choices))
+    pipelineId = django_filters.ModelChoiceFilter(
+        field_name="pipeline", queryset=Pipeline.objects.all(), to_field_name="public_id"
+    )
+    gatewayId = django_filters.ModelChoiceFilter(
+        field_name="gateway", queryset=Gateway.objects.all(), to_field_name="public_id"
+    )
+    trigger = django_filters.ChoiceFilter(field_name="trigger_type", choices=TriggerType.choices)
+    dateRange = DateRangeFilter()
+    locals()["from"] = InstantFilter(field_name="created_at", lookup_expr="gte")
+    to = InstantFilter(field_name="created_at", lookup_expr="lt", end_of_day=True)
+    window = django_filters.ChoiceFilter(
+        method="filter_window", choices=[(key, WINDOW_LABELS[key]) for key in WINDOWS]
+    )
+    q = django_filters.CharFilter(method="filter_search", max_length=200)
+
+    class Meta:
+        model = Run
+        fields: list[str] = []
+        form = RunFilterForm
+
+    def filter_window(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        return qs.filter(created_at__gte=timezone.now() - WINDOWS[value])
+
+    def filter_search(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        value = value.strip()
+        if not value:
+            return qs
+        if value.startswith("run_"):
+            return qs.filter(Q(public_id__startswith=value) | Q(error_summary__icontains=value))
+        return qs.filter(error_summary__icontains=value)

@@ -1,0 +1,50 @@
+"""The ``worker`` process: django-tasks-db's ``db_worker`` plus a clock for periodic jobs.
+
+Every ``PERIODIC_TASKS_INTERVAL`` seconds the clock enqueues each task named in
+``settings.PERIODIC_TASKS``. Those tasks are idempotent and safe to run concurrently (they use
+conditional updates or row locks), so several worker processes may each run a clock.
+"""
+
+import logging
+import threading
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_periodic_tasks() -> None:
+    for path in settings.PERIODIC_TASKS:
+        try:
+            import_string(path).enqueue()
+        except Exception:
+            logger.exception("could not enqueue periodic task %s", path)
+
+
+class Command(BaseCommand):
+    help = "Run the background worker (db_worker) with a clock for periodic tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queue-name", default="default")
+        parser.add_argument("--interval", type=float, default=None, help="Clock interval (s).")
+        parser.add_argument("--no-clock", action="store_true")
+
+    def handle(self, *args, queue_name: str, interval: float | None, no_clock: bool, **opts):
+        stop = threading.Event()
+        if not no_clock:
+            every = interval or settings.PERIODIC_TASKS_INTERVAL
+
+            def clock() -> None:
+                while not stop.wait(every):
+                    enqueue_periodic_tasks()
+                    close_old_connections()
+
+            threading.Thread(target=clock, name="periodic-clock", daemon=True).start()
+        try:
+            call_command("db_worker", queue_name=queue_name, reload=False, interval=0.5)
+        finally:
+            stop.set()

@@ -1,0 +1,78 @@
+"""Keyset pagination over (created_at, id), newest first, with signed opaque cursors.
+
+A page never uses OFFSET and never counts: it asks for ``limit + 1`` rows past the cursor's
+position, so the first page and the millionth cost the same. The bound is written as
+``created_at <= t AND (created_at < t OR (created_at = t AND id < i))`` so that PostgreSQL can
+start the index scan at ``t`` instead of filtering the whole index.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from django.core import signing
+from django.db.models import Q, QuerySet
+from rest_framework.exceptions import ValidationError
+
+from runs.models import Run
+
+CURSOR_SALT = "runs.keyset-cursor"
+Direction = Literal["older", "newer"]
+
+
+@dataclass(frozen=True)
+class Position:
+    created_at: datetime
+    pk: int
+    direction: Direction = "older"
+
+
+@dataclass
+class Page:
+    items: list[Run]
+    older: Position | None
+    newer: Position | None
+
+
+def encode_cursor(position: Position) -> str:
+    payload = [position.created_at.isoformat(), position.pk, position.direction[0]]
+    return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
+
+
+def decode_cursor(cursor: str, *, field: str = "cursor") -> Position:
+    try:
+        stamp, pk, direction = signing.loads(cursor, salt=CURSOR_SALT)
+        return Position(
+            created_at=datetime.fromisoformat(stamp),
+            pk=int(pk),
+            direction="newer" if direction == "n" else "older",
+        )
+    except (signing.BadSignature, ValueError, TypeError):
+        raise ValidationError({field: ["Invalid or tampered cursor."]}) from None
+
+
+def keyset_page(queryset: QuerySet[Run], *, position: Position | None, limit: int) -> Page:
+    if position is None or position.direction == "older":
+        if position is not None:
+            queryset = queryset.filter(
+                Q(created_at__lt=position.created_at)
+                | Q(created_at=position.created_at, pk__lt=position.pk),
+                created_at__lte=position.created_at,
+            )
+        rows = list(queryset.order_by("-created_at", "-id")[: limit + 1])
+        items = rows[:limit]
+        has_older = len(rows) > limit
+        has_newer = position is not None
+    else:
+        queryset = queryset.filter(
+            Q(created_at__gt=position.created_at)
+            | Q(created_at=position.created_at, pk__gt=position.pk),
+            created_at__gte=position.created_at,
+        )
+        rows = list(queryset.order_by("created_at", "id")[: limit + 1])
+        items = list(reversed(rows[:limit]))
+        has_newer = len(rows) > limit
+        has_older = True
+    older = Position(items[-1].created_at, items[-1].pk, "older") if items and has_older else None
+    newer = Position(items[0].created_at, items[0].pk, "newer") if items and has_newer else None
+    return Page(items=items, older=older, newer=newer)

@@ -1,0 +1,287 @@
+"""Every write to a run. Both PATCH routes, the read API, the web app and the background jobs
+change runs only through these functions, so the lifecycle rules live in one place."""
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from config.exceptions import Conflict
+from gateways.models import Gateway
+from pipelines.models import Pipeline
+from runs.models import (
+    ALLOWED_TRANSITIONS,
+    FINAL_STATUSES,
+    LogLine,
+    PatchReceipt,
+    Run,
+    RunNode,
+    RunStatus,
+    TelemetrySample,
+    TriggerType,
+)
+from runs.scrubbing import scrub
+
+# Physical trimming runs once per this many appends; reads already cut at the cap exactly.
+TRIM_EVERY = 100
+TRUNCATED_SUFFIX = " … [truncated]"
+
+
+def _clean_text(text: str, *, limit: int) -> str:
+    """Scrub first, so that truncation can never leave half a secret behind."""
+    cleaned = scrub(text)
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - len(TRUNCATED_SUFFIX)] + TRUNCATED_SUFFIX
+    return cleaned
+
+
+def run_create(
+    *,
+    pipeline: Pipeline,
+    gateway: Gateway | None = None,
+    trigger_type: str = TriggerType.API,
+    trigger: dict[str, Any] | None = None,
+    created_by=None,
+    rerun_of: Run | None = None,
+) -> Run:
+    return Run.objects.create(
+        pipeline=pipeline,
+        gateway=gateway if gateway is not None else pipeline.default_gateway,
+        trigger_type=trigger_type,
+        trigger=trigger or {},
+        created_by=created_by if getattr(created_by, "pk", None) else None,
+        rerun_of=rerun_of,
+    )
+
+
+def run_rerun(*, run: Run, created_by=None) -> Run:
+    return run_create(
+        pipeline=run.pipeline,
+        gateway=run.gateway,
+        trigger_type=TriggerType.RERUN,
+        trigger={"rerunOf": run.public_id},
+        created_by=created_by,
+        rerun_of=run,
+    )
+
+
+def _set_status(run: Run, new_status: str, *, now: datetime) -> bool:
+    """Apply a transition to the locked run; True when the run has just become final."""
+    if new_status == run.status:
+        if new_status == RunStatus.RUNNING:
+            # A second `running` is a second claim: the first claimer owns the run.
+            raise Conflict(
+                "Run is already running: it was claimed by another runner.", field="status"
+            )
+        return False
+    if new_status not in ALLOWED_TRANSITIONS[run.status]:
+        raise Conflict(f"Cannot move a run from {run.status} to {new_status}.", field="status")
+    run.status = new_status
+    if new_status == RunStatus.RUNNING and run.started_at is None:
+        run.started_at = now
+    if new_status == RunStatus.CANCEL_REQUESTED:
+        run.cancel_requested_at = now
+    if new_status in FINAL_STATUSES:
+        if run.finished_at is None:
+            run.finished_at = now
+        return True
+    return False
+
+
+def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime) -> None:
+    limit = settings.RUN_LOG_MESSAGE_MAX_CHARS
+    first = run.log_seq + 1
+    LogLine.objects.bulk_create(
+        LogLine(
+            run=run,
+            seq=first + offset,
+            at=entry.get("at") or now,
+            level=entry["level"],
+            message=_clean_text(entry["message"], limit=limit),
+            node_id=entry.get("nodeId") or "",
+        )
+        for offset, entry in enumerate(entries)
+    )
+    run.log_seq = first + len(entries) - 1
+    if len(entries) > 1 or run.log_seq % TRIM_EVERY == 0:
+        LogLine.objects.filter(run=run, seq__lte=run.log_seq - settings.RUN_LOG_CAP).delete()
+
+
+def _append_samples(run: Run, samples: list[dict[str, Any]], *, now: datetime) -> None:
+    first = run.sample_seq + 1
+    TelemetrySample.objects.bulk_create(
+        TelemetrySample(
+            run=run,
+            seq=first + offset,
+            at=sample.get("at") or now,
+            values={key: value for key, value in sample.items() if key != "at"},
+        )
+        for offset, sample in enumerate(samples)
+    )
+    run.sample_seq = first + len(samples) - 1
+    if len(samples) > 1 or run.sample_seq % TRIM_EVERY == 0:
+        TelemetrySample.objects.filter(
+            run=run, seq__lte=run.sample_seq - settings.RUN_SAMPLE_CAP
+        ).delete()
+
+
+def _merge_summary(run: Run, summary: dict[str, Any]) -> None:
+    merged = {**run.telemetry_summary, **summary}
+    for key in ("currentPhase", "currentResource"):
+        if isinstance(merged.get(key), str):
+            merged[key] = scrub(merged[key])
+    run.telemetry_summary = merged
+    run.rows_loaded = merged.get("rowsLoaded")
+    run.bytes_loaded = merged.get("bytesLoaded")
+    run.progress = merged.get("progress")
+
+
+def _upsert_nodes(run: Run, nodes: list[dict[str, Any]], *, now: datetime) -> None:
+    existing = {node.node_id: node for node in RunNode.objects.filter(run=run)}
+    fields = {
+        "type": "type",
+        "status": "status",
+        "startedAt": "started_at",
+        "finishedAt": "finished_at",
+        "retries": "retries",
+        "metrics": "metrics",
+    }
+    to_create, to_update = [], []
+    for data in nodes:
+        node = existing.get(data["nodeId"]) or RunNode(run=run, node_id=data["nodeId"])
+        for key, attr in fields.items():
+            if key in data:
+                setattr(node, attr, data[key] if data[key] is not None else None)
+        node.updated_at = now
+        (to_update if node.pk else to_create).append(node)
+    RunNode.objects.bulk_create(to_create)
+    if to_update:
+        RunNode.objects.bulk_update(to_update, [*fields.values(), "updated_at"])
+
+
+def _record_final(run: Run) -> None:
+    from webhooks.services import webhook_events_record_for_run
+
+    webhook_events_record_for_run(run=run)
+
+
+RUN_UPDATE_FIELDS = [
+    "status",
+    "started_at",
+    "finished_at",
+    "cancel_requested_at",
+    "error_summary",
+    "telemetry_summary",
+    "rows_loaded",
+    "bytes_loaded",
+    "progress",
+    "log_seq",
+    "sample_seq",
+    "last_report_at",
+    "updated_at",
+]
+
+
+@transaction.atomic
+def run_update(
+    *, run: Run, changes: dict[str, Any], actor: Any = None, idempotency_key: str | None = None
+) -> Run:
+    """Apply one validated PATCH to a run, all of it or none of it.
+
+    The run row is locked for the whole transaction: transitions are checked against the
+    committed status (so exactly one claimer wins), and appends get consecutive sequence numbers
+    in commit order. A PATCH whose ``idempotency_key`` was already applied to this run changes
+    nothing and returns the run as it is.
+    """
+    run = Run.objects.select_for_update(of=("self",)).select_related("pipeline", "gateway").get(pk=run.pk)
+    now = timezone.now()
+    if idempotency_key is not None:
+        if PatchReceipt.objects.filter(run=run, key=idempotency_key).exists():
+            return run
+        PatchReceipt.objects.create(run=run, key=idempotency_key, created_at=now)
+    became_final = False
+
+    if "status" in changes:
+        became_final = _set_status(run, changes["status"], now=now)
+    if "started_at" in changes:
+        run.started_at = changes["started_at"]
+    if "finished_at" in changes and (changes["finished_at"] is not None or not run.is_final):
+        run.finished_at = changes["finished_at"]
+    if run.started_at and run.finished_at and run.finished_at < run.started_at:
+        raise ValidationError({"finishedAt": ["finishedAt is before startedAt."]})
+    if "error_summary" in changes:
+        summary = changes["error_summary"] or ""
+        run.error_summary = _clean_text(summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
+    if "telemetry_summary" in changes:
+        _merge_summary(run, changes["telemetry_summary"])
+    if "log_entries" in changes:
+        LogLine.objects.filter(run=run).delete()
+        entries = changes["log_entries"][-settings.RUN_LOG_CAP :]
+        if entries:
+            _append_log_lines(run, entries, now=now)
+    if "append_log" in changes:
+        _append_log_lines(run, [changes["append_log"]], now=now)
+    if "telemetry_samples" in changes:
+        TelemetrySample.objects.filter(run=run).delete()
+        samples = changes["telemetry_samples"][-settings.RUN_SAMPLE_CAP :]
+        if samples:
+            _append_samples(run, samples, now=now)
+    if "append_telemetry_sample" in changes:
+        _append_samples(run, [changes["append_telemetry_sample"]], now=now)
+    if "nodes" in changes:
+        _upsert_nodes(run, changes["nodes"], now=now)
+
+    run.last_report_at = now
+    run.updated_at = now
+    run.save(update_fields=RUN_UPDATE_FIELDS)
+    if became_final:
+        _record_final(run)
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run: Run, actor: Any = None) -> Run:
+    """Cancel a queued run at once; ask a running one to stop; refuse a final one (409)."""
+    run = Run.objects.select_for_update(of=("self",)).select_related("pipeline", "gateway").get(pk=run.pk)
+    now = timezone.now()
+    if run.is_final:
+        raise Conflict(f"Run is already {run.status}; there is nothing to cancel.", field="status")
+    if run.status == RunStatus.CANCEL_REQUESTED:
+        return run
+    target = RunStatus.CANCELED if run.status == RunStatus.QUEUED else RunStatus.CANCEL_REQUESTED
+    became_final = _set_status(run, target, now=now)
+    run.updated_at = now
+    run.save(update_fields=["status", "finished_at", "cancel_requested_at", "updated_at"])
+    if became_final:
+        _record_final(run)
+    return run
+
+
+@transaction.atomic
+def run_finish_by_system(
+    *, run_pk: int, expected_status: str, status: str, error_summary: str = ""
+) -> Run | None:
+    """Finish a run on the system's behalf (lost runner, unconfirmed cancel).
+
+    Conditional on the status the caller saw: when a runner's own final PATCH commits first, or
+    another job got there first, nothing happens and None is returned.
+    """
+    run = (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("pipeline", "gateway")
+        .filter(pk=run_pk, status=expected_status)
+        .first()
+    )
+    if run is None:
+        return None
+    now = timezone.now()
+    _set_status(run, status, now=now)
+    if error_summary:
+        run.error_summary = _clean_text(error_summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
+    run.updated_at = now
+    run.save(update_fields=["status", "finished_at", "error_summary", "updated_at"])
+    _record_final(run)
+    return run

@@ -1,0 +1,51 @@
+import pytest
+from rest_framework.test import APIClient
+
+from gateways.services import api_key_issue, gateway_token_issue
+from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(username="ana")
+
+
+@pytest.fixture
+def gateway(db):
+    return GatewayFactory(name="edge-1")
+
+
+@pytest.fixture
+def pipeline(gateway):
+    return PipelineFactory(name="crm_to_warehouse", default_gateway=gateway)
+
+
+@pytest.fixture
+def run(pipeline):
+    return RunFactory(pipeline=pipeline)
+
+
+@pytest.fixture
+def gateway_token(gateway) -> str:
+    _, raw = gateway_token_issue(gateway=gateway)
+    return raw
+
+
+@pytest.fixture
+def api_key(user) -> str:
+    _, raw = api_key_issue(user=user)
+    return raw
+
+
+@pytest.fixture
+def agent_client(gateway_token) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {gateway_token}")
+    return client
+
+
+@pytest.fixture
+def key_client(api_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
