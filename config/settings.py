@@ -201,5 +201,5 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 
 # Background work: the `worker` process enqueues these every interval (see run_worker).
-PERIODIC_TASKS: list[str] = []
+PERIODIC_TASKS: list[str] = ["webhooks.tasks.webhook_sweep"]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

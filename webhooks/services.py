@@ -5,9 +5,9 @@ saves a final status. It records one event (a unique constraint on run and type 
 races harmless) and one pending delivery per matching enabled endpoint, and on commit enqueues a
 ``webhook_delivery_send`` task per delivery. The task takes a short lease on the delivery, sends,
 records the attempt and either finishes the delivery or schedules the next attempt (a task with
-``run_after``). A periodic sweep re-enqueues deliveries that are overdue with no live lease: a
-crash between commit and enqueue, or a worker that died mid-send, ends in a resend with the same
-``webhook-id`` (at-least-once).
+``run_after``). The periodic ``webhook_sweep`` re-enqueues deliveries that are overdue with no
+live lease: a crash between commit and enqueue, or a worker that died mid-send, ends in a resend
+with the same ``webhook-id`` (at-least-once).
 """
 
 import logging
@@ -186,11 +186,8 @@ def _enqueue_send(delivery_id: int, run_after: datetime | None = None) -> None:
 
 
 def _enqueue_on_commit(delivery_ids: Iterable[int], run_after: datetime | None = None) -> None:
-    from webhooks import tasks
-
     for delivery_id in delivery_ids:
         transaction.on_commit(partial(_enqueue_send, delivery_id, run_after), robust=True)
-    transaction.on_commit(tasks.webhook_sweep_ensure_scheduled, robust=True)
 
 
 def _record_event(

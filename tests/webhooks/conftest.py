@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
 from django.utils import timezone
 
 from gateways.services import gateway_create
 from pipelines.models import Pipeline
 from runs.models import Run, RunStatus
+from runs.services import run_update
 from webhooks import services
 
 _names = itertools.count()
@@ -127,18 +127,8 @@ def make_endpoint(url: str, *, events=("run.succeeded", "run.failed", "run.cance
 
 
 def finish_run(run: Run, status: str = RunStatus.SUCCEEDED, **changes) -> Run:
-    """The run write path's side of the contract: save the final status, record the event."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run.pk)
-        if run.status == status:
-            return run
-        run.status = status
-        run.finished_at = timezone.now()
-        for name, value in changes.items():
-            setattr(run, name, value)
-        run.save()
-        services.webhook_events_record_for_run(run=run)
-    return run
+    """Finish a run through the run write path, which records the webhook event."""
+    return run_update(run=run, changes={"status": status, **changes}, actor=None)
 
 
 def run_worker() -> None:

@@ -24,7 +24,7 @@ def client_for(user: User) -> APIClient:
 
 
 @pytest.fixture
-def admin_client() -> APIClient:
+def writer_client() -> APIClient:
     user = User.objects.create_user("admin")
     user.user_permissions.set(
         Permission.objects.filter(
@@ -45,10 +45,10 @@ def create(client, **body):
     return client.post(LIST, body, format="json")
 
 
-def test_create_answers_the_secret_once(admin_client):
+def test_create_answers_the_secret_once(writer_client):
     pipeline = make_pipeline()
     response = create(
-        admin_client,
+        writer_client,
         events=["run.failed", "run.cancelled", "run.failed"],
         pipelineId=pipeline.public_id,
         description="pager",
@@ -65,7 +65,7 @@ def test_create_answers_the_secret_once(admin_client):
 
     endpoint = WebhookEndpoint.objects.get(public_id=body["id"])
     assert endpoint.secret == body["secret"]
-    for response in (admin_client.get(LIST), admin_client.get(detail(body["id"]))):
+    for response in (writer_client.get(LIST), writer_client.get(detail(body["id"]))):
         assert response.status_code == 200
         assert body["secret"] not in response.content.decode()
         assert "secret" not in (response.json().get("data") or [response.json()])[0]
@@ -100,34 +100,34 @@ def test_session_sign_in_works(client):
         ({"secret": "whsec_mine"}, "secret"),
     ],
 )
-def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(admin_client, body, field):
-    response = create(admin_client, **body)
+def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(writer_client, body, field):
+    response = create(writer_client, **body)
     assert response.status_code == 400
     assert field in response.json()["errors"]
     assert response.json()["code"] == "invalid"
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_a_missing_url_is_named(admin_client):
-    response = admin_client.post(LIST, {"events": ["run.failed"]}, format="json")
+def test_a_missing_url_is_named(writer_client):
+    response = writer_client.post(LIST, {"events": ["run.failed"]}, format="json")
     assert response.status_code == 400
     assert "url" in response.json()["errors"]
 
 
-def test_a_body_that_is_not_an_object_is_a_400(admin_client):
+def test_a_body_that_is_not_an_object_is_a_400(writer_client):
     for raw in (b"[1,2]", b"not json", b""):
-        response = admin_client.post(LIST, raw, content_type="application/json")
+        response = writer_client.post(LIST, raw, content_type="application/json")
         assert response.status_code == 400, raw
 
 
-def test_private_urls_are_refused_unless_allowed(admin_client, settings):
+def test_private_urls_are_refused_unless_allowed(writer_client, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     for url in ("http://127.0.0.1/x", "http://169.254.169.254/", "http://2130706433/"):
-        response = create(admin_client, url=url)
+        response = create(writer_client, url=url)
         assert response.status_code == 400
         assert "url" in response.json()["errors"]
     assert not WebhookEndpoint.objects.exists()
-    response = admin_client.patch(
+    response = writer_client.patch(
         detail(make_endpoint("http://93.184.215.14/").public_id),
         {"url": "http://[::1]/"},
         format="json",
@@ -136,9 +136,9 @@ def test_private_urls_are_refused_unless_allowed(admin_client, settings):
     assert WebhookEndpoint.objects.get().url == "http://93.184.215.14/"
 
 
-def test_patch_changes_only_what_is_sent(admin_client):
+def test_patch_changes_only_what_is_sent(writer_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a", events=["run.failed"])
-    response = admin_client.patch(
+    response = writer_client.patch(
         detail(endpoint.public_id),
         {"events": ["run.succeeded"], "description": "new", "pipelineId": None},
         format="json",
@@ -149,9 +149,9 @@ def test_patch_changes_only_what_is_sent(admin_client):
     assert "secret" not in response.json()
 
 
-def test_patch_refuses_bad_input_and_changes_nothing(admin_client):
+def test_patch_refuses_bad_input_and_changes_nothing(writer_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a", events=["run.failed"])
-    response = admin_client.patch(
+    response = writer_client.patch(
         detail(endpoint.public_id), {"events": ["nope"], "description": "x"}, format="json"
     )
     assert response.status_code == 400
@@ -160,36 +160,36 @@ def test_patch_refuses_bad_input_and_changes_nothing(admin_client):
     assert endpoint.events == ["run.failed"] and endpoint.description == ""
 
 
-def test_enabling_again_clears_the_reason(admin_client):
+def test_enabling_again_clears_the_reason(writer_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a")
-    response = admin_client.patch(detail(endpoint.public_id), {"enabled": False}, format="json")
+    response = writer_client.patch(detail(endpoint.public_id), {"enabled": False}, format="json")
     assert response.json()["enabled"] is False
     assert response.json()["disabledReason"] == "Disabled by a user."
-    response = admin_client.patch(detail(endpoint.public_id), {"enabled": True}, format="json")
+    response = writer_client.patch(detail(endpoint.public_id), {"enabled": True}, format="json")
     assert response.json()["enabled"] is True
     assert response.json()["disabledReason"] == ""
     assert response.json()["disabledAt"] is None
 
 
-def test_delete(admin_client):
+def test_delete(writer_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a")
-    assert admin_client.delete(detail(endpoint.public_id)).status_code == 204
+    assert writer_client.delete(detail(endpoint.public_id)).status_code == 204
     assert not WebhookEndpoint.objects.exists()
-    assert admin_client.delete(detail(endpoint.public_id)).status_code == 404
+    assert writer_client.delete(detail(endpoint.public_id)).status_code == 404
 
 
-def test_unknown_ids_are_404(admin_client):
+def test_unknown_ids_are_404(writer_client):
     for method in ("get", "patch", "delete"):
-        response = getattr(admin_client, method)(detail("whe_nope"), {}, format="json")
+        response = getattr(writer_client, method)(detail("whe_nope"), {}, format="json")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
-    assert admin_client.post(detail("whe_nope") + "/rotate-secret").status_code == 404
+    assert writer_client.post(detail("whe_nope") + "/rotate-secret").status_code == 404
 
 
-def test_rotate_answers_the_new_secret_once(admin_client):
+def test_rotate_answers_the_new_secret_once(writer_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a")
     old = endpoint.secret
-    response = admin_client.post(detail(endpoint.public_id) + "/rotate-secret")
+    response = writer_client.post(detail(endpoint.public_id) + "/rotate-secret")
     assert response.status_code == 200
     new = response.json()["secret"]
     assert new.startswith("whsec_") and new != old
@@ -198,9 +198,9 @@ def test_rotate_answers_the_new_secret_once(admin_client):
     assert endpoint.signing_secrets() == [new, old]
 
 
-def test_send_test_queues_a_test_event(admin_client):
+def test_send_test_queues_a_test_event(writer_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a")
-    response = admin_client.post(detail(endpoint.public_id) + "/test")
+    response = writer_client.post(detail(endpoint.public_id) + "/test")
     assert response.status_code == 202
     event = WebhookEvent.objects.get(public_id=response.json()["eventId"])
     assert event.type == "webhook.test"
@@ -234,7 +234,7 @@ def test_gateway_tokens_are_refused():
     assert client.get(LIST).status_code in (401, 403)
 
 
-def test_the_schema_describes_the_webhook_api(admin_client):
+def test_the_schema_describes_the_webhook_api(writer_client):
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)

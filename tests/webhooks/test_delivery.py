@@ -2,18 +2,22 @@
 
 import json
 import logging
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
+from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
+from gateways.services import api_key_issue
 from runs.models import RunStatus
-from webhooks import services
+from webhooks import services, tasks
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent
 
 from .conftest import (
@@ -306,16 +310,16 @@ def test_a_crash_after_sending_resends_with_the_same_webhook_id(receiver, monkey
     assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
 
 
-def test_the_sweep_keeps_itself_scheduled_and_recovers_lost_tasks(receiver):
+def test_the_periodic_sweep_recovers_a_lost_send_task(receiver, settings):
+    assert "webhooks.tasks.webhook_sweep" in settings.PERIODIC_TASKS
     make_endpoint(receiver.url)
     finish_run(make_run())
     DBTaskResult.objects.filter(task_path__endswith="webhook_delivery_send").delete()  # lost
-    sweeps = DBTaskResult.objects.filter(task_path__endswith="webhook_sweep", status="READY")
-    assert sweeps.count() == 1
     with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
+        tasks.webhook_sweep.enqueue()
         run_worker()
     assert len(receiver.requests) == 1
-    assert sweeps.count() == 1  # the next one is waiting
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
 
 
 def test_a_rolled_back_transaction_makes_no_event_and_sends_nothing(receiver):
@@ -414,19 +418,57 @@ def test_the_host_header_keeps_the_name_while_connecting_to_the_checked_address(
     assert calls.count("hooks.example.test") == 2  # at creation and at send, nowhere else
 
 
-def test_a_hanging_receiver_does_not_slow_finishing_runs(receiver):
+def api_client() -> APIClient:
+    _key, raw = api_key_issue(user=User.objects.create_user(f"runner-{time.monotonic_ns()}"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_a_hanging_receiver_does_not_slow_the_api(receiver):
     make_endpoint(receiver.url)
     receiver.reply(*[Reply(hang_seconds=30)] * 3)
+    client = api_client()
     started = time.monotonic()
     for _ in range(3):
-        finish_run(make_run())
+        run = make_run()
+        response = client.patch(
+            f"/api/elt/runs/{run.public_id}", {"status": "succeeded"}, format="json"
+        )
+        assert response.status_code == 200
     assert time.monotonic() - started < 2
     assert WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).count() == 3
 
 
-def test_fifty_concurrent_final_statuses_make_one_event(receiver):
-    import threading
+def test_fifty_concurrent_succeeded_patches_make_one_event(receiver):
+    from concurrent.futures import ThreadPoolExecutor
 
+    from django.db import connection
+
+    make_endpoint(receiver.url)
+    run = make_run()
+    client = api_client()
+    barrier = threading.Barrier(50)
+
+    def patch(_):
+        try:
+            barrier.wait(timeout=30)
+            return client.patch(
+                f"/api/elt/runs/{run.public_id}", {"status": "succeeded"}, format="json"
+            ).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        codes = list(pool.map(patch, range(50)))
+    assert codes == [200] * 50
+    run_worker()
+    assert WebhookEvent.objects.filter(run=run).count() == 1
+    assert len(receiver.requests) == 1
+
+
+def test_fifty_unlocked_racers_still_make_one_event(receiver):
+    """Even a write path that forgot to lock the run cannot make two events."""
     from django.db import connection
 
     from runs.models import Run
