@@ -21,7 +21,7 @@ def webhook_deliveries_for_run(*, run: Run) -> QuerySet[WebhookDelivery]:
     ``endpoint.public_id``, ``status`` (pending/succeeded/failed/canceled), ``attempt_count``,
     ``next_attempt_at``, ``last_status_code``, ``last_error`` and ``attempts.all()`` (oldest
     first: ``attempted_at``, ``succeeded``, ``status_code``, ``latency_ms``, ``response_body``,
-    ``error``). Three queries whatever the number of deliveries and attempts.
+    ``error``). Two queries whatever the number of deliveries and attempts.
     """
     return (
         WebhookDelivery.objects.filter(event__run=run)
