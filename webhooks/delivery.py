@@ -5,6 +5,7 @@ ignored (they would bypass the address check), and at most the first KiB of the 
 """
 
 import email.utils
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from webhooks import ssrf
+
+logger = logging.getLogger(__name__)
 
 RESPONSE_EXCERPT_BYTES = 1024
 USER_AGENT = "elt-control-plane-webhooks/1.0"
@@ -109,6 +112,15 @@ def post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
             attempted_at=attempted_at,
             latency_ms=elapsed_ms(),
             error=f"{type(exc).__name__}: {reason}"[:500],
+        )
+    except Exception as exc:
+        # Anything else (an invalid URL httpx refuses, a TLS library error...) is still a failed
+        # attempt to record and retry, never a crashed task that leaves the lease to expire.
+        logger.warning("webhook attempt failed unexpectedly: %s", type(exc).__name__)
+        return AttemptResult(
+            attempted_at=attempted_at,
+            latency_ms=elapsed_ms(),
+            error=f"Unexpected error: {type(exc).__name__}.",
         )
     error = ""
     if 300 <= status_code < 400:

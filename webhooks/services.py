@@ -296,7 +296,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
     now = timezone.now()
     if not _claim(delivery_id, now):
         return None
-    delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    delivery = (
+        WebhookDelivery.objects.select_related("event", "endpoint").filter(pk=delivery_id).first()
+    )
+    if delivery is None:
+        return None
     endpoint, event = delivery.endpoint, delivery.event
     if not endpoint.enabled and event.run_id is not None:
         WebhookDelivery.objects.filter(pk=delivery_id).update(
@@ -318,10 +322,14 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
     return _attempt_record(delivery_id=delivery_id, result=result)
 
 
-def _attempt_record(*, delivery_id: int, result: http_delivery.AttemptResult) -> WebhookAttempt:
+def _attempt_record(
+    *, delivery_id: int, result: http_delivery.AttemptResult
+) -> WebhookAttempt | None:
     now = timezone.now()
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None:
+            return None  # its endpoint was deleted while the attempt was in flight
         attempt = WebhookAttempt.objects.create(
             delivery=delivery,
             attempted_at=result.attempted_at,

@@ -505,3 +505,28 @@ def test_fifty_unlocked_racers_still_make_one_event(receiver):
     assert WebhookDelivery.objects.count() == 1
     assert len(receiver.requests) == 1
     assert json.loads(receiver.requests[0].body)["data"]["id"] == run.public_id
+
+
+def test_an_unexpected_error_is_a_recorded_attempt_not_a_crashed_task(receiver, monkeypatch):
+    import httpx
+
+    def explode(*args, **kwargs):
+        raise ValueError("something httpx did not expect")
+
+    monkeypatch.setattr(httpx.Client, "stream", explode)
+    make_endpoint(receiver.url)
+    finish_run(make_run())
+    run_worker()
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.error == "Unexpected error: ValueError."
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.locked_until is None
+
+
+def test_a_deleted_endpoint_leaves_nothing_to_send(receiver):
+    endpoint = make_endpoint(receiver.url)
+    finish_run(make_run())
+    services.webhook_endpoint_delete(endpoint=endpoint)
+    run_worker()
+    assert receiver.requests == []
+    assert not DBTaskResult.objects.filter(status="FAILED").exists()
