@@ -173,6 +173,8 @@ RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
 # Webhooks
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 WEBHOOK_TIMEOUT_SECONDS = 15.0
+# A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).
+WEBHOOK_CA_BUNDLE = os.environ.get("WEBHOOK_CA_BUNDLE", "")
 # Waits before attempts 2..8 (Standard Webhooks schedule); jitter adds up to 10% to each.
 WEBHOOK_RETRY_SCHEDULE_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 WEBHOOK_RETRY_AFTER_MAX_SECONDS = 24 * 3600

@@ -6,6 +6,7 @@ ignored (they would bypass the address check), and at most the first KiB of the 
 
 import email.utils
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,9 +83,14 @@ def post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     }
     extensions = {"sni_hostname": target.hostname} if target.scheme == "https" else {}
     timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS)
+    verify: ssl.SSLContext | bool = True
+    if settings.WEBHOOK_CA_BUNDLE:
+        verify = ssl.create_default_context(cafile=settings.WEBHOOK_CA_BUNDLE)
     try:
         with (
-            httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+            httpx.Client(
+                timeout=timeout, follow_redirects=False, trust_env=False, verify=verify
+            ) as client,
             client.stream(
                 "POST",
                 target.connect_url,

@@ -530,3 +530,44 @@ def test_a_deleted_endpoint_leaves_nothing_to_send(receiver):
     run_worker()
     assert receiver.requests == []
     assert not DBTaskResult.objects.filter(status="FAILED").exists()
+
+
+def test_https_connects_to_the_checked_address_with_sni_and_a_verified_certificate(
+    receiver, monkeypatch, settings, tmp_path
+):
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=hooks.example.test", "-addext", "subjectAltName=DNS:hooks.example.test",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server_names = []
+    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    settings.WEBHOOK_CA_BUNDLE = str(cert)
+
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: real("127.0.0.1" if host == "hooks.example.test" else host, *a, **k),
+    )
+    port = receiver.server.server_address[1]
+    endpoint = make_endpoint(f"https://hooks.example.test:{port}/secure")
+    finish_run(make_run())
+    run_worker()
+
+    assert server_names == ["hooks.example.test"]
+    assert receiver.requests[0].headers["host"] == f"hooks.example.test:{port}"
+    verify(receiver, secret_of(endpoint))
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
