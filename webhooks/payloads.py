@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runs.models import Run
+from runs.scrubbing import scrub
 from webhooks.models import TEST_EVENT_TYPE
 
 
@@ -28,7 +29,9 @@ def run_data(run: Run) -> dict[str, Any]:
         "startedAt": iso(run.started_at),
         "finishedAt": iso(run.finished_at),
         "durationSeconds": run.duration_seconds,
-        "errorSummary": run.error_summary or None,
+        # Stored summaries are scrubbed already; scrubbing again costs little and keeps a
+        # credential out of a third party's inbox should a write ever skip it.
+        "errorSummary": scrub(run.error_summary) if run.error_summary else None,
     }
     if run.telemetry_summary:
         data["telemetrySummary"] = run.telemetry_summary
