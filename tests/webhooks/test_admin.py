@@ -101,3 +101,15 @@ def test_deliveries_show_attempts_and_can_be_redelivered(staff, django_capture_o
 
     event_page = staff.get(f"/admin/webhooks/webhookevent/{delivery.event.pk}/change/")
     assert event_page.status_code == 200
+
+
+def test_enabling_again_in_admin_clears_the_disabled_reason(staff):
+    endpoint = make_endpoint("http://127.0.0.1:9/in", events=["run.failed"])
+    services._endpoint_disable(endpoint_id=endpoint.pk, reason="The receiver answered 410 Gone.")
+    response = staff.post(
+        f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/",
+        {"url": endpoint.url, "events": ["run.failed"], "enabled": "on", "description": ""},
+    )
+    assert response.status_code == 302, response.content
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.disabled_reason == "" and endpoint.disabled_at is None
