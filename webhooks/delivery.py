@@ -63,6 +63,26 @@ def _read_excerpt(response: httpx.Response, *, deadline: float) -> str:
     return bytes(chunks[:RESPONSE_EXCERPT_BYTES]).decode("utf-8", errors="replace")
 
 
+def _send(
+    client: httpx.Client, target: ssrf.Target, *, deadline: float, **request
+) -> tuple[int, str, float | None]:
+    """POST to each checked address in turn until one accepts the connection."""
+    for index, address in enumerate(target.addresses):
+        try:
+            with client.stream("POST", target.url_for(address), **request) as response:
+                excerpt = _read_excerpt(response, deadline=deadline)
+                retry_after = None
+                if response.status_code in (429, 503):
+                    retry_after = parse_retry_after(
+                        response.headers.get("retry-after"), now=timezone.now()
+                    )
+                return response.status_code, excerpt, retry_after
+        except httpx.ConnectError:
+            if index == len(target.addresses) - 1:
+                raise
+    raise AssertionError("a target always has an address")
+
+
 def post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     attempted_at = timezone.now()
     started = time.monotonic()
@@ -87,25 +107,17 @@ def post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     if settings.WEBHOOK_CA_BUNDLE:
         verify = ssl.create_default_context(cafile=settings.WEBHOOK_CA_BUNDLE)
     try:
-        with (
-            httpx.Client(
-                timeout=timeout, follow_redirects=False, trust_env=False, verify=verify
-            ) as client,
-            client.stream(
-                "POST",
-                target.connect_url,
+        with httpx.Client(
+            timeout=timeout, follow_redirects=False, trust_env=False, verify=verify
+        ) as client:
+            status_code, excerpt, retry_after = _send(
+                client,
+                target,
                 content=body,
                 headers=request_headers,
                 extensions=extensions,
-            ) as response,
-        ):
-            excerpt = _read_excerpt(response, deadline=started + settings.WEBHOOK_TIMEOUT_SECONDS)
-            status_code = response.status_code
-            retry_after = None
-            if status_code in (429, 503):
-                retry_after = parse_retry_after(
-                    response.headers.get("retry-after"), now=timezone.now()
-                )
+                deadline=started + settings.WEBHOOK_TIMEOUT_SECONDS,
+            )
     except httpx.TimeoutException:
         return AttemptResult(
             attempted_at=attempted_at,

@@ -50,12 +50,19 @@ class Target:
     scheme: str
     hostname: str
     port: int
-    address: IPAddress
+    addresses: tuple[IPAddress, ...]
     path: str
 
     @property
+    def address(self) -> IPAddress:
+        return self.addresses[0]
+
+    @property
     def connect_url(self) -> str:
-        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        return self.url_for(self.address)
+
+    def url_for(self, address: IPAddress) -> str:
+        host = f"[{address}]" if address.version == 6 else str(address)
         return f"{self.scheme}://{host}:{self.port}{self.path}"
 
     @property
@@ -155,6 +162,10 @@ def resolve_target(url: str, *, allow_private: bool) -> Target:
     hostname = (parts.hostname or "").rstrip(".")
     if not hostname:
         raise UnsafeUrl("The URL has no host.")
+    try:
+        hostname = hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UnsafeUrl(f"'{hostname}' is not a valid host name.") from None
     port = port or DEFAULT_PORTS[scheme]
     addresses = _resolve(hostname, port)
     if not allow_private:
@@ -164,7 +175,9 @@ def resolve_target(url: str, *, allow_private: bool) -> Target:
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return Target(scheme=scheme, hostname=hostname, port=port, address=addresses[0], path=path)
+    return Target(
+        scheme=scheme, hostname=hostname, port=port, addresses=tuple(addresses), path=path
+    )
 
 
 def check_url(url: str, *, allow_private: bool) -> None:

@@ -571,3 +571,25 @@ def test_https_connects_to_the_checked_address_with_sni_and_a_verified_certifica
     assert receiver.requests[0].headers["host"] == f"hooks.example.test:{port}"
     verify(receiver, secret_of(endpoint))
     assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
+
+
+def test_every_checked_address_is_tried_until_one_connects(receiver, monkeypatch):
+    import socket
+
+    port = receiver.server.server_address[1]
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == "hooks.example.test":  # like localhost on many machines: ::1 first
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    make_endpoint(f"http://hooks.example.test:{port}/both")
+    finish_run(make_run())
+    run_worker()
+    assert [r.path for r in receiver.requests] == ["/both"]
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
