@@ -182,7 +182,7 @@ WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
 # A sender's lease on a delivery: longer than any one attempt can take.
 WEBHOOK_LEASE_SECONDS = 120
-WEBHOOK_SWEEP_INTERVAL_SECONDS = env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", 30)
+# The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
 WEBHOOK_SWEEP_GRACE_SECONDS = 60
 
 LOGGING = {
