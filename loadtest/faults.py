@@ -154,7 +154,7 @@ def runner_p99(stats, start: float, end: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m loadtest.faults")
+    parser = argparse.ArgumentParser(prog="python -m loadtest.faults", allow_abbrev=False)
     parser.add_argument("fault", choices=FAULTS)
     parser.add_argument("--outage-seconds", type=float, default=8.0)
     parser.add_argument("--yes-restart-postgres", action="store_true")

@@ -17,7 +17,7 @@ from loadtest.stack import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.ramp")
+    parser = argparse.ArgumentParser(prog="python -m loadtest.ramp", allow_abbrev=False)
     parser.add_argument("--gateways", type=int, nargs="+", default=[50, 100, 150, 200, 300])
     parser.add_argument("--duration", type=float, default=90)
     parser.add_argument("--keep-going", action="store_true", help="do not stop at a miss")
