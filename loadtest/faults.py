@@ -232,16 +232,18 @@ def main(argv: list[str] | None = None) -> int:
             report["fault"]["runner_patch_p99_ms_after_recovery"] < args.p99_limit_ms
         )
     elif fault == "kill-worker":
-        delivered = {}
-        for delivery in receiver.snapshot():
-            delivered.setdefault(delivery.webhook_id, []).append(delivery.received_at)
-        ids = window.get("in_flight_ids", [])
-        again = [i for i in ids if len(delivered.get(i, [])) >= 2]
-        checks["killed_mid_delivery"] = bool(ids)
-        checks["in_flight_events_delivered_again_same_id"] = bool(ids) and len(again) == len(ids)
+        killed_at = window.get("killed_at", 0)
+        delivered_after = {d.webhook_id for d in receiver.snapshot() if d.received_at > killed_at}
+        cut = sorted({wid for _, wid in receiver.interrupted})
+        again = [i for i in cut if i in delivered_after]
+        # The kill must really have cut a delivery off, and each one cut off must arrive again,
+        # complete, under the same webhook-id.
+        checks["killed_mid_delivery"] = bool(cut)
+        checks["cut_deliveries_sent_again_same_id"] = bool(cut) and again == cut
         report["fault"] = {
-            "in_flight_at_kill": ids,
-            "delivered_again": again,
+            "in_flight_at_kill": window.get("in_flight_ids", []),
+            "cut_off": cut,
+            "delivered_again_after_kill": again,
             "worker_starts": report["worker_starts"],
         }
     elif fault == "hang-receiver":

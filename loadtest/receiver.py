@@ -6,6 +6,8 @@ delivery is in flight), ``hang`` never answers until the receiver stops.
 """
 
 import json
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ class Receiver:
     in_flight: int = 0
     # webhook-id of every request as it arrives, before any answer (for the kill-worker fault).
     arrivals: list[tuple[float, str]] = field(default_factory=list)
+    # webhook-id of requests whose sender hung up before the answer.
+    interrupted: list[tuple[float, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
@@ -78,6 +82,12 @@ class Receiver:
             return
         if mode == "slow":
             self._stop.wait(self.slow_seconds)
+            if _peer_closed(handler.connection):
+                # The sender died while we took our time: it never saw an answer, so this is not
+                # a delivery (the sender must send it again).
+                with self._lock:
+                    self.interrupted.append((time.time(), handler.headers.get("webhook-id", "")))
+                return
         headers = handler.headers
         try:
             body = json.loads(raw)
@@ -112,3 +122,12 @@ class Receiver:
     def snapshot(self) -> list[Delivery]:
         with self._lock:
             return list(self.deliveries)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the other end has closed the connection (a readable socket with no data)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
