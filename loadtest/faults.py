@@ -104,14 +104,19 @@ def pg_restart(fault_args):
 
 
 def kill_worker(fault_args):
-    """SIGKILL the worker while the (slow) receiver holds a delivery open; start a new one."""
+    """SIGKILL the worker while the receiver (slow for a moment) holds a delivery open; start a
+    new worker."""
     state: dict = {}
 
     async def during(fleet, stack, receiver):
         await asyncio.sleep(fleet.config.duration / 3)
+        # Slow answers only around the kill, so a delivery is surely in flight then and the
+        # single worker does not build a backlog for the rest of the run.
+        receiver.mode = "slow"
         deadline = time.monotonic() + fleet.config.duration / 2
         while receiver.in_flight == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
         with receiver._lock:
             now = time.time()
             # Requests that arrived within the slow answer's delay are still being answered.
@@ -124,7 +129,8 @@ def kill_worker(fault_args):
             f"fault: worker killed with {len(state['in_flight_ids'])} deliveries in flight",
             flush=True,
         )
-        await asyncio.sleep(2)
+        await asyncio.sleep(receiver.slow_seconds + 1)
+        receiver.mode = "ok"
         stack.start_worker()
 
     return during, state
@@ -179,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         during, window = pg_restart(fault_args)
     elif fault == "kill-worker":
         during, window = kill_worker(fault_args)
-        receiver_mode = "slow"
         # The killed delivery's lease (WEBHOOK_LEASE_SECONDS) must expire before the sweep
         # sends it again.
         args.webhook_wait = max(args.webhook_wait, 240)
