@@ -283,8 +283,8 @@ def page_requests(prep: dict[str, Any]) -> dict[str, Request]:
     )
     deep = urllib.parse.urlencode({"cursor": prep["deep_cursor"]})
     api_deep = urllib.parse.urlencode({"cursor": prep["deep_cursor"], "limit": 50})
-    recent, big = prep["recent_run"], prep["big_run"]
-    now = urllib.parse.quote(datetime.now(UTC).isoformat())
+    recent, big, live = prep["recent_run"], prep["big_run"], prep["live_runs"]
+    since = urllib.parse.quote(datetime.now(UTC).isoformat())
     return {
         "page /runs/": Request("GET", "/runs/", cookie),
         "page /runs/ filtered": Request("GET", f"/runs/?{filtered}", cookie),
@@ -292,14 +292,17 @@ def page_requests(prep: dict[str, Any]) -> dict[str, Request]:
         "partial /runs/": Request("GET", "/runs/", htmx),
         "partial /runs/ filtered": Request("GET", f"/runs/?{filtered}", htmx),
         "partial /runs/ deep": Request("GET", f"/runs/?{deep}", htmx),
-        "detail recent run": Request("GET", f"/runs/{recent}/", cookie),
+        "detail finished run": Request("GET", f"/runs/{recent}/", cookie),
+        "detail running run": Request("GET", f"/runs/{live[0]}/", cookie),
         "detail 500 lines/2000 samples": Request("GET", f"/runs/{big}/", cookie),
         "poll /runs/live/ unchanged": Request(
-            "GET", f"/runs/live/?ids={recent}&since={now}", cookie
+            "GET", f"/runs/live/?ids={','.join(live)}&since={since}", cookie
         ),
-        "poll detail live unchanged": Request("GET", f"/runs/{big}/live/?since={now}", cookie),
+        "poll detail live unchanged": Request(
+            "GET", f"/runs/{live[0]}/live/?since={since}", cookie
+        ),
         "poll log tail unchanged": Request(
-            "GET", f"/runs/{big}/log/?after={prep['big_run_log_seq']}", cookie
+            "GET", f"/runs/{live[0]}/log/?after={prep['live_run_log_seq']}", cookie
         ),
         "api /api/runs": Request("GET", "/api/runs?limit=50", key),
         "api /api/runs filtered": Request("GET", f"/api/runs?{api_filtered}", key),
@@ -311,8 +314,10 @@ def page_requests(prep: dict[str, Any]) -> dict[str, Request]:
 STRIP_VARIANTS = {
     "strip 24h (default)": "",
     "strip filtered": "status=failed&pipelineId={pipeline}&window=7d",
+    # Informational: at 10k runs the whole history is 7 days, so 30 days hold fewer runs there.
     "strip 30d": "window=30d",
 }
+INFO_ONLY = {"strip 30d"}
 
 
 def measure_pages(port: int, prep: dict[str, Any], iterations: int) -> dict[str, Any]:
@@ -410,6 +415,8 @@ def query_requests(prep: dict[str, Any]) -> list[dict[str, Any]]:
     for name, request in page_requests(prep).items():
         headers = {k: v for k, v in request.headers.items() if k != "Cookie"}
         items.append({"name": name, "method": "GET", "path": request.path, "headers": headers})
+    if not prep.get("ingest"):
+        return items
     client = prep["ingest"][0]
     token = {"Authorization": f"Bearer {client['token']}"}
     for name, run_id in (
@@ -454,8 +461,8 @@ def run_size(args, runs: int) -> dict[str, Any]:
             / args.clients
         ),
     )
-    log(f"{name}: preparing users, gateways and {pool * args.clients} ingest runs")
-    prep = helper(url, "prepare", {"clients": args.clients, "pool": pool})
+    log(f"{name}: preparing a user, gateways, a few running runs and cursors")
+    prep = helper(url, "prepare", {"clients": args.clients})
     newest = datetime.fromisoformat(prep["history_newest"])
     info["history_age_hours"] = round((datetime.now(UTC) - newest).total_seconds() / 3600, 1)
     port = args.port or free_port()
@@ -467,6 +474,12 @@ def run_size(args, runs: int) -> dict[str, Any]:
         log(f"{name}: web up on 127.0.0.1:{port} ({args.workers} workers); pages")
         result["pages"] = measure_pages(port, prep, args.iterations)
         if not args.no_ingest:
+            log(f"{name}: {pool * args.clients} runs to append to")
+            pools = helper(url, "ingest_prepare", {"clients": args.clients, "pool": pool})
+            prep["ingest"] = [
+                {"token": token, **runs}
+                for token, runs in zip(prep["tokens"], pools["ingest"], strict=True)
+            ]
             log(f"{name}: ingest, {args.clients} clients, {args.rounds} x {args.ingest_seconds} s")
             result["ingest"] = measure_ingest(
                 port, prep, seconds=args.ingest_seconds, rounds=args.rounds
@@ -654,12 +667,12 @@ def build_report(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             checks.append(
                 {
                     "target": f"{name} at {large} within {MAX_SIZE_RATIO}x",
-                    "judged": True,
+                    "judged": name not in INFO_ONLY,
                     "ratio": round(ratio, 2),
                     "pass": ok,
                 }
             )
-        lines.append(row + f"  {verdict(ok)}")
+        lines.append(row + f"  {verdict(ok)}{' (info)' if name in INFO_ONLY else ''}")
 
     lines.append("\n   SQL queries per ingest request (in-process):")
     for name in sizes[small].get("queries", {}):
