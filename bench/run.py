@@ -94,6 +94,18 @@ def database_exists(base: str, name: str) -> bool:
         return row is not None
 
 
+def database_sessions(base: str, url: str) -> int:
+    """Connections ever opened to the database (PostgreSQL 14+): with persistent connections a
+    load test adds about one per web worker, without them one per request."""
+    import psycopg
+
+    name = urllib.parse.urlparse(url).path.lstrip("/")
+    with psycopg.connect(pg_url(base, "postgres"), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", [name])
+        return int(row.fetchone()[0] or 0)
+
+
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(DATABASE_URL=database_url, DEBUG="false", PYTHONUNBUFFERED="1", **extra)
@@ -532,8 +544,12 @@ def run_all(args, sizes: list[int]) -> dict[str, dict[str, Any]]:
                 for token, runs in zip(prep["tokens"], pools["ingest"], strict=True)
             ]
             log(f"{label}: ingest, {args.clients} clients, {args.rounds} x {args.ingest_seconds} s")
+            sessions_before = database_sessions(args.pg, urls[label])
             results[label]["ingest"] = measure_ingest(
                 server.port, prep, seconds=args.ingest_seconds, rounds=args.rounds
+            )
+            results[label]["ingest"]["_db_sessions_opened"] = (
+                database_sessions(args.pg, urls[label]) - sessions_before
             )
         for label, server in servers.items():
             results[label]["peak_rss_mb"] = server.peak_rss_mb()
@@ -658,6 +674,23 @@ def build_report(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             "   [minimal] = Prefer: return=minimal, what a runner sends (judged); [full] = the"
             " default response with log, samples and nodes (shown for information)."
         )
+        opened = ingest.get("_db_sessions_opened")
+        total = sum(v["requests"] for k, v in ingest.items() if not k.startswith("_"))
+        if opened is not None:
+            persistent = opened <= 4 * results["workers"]
+            checks.append(
+                {
+                    "target": f"persistent database connections at {label}",
+                    "judged": True,
+                    "opened": opened,
+                    "requests": total,
+                    "pass": persistent,
+                }
+            )
+            lines.append(
+                f"   database connections opened during {total} ingest requests: {opened}"
+                f" (persistent connections: {verdict(persistent)})"
+            )
 
     lines.append(
         f"\n2-3. Server time, p50 of {results['iterations']} (ms), and SQL queries per request"
@@ -781,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.isoformat(),
         "machine": machine(),
         "clients": args.clients,
+        "workers": args.workers,
         "iterations": args.iterations,
         "ingest_seconds": args.ingest_seconds,
         "rounds": args.rounds,
