@@ -57,7 +57,7 @@ def _reap_one(pk: int, now: datetime) -> bool:
         # Re-read under the row lock: a report that committed since the candidate query renews
         # the lease, and a final status makes this run none of our business.
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("gateway")
             .filter(pk=pk, status__in=ACTIVE_STATUSES)
             .first()
