@@ -69,8 +69,8 @@ class Gateway(models.Model):
 
 
 class GatewayHealth(models.TextChoices):
-    ONLINE = "online"
-    OFFLINE = "offline"
+    ONLINE = "online", "online"
+    OFFLINE = "offline", "offline"
     NEVER = "never", "never connected"
 
 
