@@ -39,10 +39,10 @@ def test_panel_shows_status_last_seen_and_run_counts(signed_in):
     html = response.content.decode()
     assert "edge-online" in html and "edge-gone" in html and "edge-new" in html
     row = html.split('data-gateway="' + online.public_id)[1].split("</tr>")[0]
-    assert "online" in row and "<td>1</td>" in row
+    assert "online" in row and '<td class="num">1</td>' in row
     assert "offline" in html
     assert "never connected" in html
-    assert "waiting on a gateway that is not connected yet" in html
+    assert "1 queued run waiting on a gateway that is not connected yet" in html
 
 
 def test_htmx_request_gets_the_table_fragment_only(signed_in):
