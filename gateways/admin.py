@@ -448,6 +448,24 @@ class ApiKeyAdmin(CredentialAdmin):
         )
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """Choices from the known actions, not a DISTINCT over a table that only grows."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = sorted(
+            value
+            for name, value in vars(AuditAction).items()
+            if name.isupper() and isinstance(value, str)
+        )
+        return [(action, action) for action in actions]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = [
@@ -459,8 +477,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         "target_link",
         "ip",
     ]
-    list_filter = ["action", "source", "target_type"]
-    search_fields = ["=target_id", "actor_label"]
+    list_filter = [AuditActionFilter]
+    search_fields = ["=target_id", "=actor_label"]
+    search_help_text = "A target's id (run_…, a token's number) or an actor's exact name."
     show_full_result_count = False
     list_per_page = 100
 

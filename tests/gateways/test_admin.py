@@ -280,3 +280,14 @@ def test_gateway_change_page_query_count_does_not_grow_with_tokens(admin_client,
     for index in range(8):
         gateway_token_issue(gateway=gateway, created_by=plain_user(f"u{index}"))
     assert changelist_queries(admin_client, url) == few
+
+
+def test_audit_list_filters_by_action_and_searches_by_target(admin_client, gateway):
+    token, _ = gateway_token_issue(gateway=gateway)
+    audit_record(actor=None, action="gateway_token.issued", target=token, source="api")
+    audit_record(actor=None, action="gateway_token.revoked", target=token, source="api")
+    html = admin_client.get("/admin/gateways/auditevent/?action=gateway_token.revoked").content
+    assert html.decode().count('class="field-action"') == 1
+    html = admin_client.get("/admin/gateways/auditevent/", {"q": str(token.pk)}).content
+    assert html.decode().count('class="field-action"') == 2
+    assert admin_client.get("/admin/gateways/auditevent/add/").status_code == 403
