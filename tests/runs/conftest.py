@@ -8,8 +8,7 @@ def snapshot(run: Run) -> dict:
     fresh = Run.objects.get(pk=run.pk)
     return {
         "row": {
-            field.attname: getattr(fresh, field.attname)
-            for field in Run._meta.concrete_fields
+            field.attname: getattr(fresh, field.attname) for field in Run._meta.concrete_fields
         },
         "logs": list(LogLine.objects.filter(run=run).values_list("seq", "level", "message")),
         "samples": list(TelemetrySample.objects.filter(run=run).values_list("seq", "values")),
@@ -19,6 +18,8 @@ def snapshot(run: Run) -> dict:
 
 @pytest.fixture
 def running_run(run, agent_client):
-    response = agent_client.patch(f"/api/agent/runs/{run.public_id}", {"status": "running"}, format="json")
+    response = agent_client.patch(
+        f"/api/agent/runs/{run.public_id}", {"status": "running"}, format="json"
+    )
     assert response.status_code == 200
     return run

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
@@ -7,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from gateways.models import AuditEvent
-from runs.admin import EstimatedCountPaginator
+from runs.admin import EstimatedCountPaginator, RunAdmin
 from runs.models import Run, RunStatus, TriggerType
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory
 
@@ -232,3 +234,22 @@ def test_queued_runs_on_a_gateway_that_never_connected_are_flagged(admin_client)
 
     assert "queued (gateway away)" in status_cell(stuck)
     assert "gateway away" not in status_cell(fine)
+
+
+def test_sorting_only_by_created_at_whatever_the_url_asks(admin_client):
+    older = RunFactory(pipeline=PipelineFactory(default_gateway=GatewayFactory(name="aaa")))
+    newer = RunFactory(pipeline=PipelineFactory(default_gateway=GatewayFactory(name="zzz")))
+    Run.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    def order(query: str) -> list[str]:
+        html = admin_client.get(RUNS + query).content.decode()
+        return sorted([older.public_id, newer.public_id], key=html.index)
+
+    # Column numbers in ?o= count the action checkbox column first.
+    gateway_column = RunAdmin.list_display.index("gateway") + 1
+    created_at_column = RunAdmin.list_display.index("created_at") + 1
+    newest_first = [newer.public_id, older.public_id]
+    assert order("") == newest_first
+    assert order(f"?o={gateway_column}") == newest_first  # refused: the default order stays
+    assert order(f"?o={gateway_column}.-{created_at_column}") == newest_first
+    assert order(f"?o={created_at_column}") == newest_first[::-1]

@@ -173,7 +173,9 @@ class TestLifecycle:
         from runs.services import run_cancel
 
         run_cancel(run=running_run)
-        response = patch(agent_client, running_run, {"appendLog": {"level": "info", "message": "x"}})
+        response = patch(
+            agent_client, running_run, {"appendLog": {"level": "info", "message": "x"}}
+        )
         assert response.json()["status"] == "cancel_requested"
         polled = agent_client.get("/api/agent/runs").json()["data"]
         assert [item["id"] for item in polled] == [running_run.public_id]
@@ -209,7 +211,12 @@ class TestLifecycle:
             {
                 "logEntries": [
                     {"at": "2025-03-27T02:00:06Z", "level": "info", "message": "a"},
-                    {"at": "2025-03-27T02:00:07Z", "level": "error", "message": "b", "nodeId": "n1"},
+                    {
+                        "at": "2025-03-27T02:00:07Z",
+                        "level": "error",
+                        "message": "b",
+                        "nodeId": "n1",
+                    },
                 ],
                 "telemetrySamples": [{"at": "2025-03-27T02:00:06Z", "rowsLoaded": 1}],
             },
@@ -247,8 +254,12 @@ class TestFields:
 
     def test_append_keeps_the_newest_500_of_520(self, agent_client, run):
         for i in range(520):
-            response = patch(agent_client, run, {"appendLog": {"level": "info", "message": str(i)}},
-                             HTTP_PREFER="return=minimal")
+            response = patch(
+                agent_client,
+                run,
+                {"appendLog": {"level": "info", "message": str(i)}},
+                HTTP_PREFER="return=minimal",
+            )
             assert response.status_code == 200
         body = agent_client.get(agent_url(run)).json()
         messages = [entry["message"] for entry in body["logEntries"]]
@@ -262,8 +273,12 @@ class TestFields:
         values = [sample["rowsLoaded"] for sample in body["telemetry"]["samples"]]
         assert values == list(range(100, 2100))
         for i in range(150):
-            patch(agent_client, run, {"appendTelemetrySample": {"rowsLoaded": 5000 + i}},
-                  HTTP_PREFER="return=minimal")
+            patch(
+                agent_client,
+                run,
+                {"appendTelemetrySample": {"rowsLoaded": 5000 + i}},
+                HTTP_PREFER="return=minimal",
+            )
         body = agent_client.get(agent_url(run)).json()
         values = [sample["rowsLoaded"] for sample in body["telemetry"]["samples"]]
         assert len(values) == 2000
@@ -301,8 +316,12 @@ class TestFields:
             run,
             {
                 "nodes": [
-                    {"nodeId": "n_source", "type": "source.postgres", "status": "running",
-                     "startedAt": "2025-03-27T02:00:05Z"},
+                    {
+                        "nodeId": "n_source",
+                        "type": "source.postgres",
+                        "status": "running",
+                        "startedAt": "2025-03-27T02:00:05Z",
+                    },
                     {"nodeId": "n_sink", "type": "destination.snowflake", "status": "pending"},
                 ]
             },
@@ -312,8 +331,12 @@ class TestFields:
             run,
             {
                 "nodes": [
-                    {"nodeId": "n_source", "status": "succeeded",
-                     "finishedAt": "2025-03-27T02:04:10Z", "metrics": {"rowsOut": 2450000}},
+                    {
+                        "nodeId": "n_source",
+                        "status": "succeeded",
+                        "finishedAt": "2025-03-27T02:04:10Z",
+                        "metrics": {"rowsOut": 2450000},
+                    },
                 ]
             },
         ).json()
@@ -402,7 +425,10 @@ class TestIdempotency:
 
     def test_a_refused_patch_leaves_no_receipt(self, agent_client, run):
         patch(agent_client, run, {"status": "succeeded"}, HTTP_IDEMPOTENCY_KEY="k")
-        assert patch(agent_client, run, {"status": "running"}, HTTP_IDEMPOTENCY_KEY="k").status_code == 200
+        assert (
+            patch(agent_client, run, {"status": "running"}, HTTP_IDEMPOTENCY_KEY="k").status_code
+            == 200
+        )
 
     def test_a_bad_key_is_refused(self, agent_client, run):
         response = patch(agent_client, run, {}, HTTP_IDEMPOTENCY_KEY="x" * 201)
