@@ -174,12 +174,26 @@ GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING
 
 # Webhooks
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_TIMEOUT_SECONDS = 15.0
+# A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).
+WEBHOOK_CA_BUNDLE = os.environ.get("WEBHOOK_CA_BUNDLE", "")
+# Waits before attempts 2..8 (Standard Webhooks schedule); jitter adds up to 10% to each.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = 24 * 3600
+WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600
+WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
+# A sender's lease on a delivery: longer than any one attempt can take.
+WEBHOOK_LEASE_SECONDS = 120
+# The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
+WEBHOOK_SWEEP_GRACE_SECONDS = 60
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # httpx logs every request URL at INFO; webhook URLs may carry tokens.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -192,6 +206,7 @@ if not DEBUG:
 
 # Background work: the `worker` process enqueues these every interval (see run_worker).
 PERIODIC_TASKS: list[str] = [
+    "webhooks.tasks.webhook_sweep",
     "runs.tasks.reap_lost_runs",
     "runs.tasks.finish_unconfirmed_cancels",
 ]

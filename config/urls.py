@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("runs.api.urls")),
+    path("api/", include("webhooks.api.urls")),
     path("", include("gateways.urls")),
 ]

@@ -23,7 +23,6 @@ from runs import selectors, services
 from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
 from runs.models import Run
 
-
 IDEMPOTENCY_KEY_MAX = 200
 
 

@@ -237,7 +237,14 @@ class TestFields:
         body = patch(
             agent_client,
             run,
-            {"appendLog": {"level": "warn", "message": "slow", "nodeId": "n_source"}},
+            {
+                "appendLog": {
+                    "level": "warn",
+                    "message": "slow",
+                    "nodeId": "n_source",
+                    "at": "2020-01-01T00:00:00Z",
+                }
+            },
         ).json()
         entry = body["logEntries"][-1]
         assert entry["level"] == "warn" and entry["nodeId"] == "n_source"
@@ -360,9 +367,15 @@ class TestFields:
             {
                 "errorSummary": f"connect failed: postgres://etl:{secret}@db:5432/crm",
                 "appendLog": {"level": "error", "message": f"password={secret} rejected"},
+                "telemetrySummary": {"source": f"mysql://app:{secret}@db/x"},
+                "nodes": [
+                    {"nodeId": "n1", "status": "failed", "metrics": {"dsn": f"token={secret}"}}
+                ],
             },
         )
         run.refresh_from_db()
+        assert secret not in str(run.telemetry_summary)
+        assert secret not in str(run.nodes.get().metrics)
         assert secret not in run.error_summary
         assert "postgres://etl:[REDACTED]@db:5432/crm" in run.error_summary
         message = LogLine.objects.get(run=run).message
@@ -464,7 +477,7 @@ class TestAuth:
         assert client.get(agent_url(run)).status_code == 200
         credential_revoke(credential=token)
         assert client.get(agent_url(run)).status_code == 401
-        expired, raw = gateway_token_issue(
+        _, raw = gateway_token_issue(
             gateway=gateway, expires_at=datetime.now(UTC) - timedelta(seconds=1)
         )
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
