@@ -13,6 +13,7 @@ from runs.models import Run, RunStatus
 from runs.services import run_cancel
 from runs.tasks import finish_unconfirmed_cancels, reap_lost_runs
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,11 @@ def agent_url(run: Run) -> str:
 def claim(agent_client, run: Run) -> None:
     response = agent_client.patch(agent_url(run), {"status": "running"}, format="json")
     assert response.status_code == 200, response.content
+
+
+def events(run: Run) -> list[str]:
+    """The outbox events recorded for a run: one per final status it reached."""
+    return list(WebhookEvent.objects.filter(run=run).values_list("type", flat=True))
 
 
 def agent_for(raw_token: str) -> APIClient:
@@ -54,6 +60,7 @@ def test_runner_silent_longer_than_the_lease_is_failed_as_lost(agent_client, run
     assert run.status == RunStatus.FAILED
     assert run.error_summary == "runner lost: no report for 12 minutes"
     assert run.finished_at == start + timedelta(minutes=12, seconds=30)
+    assert events(run) == ["run.failed"]
 
 
 def test_each_report_renews_the_lease(agent_client, run):
@@ -200,6 +207,7 @@ def test_two_reapers_racing_fail_a_stale_run_exactly_once():
         run.refresh_from_db()
         assert run.status == RunStatus.FAILED
         assert run.error_summary == "runner lost: no report for 60 minutes"
+        assert events(run) == ["run.failed"]
 
 
 @needs_postgres
@@ -225,6 +233,7 @@ def test_the_runners_final_patch_wins_the_race_with_the_reaper(gateway, gateway_
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert run.error_summary == ""
+    assert events(run) == ["run.succeeded"]
 
 
 @needs_postgres
@@ -246,6 +255,7 @@ def test_a_report_committed_while_the_reaper_waits_renews_the_lease(gateway, gat
     assert results == [0]
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
+    assert events(run) == []
 
 
 @override_settings(RUN_CANCEL_GRACE_SECONDS=300)
@@ -273,6 +283,7 @@ def test_unconfirmed_cancel_is_marked_canceled_after_the_grace_period(agent_clie
     assert run.status == RunStatus.CANCELED
     assert run.finished_at == start + timedelta(minutes=6, seconds=1)
     assert "did not confirm the cancel within 5 minutes" in run.error_summary
+    assert events(run) == ["run.canceled"]
     late = agent_client.patch(agent_url(run), {"status": "canceled"}, format="json")
     assert late.status_code == 200  # the status it already has: a no-op
     assert (
