@@ -13,7 +13,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -94,6 +93,9 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def issue(self, request: HttpRequest, obj: Credential) -> tuple[Credential, str]:
         raise NotImplementedError
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related(self.owner_field, "created_by")
 
     def get_readonly_fields(self, request, obj=None):
         shown = [
@@ -372,7 +374,9 @@ class GatewayTokenAdmin(CredentialAdmin):
         ]
 
     def rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        token = get_object_or_404(GatewayToken.objects.select_related("gateway"), pk=object_id)
+        token = self.get_object(request, object_id)
+        if token is None:
+            raise Http404
         if not (self.has_change_permission(request, token) and self.has_add_permission(request)):
             raise PermissionDenied
         change_url = reverse("admin:gateways_gatewaytoken_change", args=[token.pk])

@@ -291,3 +291,9 @@ def test_audit_list_filters_by_action_and_searches_by_target(admin_client, gatew
     html = admin_client.get("/admin/gateways/auditevent/", {"q": str(token.pk)}).content
     assert html.decode().count('class="field-action"') == 2
     assert admin_client.get("/admin/gateways/auditevent/add/").status_code == 403
+
+
+@pytest.mark.parametrize("action", ["revoke", "rotate"])
+def test_unknown_token_answers_404(admin_client, action):
+    assert admin_client.get(f"/admin/gateways/gatewaytoken/999999/{action}/").status_code == 404
+    assert admin_client.get(f"/admin/gateways/gatewaytoken/abc/{action}/").status_code == 404
