@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("runs.api.urls")),
     path("api/", include("webhooks.api.urls")),
+    path("", include("gateways.urls")),
 ]
