@@ -7,11 +7,12 @@ conditional updates or row locks), so several worker processes may each run a cl
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,27 @@ class Command(BaseCommand):
 
             threading.Thread(target=clock, name="periodic-clock", daemon=True).start()
         try:
-            call_command("db_worker", queue_name=queue_name, reload=False, interval=0.5)
+            self.work(queue_name)
         finally:
             stop.set()
+
+    def work(self, queue_name: str) -> None:
+        """Run db_worker; when the database goes away, wait for it and start again.
+
+        db_worker exits on a lost connection (a PostgreSQL restart, a failover). Restarting it
+        here keeps the process up, so queued deliveries and periodic jobs carry on once the
+        database is back, without a supervisor having to notice.
+        """
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                call_command("db_worker", queue_name=queue_name, reload=False, interval=0.5)
+                return
+            except (OperationalError, InterfaceError) as exc:
+                logger.warning("database unavailable (%s); worker restarts in %.0fs", exc, delay)
+                connections.close_all()
+                if time.monotonic() - started > 60:
+                    delay = 1.0  # it ran for a while: this is a new outage
+                time.sleep(delay)
+                delay = min(delay * 2, 15.0)
