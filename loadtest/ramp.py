@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             *rest,
         ]
         subprocess.run(command, cwd=ROOT, check=False, timeout=args.duration + 900)
+        if not (out / "report.json").exists():
+            print(f"{gateways:4} gateways: the run failed, see {out}", flush=True)
+            break
         report = json.loads((out / "report.json").read_text())
         totals, target = report["totals"], report["target"]
         met = all(target.values())
