@@ -175,6 +175,7 @@ def _record_final(run: Run) -> None:
 # after run_create, so a locked re-read needs only these.
 RUN_UPDATE_FIELDS = [
     "status",
+    "finished_by_system",
     "started_at",
     "finished_at",
     "cancel_requested_at",
@@ -253,6 +254,14 @@ def run_update(
     """
     run = _lock(run)
     now = timezone.now()
+    if run.finished_by_system:
+        if changes == {"status": run.status}:
+            return run  # the runner agrees with how the system closed the run: a no-op
+        raise Conflict(
+            f"Run was {run.status} by the system ({run.error_summary or 'cancel not confirmed'}); "
+            "this report came too late and was not stored.",
+            field="status",
+        )
     if idempotency_key is not None:
         if PatchReceipt.objects.filter(run=run, key=idempotency_key).exists():
             return run
@@ -336,7 +345,10 @@ def run_finish_by_system(
     _set_status(run, status, now=now)
     if error_summary:
         run.error_summary = _clean_text(error_summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
+    run.finished_by_system = True
     run.updated_at = now
-    run.save(update_fields=["status", "finished_at", "error_summary", "updated_at"])
+    run.save(
+        update_fields=["status", "finished_at", "error_summary", "finished_by_system", "updated_at"]
+    )
     _record_final(run)
     return run
