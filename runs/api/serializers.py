@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.api.fields import (
@@ -135,6 +136,22 @@ class RunPatchSerializer(StrictSerializer):
         return {names[key]: value for key, value in data.items()}
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(TriggerType.values)},
+            {
+                "type": "object",
+                "properties": {"type": {"type": "string", "enum": list(TriggerType.values)}},
+                "required": ["type"],
+                "additionalProperties": {
+                    "nullable": True,
+                    "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+                },
+            },
+        ]
+    }
+)
 class TriggerField(serializers.Field):
     """``"schedule"`` or ``{"type": "schedule", ...scalar details}``."""
 
@@ -226,3 +243,70 @@ def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[st
     if nodes is not None:
         body["nodes"] = [node_repr(node) for node in nodes]
     return body
+
+
+# Documentation only: the shapes ``runner_run_repr`` returns, for the OpenAPI schema.
+
+
+class GatewayRefDocSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class LogEntryDocSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    level = serializers.ChoiceField(LogLevel.choices)
+    message = serializers.CharField()
+    nodeId = serializers.CharField(required=False)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "summary": {"type": "object", "additionalProperties": True},
+            "samples": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"at": {"type": "string", "format": "date-time"}},
+                    "required": ["at"],
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+        },
+        "required": ["summary"],
+    }
+)
+class TelemetryDocField(serializers.JSONField):
+    pass
+
+
+class NodeDocSerializer(serializers.Serializer):
+    nodeId = serializers.CharField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    retries = serializers.IntegerField()
+    metrics = serializers.DictField()
+
+
+class RunnerRunDocSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    pipelineId = serializers.CharField()
+    gateway = GatewayRefDocSerializer(allow_null=True)
+    status = serializers.ChoiceField(RunStatus.choices)
+    trigger = serializers.DictField(help_text="{type, ...details}")
+    createdAt = serializers.DateTimeField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    durationSeconds = serializers.IntegerField(allow_null=True)
+    errorSummary = serializers.CharField(allow_null=True)
+    logEntries = LogEntryDocSerializer(many=True, required=False)
+    telemetry = TelemetryDocField()
+    nodes = NodeDocSerializer(many=True, required=False)
+
+
+class AgentRunListDocSerializer(serializers.Serializer):
+    data = RunnerRunDocSerializer(many=True)

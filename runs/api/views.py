@@ -20,7 +20,14 @@ from gateways.authentication import (
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
-from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
+from runs.api.schema import error_responses
+from runs.api.serializers import (
+    AgentRunListDocSerializer,
+    RunCreateSerializer,
+    RunnerRunDocSerializer,
+    RunPatchSerializer,
+    runner_run_repr,
+)
 from runs.models import Run
 
 
@@ -50,7 +57,10 @@ class EltRunCreateView(APIView):
     @extend_schema(
         operation_id="elt_runs_create",
         request=RunCreateSerializer,
-        responses={201: OpenApiResponse(description="The new queued run.")},
+        responses={
+            201: OpenApiResponse(RunnerRunDocSerializer, description="The new queued run."),
+            **error_responses(400, 401, 403, 413, 415, 429),
+        },
         tags=["runner"],
     )
     def post(self, request):
@@ -92,12 +102,22 @@ class EltRunDetailView(APIView):
             raise NotFound("No run with this id.")
         return run
 
-    @extend_schema(operation_id="elt_runs_retrieve", tags=["runner"])
+    @extend_schema(
+        operation_id="elt_runs_retrieve",
+        responses={200: RunnerRunDocSerializer, **error_responses(401, 404, 429)},
+        tags=["runner"],
+    )
     def get(self, request, run_id: str):
         return runner_response(self.get_run(run_id))
 
     @extend_schema(
-        operation_id="elt_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
+        operation_id="elt_runs_partial_update",
+        request=RunPatchSerializer,
+        responses={
+            200: RunnerRunDocSerializer,
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 429),
+        },
+        tags=["runner"],
     )
     def patch(self, request, run_id: str):
         return apply_patch(request, self.get_run(run_id))
@@ -107,7 +127,11 @@ class AgentRunListView(APIView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
-    @extend_schema(operation_id="agent_runs_list", tags=["runner"])
+    @extend_schema(
+        operation_id="agent_runs_list",
+        responses={200: AgentRunListDocSerializer, **error_responses(401, 429)},
+        tags=["runner"],
+    )
     def get(self, request):
         runs = selectors.gateway_actionable_runs(gateway=request.user.gateway)
         data = [runner_run_repr(run) for run in runs]
@@ -124,12 +148,22 @@ class AgentRunDetailView(APIView):
             raise NotFound("No run with this id.")
         return run
 
-    @extend_schema(operation_id="agent_runs_retrieve", tags=["runner"])
+    @extend_schema(
+        operation_id="agent_runs_retrieve",
+        responses={200: RunnerRunDocSerializer, **error_responses(401, 404, 429)},
+        tags=["runner"],
+    )
     def get(self, request, run_id: str):
         return runner_response(self.get_run(request, run_id))
 
     @extend_schema(
-        operation_id="agent_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
+        operation_id="agent_runs_partial_update",
+        request=RunPatchSerializer,
+        responses={
+            200: RunnerRunDocSerializer,
+            **error_responses(400, 401, 404, 409, 413, 415, 429),
+        },
+        tags=["runner"],
     )
     def patch(self, request, run_id: str):
         return apply_patch(request, self.get_run(request, run_id))
