@@ -1,5 +1,6 @@
 """Input and output serializers of ``/api/pipelines``."""
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from runs.api.fields import StrictCharField, StrictSerializer
@@ -24,6 +25,7 @@ class PipelinePageMetaSerializer(serializers.Serializer):
     cursor = serializers.CharField(allow_null=True)
 
 
+@extend_schema_serializer(many=False)  # a page object, not a list
 class PipelinePageSerializer(serializers.Serializer):
     data = PipelineSerializer(many=True)
     meta = PipelinePageMetaSerializer()

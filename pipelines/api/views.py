@@ -22,8 +22,9 @@ from pipelines.models import Pipeline
 from runs import services as run_services
 from runs.api.read_serializers import RunDetailSerializer
 from runs.api.read_views import (
+    CURSOR_PARAMETER,
+    LIMIT_PARAMETER,
     MAX_ID_CHARS,
-    MAX_LIMIT,
     HasActionPermission,
     parse_limit,
     refuse_nul_characters,
@@ -76,10 +77,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="pipelines_list",
-        parameters=[
-            OpenApiParameter("limit", int, description=f"Page size, 1 to {MAX_LIMIT} (50)."),
-            OpenApiParameter("cursor", str, description="`meta.cursor` of the previous page."),
-        ],
+        parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
         responses={200: PipelinePageSerializer, **error_responses(400, 401, 429)},
         summary="List pipelines by name",
     )

@@ -6,7 +6,7 @@ from them is the shape clients receive, not a description kept beside it.
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from runs.models import LogLevel, Run, RunStatus, TriggerType
@@ -54,6 +54,7 @@ class PageMetaSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(many=False)  # a page object, not a list
 class RunPageSerializer(serializers.Serializer):
     data = RunListItemSerializer(many=True)
     meta = PageMetaSerializer()

@@ -116,33 +116,46 @@ def parse_since_timestamp(raw: str) -> datetime:
         raise ValidationError({"since": exc.messages}) from None
 
 
-STATUS_PARAMETER = OpenApiParameter(
-    "status",
-    str,
-    description="One status or a comma list: " + ", ".join(RunStatus.values) + ".",
+_STATUS = "(" + "|".join([*RunStatus.values, "cancelled"]) + ")"
+_DATE = r"\d{4}-\d{2}-\d{2}"
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    description=f"Page size, 1 to {MAX_LIMIT}.",
 )
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor", str, description="Opaque: `meta.cursor` of the previous page."
+)
+INSTANT_SCHEMA = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"format": "date-time"}],
+}
 LIST_PARAMETERS = [
     OpenApiParameter("pipelineId", str, description="Only runs of this pipeline (`pl_...`)."),
-    STATUS_PARAMETER,
+    OpenApiParameter(
+        "status",
+        {"type": "string", "pattern": f"^{_STATUS}( *, *{_STATUS})*$"},
+        description="One status or a comma list: " + ", ".join(RunStatus.values) + ".",
+    ),
     OpenApiParameter("gatewayId", str, description="Only runs targeted at this gateway."),
     OpenApiParameter("trigger", str, enum=list(TriggerType.values)),
     OpenApiParameter(
         "dateRange",
-        str,
+        {"type": "string", "pattern": f"^({_DATE}\\.\\.({_DATE})?|\\.\\.{_DATE})$"},
         description="`YYYY-MM-DD..YYYY-MM-DD`, both days included (UTC); either end may be open.",
     ),
     OpenApiParameter(
-        "from", str, description="Created at or after: a date or an ISO 8601 timestamp."
+        "from",
+        INSTANT_SCHEMA,
+        description="Created at or after: a date (UTC) or an ISO 8601 timestamp with a timezone.",
     ),
     OpenApiParameter(
         "to",
-        str,
+        INSTANT_SCHEMA,
         description="Created before: an ISO 8601 timestamp, or a date (its whole day included).",
     ),
-    OpenApiParameter(
-        "limit", int, description=f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."
-    ),
-    OpenApiParameter("cursor", str, description="`meta.cursor` of the previous page."),
+    LIMIT_PARAMETER,
+    CURSOR_PARAMETER,
 ]
 RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, description="Run id.")
 

@@ -5,8 +5,10 @@ view module imports it for ``error_responses``, so the schema never misses them.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
+
+from runs.models import LogLevel, RunStatus
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -61,3 +63,70 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
         for code in codes
     }
+
+
+# The shapes ``runner_run_repr`` returns, described for the schema of the runner routes.
+
+
+class GatewayRefDocSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class LogEntryDocSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    level = serializers.ChoiceField(LogLevel.choices)
+    message = serializers.CharField()
+    nodeId = serializers.CharField(required=False)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "summary": {"type": "object", "additionalProperties": True},
+            "samples": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"at": {"type": "string", "format": "date-time"}},
+                    "required": ["at"],
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+        },
+        "required": ["summary"],
+    }
+)
+class TelemetryDocField(serializers.JSONField):
+    pass
+
+
+class NodeDocSerializer(serializers.Serializer):
+    nodeId = serializers.CharField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    retries = serializers.IntegerField()
+    metrics = serializers.DictField()
+
+
+class RunnerRunDocSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    pipelineId = serializers.CharField()
+    gateway = GatewayRefDocSerializer(allow_null=True)
+    status = serializers.ChoiceField(RunStatus.choices)
+    trigger = serializers.DictField(help_text="{type, ...details}")
+    createdAt = serializers.DateTimeField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    durationSeconds = serializers.IntegerField(allow_null=True)
+    errorSummary = serializers.CharField(allow_null=True)
+    logEntries = LogEntryDocSerializer(many=True, required=False)
+    telemetry = TelemetryDocField()
+    nodes = NodeDocSerializer(many=True, required=False)
+
+
+class AgentRunListDocSerializer(serializers.Serializer):
+    data = RunnerRunDocSerializer(many=True)

@@ -4,7 +4,7 @@ Both PATCH routes validate with the same serializer and call the same ``run_upda
 differ only in authentication and in which runs the caller can see.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
@@ -20,17 +20,26 @@ from gateways.authentication import (
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
-from runs.api.schema import error_responses
-from runs.api.serializers import (
-    AgentRunListDocSerializer,
-    RunCreateSerializer,
-    RunnerRunDocSerializer,
-    RunPatchSerializer,
-    runner_run_repr,
-)
+from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer, error_responses
+from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
 from runs.models import Run
 
 IDEMPOTENCY_KEY_MAX = 200
+PREFER_HEADER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    description="`return=minimal` leaves the log, samples and nodes out of the answer.",
+)
+PATCH_HEADERS = [
+    PREFER_HEADER,
+    OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        description="A PATCH repeated with the same key is applied once.",
+    ),
+]
 
 
 def wants_minimal(request) -> bool:
@@ -94,6 +103,7 @@ class EltRunCreateView(APIView):
 
     @extend_schema(
         operation_id="elt_runs_create",
+        parameters=[PREFER_HEADER],
         request=RunCreateSerializer,
         responses={
             201: OpenApiResponse(RunnerRunDocSerializer, description="The new queued run."),
@@ -140,6 +150,7 @@ class EltRunDetailView(APIView):
 
     @extend_schema(
         operation_id="elt_runs_retrieve",
+        parameters=[PREFER_HEADER],
         responses={200: RunnerRunDocSerializer, **error_responses(401, 404, 429)},
         tags=["runner"],
     )
@@ -148,6 +159,7 @@ class EltRunDetailView(APIView):
 
     @extend_schema(
         operation_id="elt_runs_partial_update",
+        parameters=PATCH_HEADERS,
         request=RunPatchSerializer,
         responses={
             200: RunnerRunDocSerializer,
@@ -186,6 +198,7 @@ class AgentRunDetailView(APIView):
 
     @extend_schema(
         operation_id="agent_runs_retrieve",
+        parameters=[PREFER_HEADER],
         responses={200: RunnerRunDocSerializer, **error_responses(401, 404, 429)},
         tags=["runner"],
     )
@@ -194,6 +207,7 @@ class AgentRunDetailView(APIView):
 
     @extend_schema(
         operation_id="agent_runs_partial_update",
+        parameters=PATCH_HEADERS,
         request=RunPatchSerializer,
         responses={
             200: RunnerRunDocSerializer,
