@@ -128,11 +128,12 @@ def _append_samples(run: Run, samples: list[dict[str, Any]], *, now: datetime) -
         ).delete()
 
 
+def _scrub_strings(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: scrub(value) if isinstance(value, str) else value for key, value in values.items()}
+
+
 def _merge_summary(run: Run, summary: dict[str, Any]) -> None:
-    merged = {**run.telemetry_summary, **summary}
-    for key in ("currentPhase", "currentResource"):
-        if isinstance(merged.get(key), str):
-            merged[key] = scrub(merged[key])
+    merged = {**run.telemetry_summary, **_scrub_strings(summary)}
     run.telemetry_summary = merged
     run.rows_loaded = merged.get("rowsLoaded")
     run.bytes_loaded = merged.get("bytesLoaded")
@@ -154,7 +155,8 @@ def _upsert_nodes(run: Run, nodes: list[dict[str, Any]], *, now: datetime) -> No
         node = existing.get(data["nodeId"]) or RunNode(run=run, node_id=data["nodeId"])
         for key, attr in fields.items():
             if key in data:
-                setattr(node, attr, data[key] if data[key] is not None else None)
+                value = data[key]
+                setattr(node, attr, _scrub_strings(value) if key == "metrics" else value)
         node.updated_at = now
         (to_update if node.pk else to_create).append(node)
     RunNode.objects.bulk_create(to_create)

@@ -237,7 +237,14 @@ class TestFields:
         body = patch(
             agent_client,
             run,
-            {"appendLog": {"level": "warn", "message": "slow", "nodeId": "n_source"}},
+            {
+                "appendLog": {
+                    "level": "warn",
+                    "message": "slow",
+                    "nodeId": "n_source",
+                    "at": "2020-01-01T00:00:00Z",
+                }
+            },
         ).json()
         entry = body["logEntries"][-1]
         assert entry["level"] == "warn" and entry["nodeId"] == "n_source"
@@ -360,9 +367,15 @@ class TestFields:
             {
                 "errorSummary": f"connect failed: postgres://etl:{secret}@db:5432/crm",
                 "appendLog": {"level": "error", "message": f"password={secret} rejected"},
+                "telemetrySummary": {"source": f"mysql://app:{secret}@db/x"},
+                "nodes": [
+                    {"nodeId": "n1", "status": "failed", "metrics": {"dsn": f"token={secret}"}}
+                ],
             },
         )
         run.refresh_from_db()
+        assert secret not in str(run.telemetry_summary)
+        assert secret not in str(run.nodes.get().metrics)
         assert secret not in run.error_summary
         assert "postgres://etl:[REDACTED]@db:5432/crm" in run.error_summary
         message = LogLine.objects.get(run=run).message
