@@ -215,6 +215,10 @@ def test_list_filters_by_pipeline_and_gateway(key_client, mixed_runs, pipeline, 
         ("from=2025-03-01T00:00:00", "from"),
         ("to=2025-02-30", "to"),
         ("from=2025-03-05&to=2025-03-01", "from"),
+        ("to=9999-12-31", "to"),
+        ("dateRange=..9999-12-31", "dateRange"),
+        ("from=0001-01-01T00:00:00%2B14:00", "from"),
+        ("to=9999-12-31T23:59:59-14:00", "to"),
         ("limit=0", "limit"),
         ("limit=10000", "limit"),
         ("limit=-1", "limit"),
@@ -591,7 +595,17 @@ def test_logs_hold_only_lines_within_the_cap(key_client, run, settings):
 
 
 @pytest.mark.parametrize(
-    "since", ["crs_1_0000", "crs_", "crs_999_abc", "yesterday", "2025-03-01T10:00:00", "%00"]
+    "since",
+    [
+        "crs_1_0000",
+        "crs_",
+        "crs_999_abc",
+        "yesterday",
+        "2025-03-01T10:00:00",
+        "%00",
+        "0001-01-01T00:00:00%2B14:00",
+        "9999-12-31T23:59:59-14:00",
+    ],
 )
 def test_logs_refuse_a_bad_since(key_client, run, since):
     append(run, "one")
