@@ -35,7 +35,10 @@ class CredentialRateThrottle(SimpleRateThrottle):
         credential = request.auth
         if not isinstance(credential, self.credential_model):
             return None
-        return self.cache_format % {"scope": self.scope, "ident": credential.pk}
+        # The prefix keeps a new credential from inheriting the count of a deleted one whose
+        # primary key the database handed out again (SQLite reuses the highest rowid).
+        ident = f"{credential.pk}-{credential.prefix}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class ApiKeyRateThrottle(CredentialRateThrottle):
