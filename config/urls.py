@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("runs.api.urls")),
+    path("api/", include("webhooks.api.urls")),
     path("", include("runs.api.read_urls")),
     path("", include("pipelines.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
