@@ -5,11 +5,11 @@ and calls the WSGI application in-process (same database transaction as the test
 must be a non-5xx status the schema documents, with a body that matches the schema.
 """
 
+import socket
 import zlib
 
 import pytest
 import schemathesis
-from django.contrib.auth.models import Permission
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -41,9 +41,7 @@ EXAMPLES_PER_OPERATION = 25
 @pytest.fixture
 def api_data(db):
     """A user allowed everything the API does, a gateway, and runs in every state."""
-    user = UserFactory(username="schema")
-    for codename in ("cancel_run", "trigger_run", "add_pipeline", "change_pipeline"):
-        user.user_permissions.add(Permission.objects.get(codename=codename))
+    user = UserFactory(username="schema", is_superuser=True)
     gateway = GatewayFactory(name="edge-schema")
     pipeline = PipelineFactory(name="schema_pipeline", default_gateway=gateway)
     runs = [RunFactory(pipeline=pipeline) for _ in range(3)]
@@ -97,11 +95,39 @@ def point_at_real_resources(case, api_data) -> None:
                     values[name] = real[digest % len(real)]
 
 
+@pytest.fixture
+def no_dns(monkeypatch):
+    """Generated webhook URLs name random hosts: resolve none of them (no traffic leaves the
+    machine); literal addresses still go through the service's checks."""
+
+    def unresolvable(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "not resolved in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_every_operation_answers_as_the_schema_says(api_data, wsgi_app, mode):
+def test_every_operation_answers_as_the_schema_says(api_data, wsgi_app, no_dns, mode):
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 16
+    assert {operation.label for operation in operations} >= {
+        "GET /api/runs",
+        "GET /api/runs/{run_id}",
+        "DELETE /api/runs/{run_id}",
+        "GET /api/runs/{run_id}/nodes",
+        "GET /api/runs/{run_id}/logs",
+        "GET /api/pipelines",
+        "POST /api/pipelines",
+        "GET /api/pipelines/{pipeline_id}",
+        "PATCH /api/pipelines/{pipeline_id}",
+        "POST /api/pipelines/{pipeline_id}/run",
+        "POST /api/elt/runs",
+        "GET /api/elt/runs/{run_id}",
+        "PATCH /api/elt/runs/{run_id}",
+        "GET /api/agent/runs",
+        "GET /api/agent/runs/{run_id}",
+        "PATCH /api/agent/runs/{run_id}",
+    }
 
     for operation in operations:
 
@@ -141,6 +167,10 @@ def test_schema_is_served_and_covers_every_route(client):
         "/api/elt/runs/{run_id}",
         "/api/agent/runs",
         "/api/agent/runs/{run_id}",
+        "/api/webhooks",
+        "/api/webhooks/{id}",
+        "/api/webhooks/{id}/rotate-secret",
+        "/api/webhooks/{id}/test",
     }
     schemes = document["components"]["securitySchemes"]
     assert schemes["apiKey"] == {**schemes["apiKey"], "type": "http", "scheme": "bearer"}

@@ -78,7 +78,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="pipelines_list",
         parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
-        responses={200: PipelinePageSerializer, **error_responses(400, 401, 429)},
+        responses={200: PipelinePageSerializer, **error_responses(400, 401)},
         summary="List pipelines by name",
     )
     def list(self, request):
@@ -103,7 +103,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="pipelines_create",
         request=PipelineCreateSerializer,
-        responses={201: PipelineSerializer, **error_responses(400, 401, 403, 413, 415, 429)},
+        responses={201: PipelineSerializer, **error_responses(400, 401, 403, 413, 415)},
         summary="Create a pipeline",
     )
     def create(self, request):
@@ -121,7 +121,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="pipelines_retrieve",
-        responses={200: PipelineSerializer, **error_responses(401, 404, 429)},
+        responses={200: PipelineSerializer, **error_responses(401, 404)},
         summary="A pipeline",
     )
     def retrieve(self, request, pipeline_id: str):
@@ -132,7 +132,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
         request=PipelineUpdateSerializer,
         responses={
             200: PipelineSerializer,
-            **error_responses(400, 401, 403, 404, 413, 415, 429),
+            **error_responses(400, 401, 403, 404, 413, 415),
         },
         summary="Change a pipeline's name, description or default gateway",
     )
@@ -154,7 +154,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
         request=PipelineRunSerializer,
         responses={
             201: RunDetailSerializer,
-            **error_responses(400, 401, 403, 404, 413, 415, 429),
+            **error_responses(400, 401, 403, 404, 413, 415),
         },
         summary="Trigger a run of a pipeline",
         description="Creates a queued run, targeted at the pipeline's default gateway unless "

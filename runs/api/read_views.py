@@ -206,7 +206,7 @@ class RunViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="runs_list",
         parameters=LIST_PARAMETERS,
-        responses={200: RunPageSerializer, **error_responses(400, 401, 429)},
+        responses={200: RunPageSerializer, **error_responses(400, 401)},
         summary="List runs, newest first",
     )
     def list(self, request):
@@ -246,7 +246,7 @@ class RunViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="runs_retrieve",
-        responses={200: RunDetailSerializer, **error_responses(401, 404, 429)},
+        responses={200: RunDetailSerializer, **error_responses(401, 404)},
         summary="A run's full record",
     )
     def retrieve(self, request, run_id: str):
@@ -256,7 +256,7 @@ class RunViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="runs_cancel",
-        responses={200: RunCancelSerializer, **error_responses(401, 403, 404, 409, 429)},
+        responses={200: RunCancelSerializer, **error_responses(401, 403, 404, 409)},
         summary="Cancel a run",
         description="A queued run is canceled at once; a running one moves to "
         "`cancel_requested` and its runner stops at its next safe point. A final run: 409.",
@@ -271,7 +271,7 @@ class RunViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="runs_nodes",
-        responses={200: RunNodesSerializer, **error_responses(401, 404, 429)},
+        responses={200: RunNodesSerializer, **error_responses(401, 404)},
         summary="Per-node execution records of a run",
     )
     @action(detail=True, methods=["get"])
@@ -293,7 +293,7 @@ class RunViewSet(viewsets.GenericViewSet):
                 "or an ISO 8601 timestamp (lines logged after it).",
             ),
         ],
-        responses={200: RunLogsSerializer, **error_responses(400, 401, 404, 429)},
+        responses={200: RunLogsSerializer, **error_responses(400, 401, 404)},
         summary="A run's log lines, oldest first",
     )
     @action(detail=True, methods=["get"])

@@ -130,3 +130,22 @@ class RunnerRunDocSerializer(serializers.Serializer):
 
 class AgentRunListDocSerializer(serializers.Serializer):
     data = RunnerRunDocSerializer(many=True)
+
+
+def document_rate_limits(result, generator, request, public):
+    """Every route is rate limited per credential (``DEFAULT_THROTTLE_CLASSES``), so every
+    operation can answer 429 with ``Retry-After``; say so once here for all of them."""
+    too_many = {
+        "description": ERROR_DESCRIPTIONS[429],
+        "headers": {
+            "Retry-After": {
+                "schema": {"type": "integer"},
+                "description": "Seconds to wait before the next request.",
+            }
+        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            operation.setdefault("responses", {})["429"] = too_many
+    return result

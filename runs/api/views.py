@@ -107,7 +107,7 @@ class EltRunCreateView(APIView):
         request=RunCreateSerializer,
         responses={
             201: OpenApiResponse(RunnerRunDocSerializer, description="The new queued run."),
-            **error_responses(400, 401, 403, 413, 415, 429),
+            **error_responses(400, 401, 403, 413, 415),
         },
         tags=["runner"],
     )
@@ -151,7 +151,7 @@ class EltRunDetailView(APIView):
     @extend_schema(
         operation_id="elt_runs_retrieve",
         parameters=[PREFER_HEADER],
-        responses={200: RunnerRunDocSerializer, **error_responses(401, 404, 429)},
+        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
         tags=["runner"],
     )
     def get(self, request, run_id: str):
@@ -163,7 +163,7 @@ class EltRunDetailView(APIView):
         request=RunPatchSerializer,
         responses={
             200: RunnerRunDocSerializer,
-            **error_responses(400, 401, 403, 404, 409, 413, 415, 429),
+            **error_responses(400, 401, 403, 404, 409, 413, 415),
         },
         tags=["runner"],
     )
@@ -177,7 +177,7 @@ class AgentRunListView(APIView):
 
     @extend_schema(
         operation_id="agent_runs_list",
-        responses={200: AgentRunListDocSerializer, **error_responses(401, 429)},
+        responses={200: AgentRunListDocSerializer, **error_responses(401)},
         tags=["runner"],
     )
     def get(self, request):
@@ -199,7 +199,7 @@ class AgentRunDetailView(APIView):
     @extend_schema(
         operation_id="agent_runs_retrieve",
         parameters=[PREFER_HEADER],
-        responses={200: RunnerRunDocSerializer, **error_responses(401, 404, 429)},
+        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
         tags=["runner"],
     )
     def get(self, request, run_id: str):
@@ -211,7 +211,7 @@ class AgentRunDetailView(APIView):
         request=RunPatchSerializer,
         responses={
             200: RunnerRunDocSerializer,
-            **error_responses(400, 401, 404, 409, 413, 415, 429),
+            **error_responses(400, 401, 404, 409, 413, 415),
         },
         tags=["runner"],
     )
