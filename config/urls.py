@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("runs.api.urls")),
     path("api/", include("webhooks.api.urls")),
+    path("", include("gateways.urls")),
     path("", include("runs.api.read_urls")),
     path("", include("pipelines.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
