@@ -82,14 +82,19 @@ def test_retrieve(key_client, pipeline):
 
 
 @pytest.mark.parametrize("pipeline_id", ["pl_nope", "run_01j8k2m4", "1", "%00", "x" * 300])
-def test_unknown_pipeline_is_404(key_client, pipeline, pipeline_id):
+def test_unknown_pipeline_is_404(key_client, user, pipeline, pipeline_id):
+    grant(user, "change_pipeline")
+    grant(user, "trigger_run")
+
     for response in (
         key_client.get(f"/api/pipelines/{pipeline_id}"),
         key_client.patch(f"/api/pipelines/{pipeline_id}", {"name": "x"}, format="json"),
         key_client.post(f"/api/pipelines/{pipeline_id}/run", {}, format="json"),
     ):
-        assert response.status_code in (403, 404), response.content
-    assert key_client.get(f"/api/pipelines/{pipeline_id}").json()["code"] == "not_found"
+        assert response.status_code == 404, response.content
+        assert response.json()["code"] == "not_found"
+    assert Run.objects.count() == 0
+    assert Pipeline.objects.get().name == "crm_to_warehouse"
 
 
 # --- create -------------------------------------------------------------------------------
