@@ -134,8 +134,12 @@ def test_late_patch_from_a_reaped_runner_gets_409(agent_client, run):
     with time_machine.travel(start + timedelta(minutes=11), tick=False):
         assert reap() == 1
         late = agent_client.patch(agent_url(run), {"status": "succeeded"}, format="json")
-    assert late.status_code == 409
+        late_log = agent_client.patch(
+            agent_url(run), {"appendLog": {"level": "info", "message": "still here"}}, format="json"
+        )
+    assert late.status_code == late_log.status_code == 409
     assert late.json()["code"] == "conflict"
+    assert not run.log_lines.exists()
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.error_summary.startswith("runner lost")
