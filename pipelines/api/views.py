@@ -1,6 +1,7 @@
 """``/api/pipelines``: list, create, read and change pipelines, and trigger a run of one."""
 
 from django.core import signing
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
@@ -8,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from gateways.audit import AuditAction, audit_request
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from gateways.models import ApiKey, Gateway
 from pipelines import selectors, services
@@ -168,12 +170,15 @@ class PipelineViewSet(viewsets.GenericViewSet):
         data = serializer.validated_data
         default_type = TriggerType.API if isinstance(request.auth, ApiKey) else TriggerType.MANUAL
         trigger = data.get("trigger") or {"type": default_type, "details": {}}
-        run = run_services.run_create(
-            pipeline=pipeline,
-            gateway=gateway_from_reference(data.get("gateway"), field="gateway"),
-            trigger_type=trigger["type"],
-            trigger=trigger["details"],
-            created_by=request.user,
-        )
+        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
+        with transaction.atomic():
+            run = run_services.run_create(
+                pipeline=pipeline,
+                gateway=gateway,
+                trigger_type=trigger["type"],
+                trigger=trigger["details"],
+                created_by=request.user,
+            )
+            audit_request(request, action=AuditAction.RUN_TRIGGERED, target=run)
         body = RunDetailSerializer(run, context={"samples": []}).data
         return Response(body, status=status.HTTP_201_CREATED)

@@ -7,6 +7,7 @@ is not an API key, so it is refused with 401 like any unknown bearer secret.
 from datetime import UTC, datetime
 
 from django import forms
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +19,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from gateways.audit import AuditAction, audit_request
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import selectors, services
 from runs.api.read_serializers import (
@@ -262,7 +264,11 @@ class RunViewSet(viewsets.GenericViewSet):
         "`cancel_requested` and its runner stops at its next safe point. A final run: 409.",
     )
     def destroy(self, request, run_id: str):
-        run = services.run_cancel(run=self.get_run(), actor=request.user)
+        with transaction.atomic():
+            run = services.run_cancel(run=self.get_run(), actor=request.user)
+            audit_request(
+                request, action=AuditAction.RUN_CANCELED, target=run, details={"status": run.status}
+            )
         if run.status == RunStatus.CANCELED:
             message = "Run canceled before it started."
         else:
