@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -101,9 +102,12 @@ def _without_time(filterset: RunFilter, queryset: QuerySet[Run]) -> QuerySet[Run
 
 def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
     series = sample_series(runs, keys=("rowsLoaded",))
+    # One reverse() for the page rather than one per row.
+    detail_url = reverse("runs:detail", args=["RUN_ID"])
     return [
         {
             "run": run,
+            "url": detail_url.replace("RUN_ID", run.public_id),
             "spark": sparkline_svg(
                 series.get(run.pk, {}).get("rowsLoaded", []),
                 label=f"Rows loaded over time by {run.public_id}",
