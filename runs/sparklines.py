@@ -62,12 +62,11 @@ def _fetch_samples(wanted: list[tuple[int, int]]):
         # same for every page, so it costs nothing to build or plan; the lateral join makes each
         # (run, seq) pair one probe of the unique (run_id, seq) index, never a table scan (LIMIT 1
         # keeps the planner from flattening it into a hash join over the whole table).
-        table = TelemetrySample._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT p.run_id, s.values FROM unnest(%s::bigint[], %s::bigint[]) "
                 "WITH ORDINALITY AS p(run_id, seq, n) CROSS JOIN LATERAL ("
-                f'SELECT "values" AS values FROM {table} '  # noqa: S608 - a model's table name
+                'SELECT "values" AS values FROM runs_telemetrysample '
                 "WHERE run_id = p.run_id AND seq = p.seq LIMIT 1) AS s ORDER BY p.n",
                 [[pk for pk, _ in wanted], [seq for _, seq in wanted]],
             )
