@@ -112,7 +112,12 @@ def exact(value: datetime | None) -> str:
 
 @register.filter
 def short(value: datetime | None) -> str:
-    return value.strftime("%b %-d, %H:%M:%S") if value else "—"
+    """The time alone for today, else a short date and time."""
+    if value is None:
+        return "—"
+    if value.date() == timezone.now().date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%b %-d, %H:%M")
 
 
 @register.filter
