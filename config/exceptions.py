@@ -31,6 +31,8 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
             name = str(key)
             if name == "non_field_errors":
                 path = prefix or "body"
+            elif isinstance(key, int):
+                path = f"{prefix}[{key}]"
             else:
                 path = f"{prefix}.{name}" if prefix else name
             for sub_path, messages in flatten_errors(value, path).items():

@@ -194,3 +194,21 @@ class RunNode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}/{self.node_id}"
+
+
+class PatchReceipt(models.Model):
+    """An ``Idempotency-Key`` a runner sent with a PATCH that was applied.
+
+    A retried PATCH carrying the same key finds its receipt and changes nothing, so an append or a
+    claim retried after a timeout is stored once.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="receipt_run_key")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.key}"

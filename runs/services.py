@@ -16,6 +16,7 @@ from runs.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
     LogLine,
+    PatchReceipt,
     Run,
     RunNode,
     RunStatus,
@@ -127,11 +128,12 @@ def _append_samples(run: Run, samples: list[dict[str, Any]], *, now: datetime) -
         ).delete()
 
 
+def _scrub_strings(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: scrub(value) if isinstance(value, str) else value for key, value in values.items()}
+
+
 def _merge_summary(run: Run, summary: dict[str, Any]) -> None:
-    merged = {**run.telemetry_summary, **summary}
-    for key in ("currentPhase", "currentResource"):
-        if isinstance(merged.get(key), str):
-            merged[key] = scrub(merged[key])
+    merged = {**run.telemetry_summary, **_scrub_strings(summary)}
     run.telemetry_summary = merged
     run.rows_loaded = merged.get("rowsLoaded")
     run.bytes_loaded = merged.get("bytesLoaded")
@@ -153,7 +155,8 @@ def _upsert_nodes(run: Run, nodes: list[dict[str, Any]], *, now: datetime) -> No
         node = existing.get(data["nodeId"]) or RunNode(run=run, node_id=data["nodeId"])
         for key, attr in fields.items():
             if key in data:
-                setattr(node, attr, data[key] if data[key] is not None else None)
+                value = data[key]
+                setattr(node, attr, _scrub_strings(value) if key == "metrics" else value)
         node.updated_at = now
         (to_update if node.pk else to_create).append(node)
     RunNode.objects.bulk_create(to_create)
@@ -165,6 +168,15 @@ def _record_final(run: Run) -> None:
     from webhooks.services import webhook_events_record_for_run
 
     webhook_events_record_for_run(run=run)
+
+
+def _lock(run: Run) -> Run:
+    """Re-read the run under a row lock that holds until the transaction ends."""
+    return (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("pipeline", "gateway")
+        .get(pk=run.pk)
+    )
 
 
 RUN_UPDATE_FIELDS = [
@@ -185,15 +197,22 @@ RUN_UPDATE_FIELDS = [
 
 
 @transaction.atomic
-def run_update(*, run: Run, changes: dict[str, Any], actor: Any = None) -> Run:
+def run_update(
+    *, run: Run, changes: dict[str, Any], actor: Any = None, idempotency_key: str | None = None
+) -> Run:
     """Apply one validated PATCH to a run, all of it or none of it.
 
     The run row is locked for the whole transaction: transitions are checked against the
     committed status (so exactly one claimer wins), and appends get consecutive sequence numbers
-    in commit order.
+    in commit order. A PATCH whose ``idempotency_key`` was already applied to this run changes
+    nothing and returns the run as it is.
     """
-    run = Run.objects.select_for_update().select_related("pipeline", "gateway").get(pk=run.pk)
+    run = _lock(run)
     now = timezone.now()
+    if idempotency_key is not None:
+        if PatchReceipt.objects.filter(run=run, key=idempotency_key).exists():
+            return run
+        PatchReceipt.objects.create(run=run, key=idempotency_key, created_at=now)
     became_final = False
 
     if "status" in changes:
@@ -237,7 +256,7 @@ def run_update(*, run: Run, changes: dict[str, Any], actor: Any = None) -> Run:
 @transaction.atomic
 def run_cancel(*, run: Run, actor: Any = None) -> Run:
     """Cancel a queued run at once; ask a running one to stop; refuse a final one (409)."""
-    run = Run.objects.select_for_update().select_related("pipeline", "gateway").get(pk=run.pk)
+    run = _lock(run)
     now = timezone.now()
     if run.is_final:
         raise Conflict(f"Run is already {run.status}; there is nothing to cancel.", field="status")
@@ -262,7 +281,7 @@ def run_finish_by_system(
     another job got there first, nothing happens and None is returned.
     """
     run = (
-        Run.objects.select_for_update()
+        Run.objects.select_for_update(of=("self",))
         .select_related("pipeline", "gateway")
         .filter(pk=run_pk, status=expected_status)
         .first()

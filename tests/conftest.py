@@ -5,6 +5,11 @@ from gateways.services import api_key_issue, gateway_token_issue
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def user(db):
     return UserFactory(username="ana")

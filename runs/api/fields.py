@@ -5,7 +5,7 @@ either has a bug worth hearing about, so these refuse them.
 """
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rest_framework import serializers
 
@@ -89,7 +89,7 @@ class StrictDateTimeField(serializers.DateTimeField):
         if not 1970 <= parsed.year <= 9999:
             self.fail("range")
         try:
-            return parsed.astimezone(self.timezone) if self.timezone else parsed
+            return parsed.astimezone(UTC)
         except (OverflowError, ValueError):
             self.fail("range")
 

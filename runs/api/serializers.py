@@ -71,14 +71,21 @@ class TelemetrySampleSerializer(serializers.Serializer):
         return validated
 
 
-class AppendLogSerializer(StrictSerializer):
+class LogEntrySerializer(StrictSerializer):
+    at = StrictDateTimeField(required=False)
     level = StrictChoiceField(LogLevel.choices)
     message = StrictCharField(allow_blank=True, trim_whitespace=False)
     nodeId = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=200)
 
 
-class LogEntrySerializer(AppendLogSerializer):
-    at = StrictDateTimeField(required=False)
+class AppendLogSerializer(LogEntrySerializer):
+    """One line; the server stamps it with the request time (an ``at`` sent is checked, then
+    ignored, so that lines stay in arrival order)."""
+
+    def to_internal_value(self, data):
+        validated = super().to_internal_value(data)
+        validated.pop("at", None)
+        return validated
 
 
 class NodeSerializer(StrictSerializer):

@@ -7,7 +7,7 @@ differ only in authentication and in which runs the caller can see.
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,8 +23,20 @@ from runs import selectors, services
 from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
 from runs.models import Run
 
+IDEMPOTENCY_KEY_MAX = 200
 
-def runner_response(run: Run, *, status_code: int = status.HTTP_200_OK) -> Response:
+
+def wants_minimal(request) -> bool:
+    """``Prefer: return=minimal`` (RFC 7240) leaves out the log, the samples and the nodes."""
+    prefer = request.headers.get("Prefer", "")
+    return any(part.strip() == "return=minimal" for part in prefer.split(","))
+
+
+def runner_response(run: Run, request=None, *, status_code: int = status.HTTP_200_OK) -> Response:
+    if request is not None and wants_minimal(request):
+        response = Response(runner_run_repr(run), status=status_code)
+        response["Preference-Applied"] = "return=minimal"
+        return response
     body = runner_run_repr(
         run,
         logs=selectors.run_log_lines(run=run),
@@ -34,13 +46,39 @@ def runner_response(run: Run, *, status_code: int = status.HTTP_200_OK) -> Respo
     return Response(body, status=status_code)
 
 
-def apply_patch(request, run: Run) -> Response:
-    if not isinstance(request.data, dict):
+def idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise ValidationError(
+            {"Idempotency-Key": [f"Must be 1 to {IDEMPOTENCY_KEY_MAX} printable characters."]}
+        )
+    return key
+
+
+def json_object_body(request) -> dict:
+    """The parsed body, which must be a JSON object (DRF leaves an empty body unparsed)."""
+    data = request.data
+    if not data and request.META.get("CONTENT_LENGTH") in (None, "", "0"):
+        raise ParseError("Request body is empty; send a JSON object.")
+    if not isinstance(data, dict):
         raise ValidationError({"body": ["Must be a JSON object."]})
-    serializer = RunPatchSerializer(data=request.data)
+    return data
+
+
+def apply_patch(request, run: Run) -> Response:
+    data = json_object_body(request)
+    serializer = RunPatchSerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    run = services.run_update(run=run, changes=serializer.to_changes(), actor=request.user)
-    return runner_response(run)
+    run = services.run_update(
+        run=run,
+        changes=serializer.to_changes(),
+        actor=request.user,
+        idempotency_key=idempotency_key(request),
+    )
+    return runner_response(run, request)
 
 
 class EltRunCreateView(APIView):
@@ -54,9 +92,7 @@ class EltRunCreateView(APIView):
         tags=["runner"],
     )
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise ValidationError({"body": ["Must be a JSON object."]})
-        serializer = RunCreateSerializer(data=request.data)
+        serializer = RunCreateSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         pipeline = Pipeline.objects.filter(public_id=data["pipelineId"]).first()
@@ -79,7 +115,7 @@ class EltRunCreateView(APIView):
             trigger=trigger["details"],
             created_by=request.user,
         )
-        return runner_response(run, status_code=status.HTTP_201_CREATED)
+        return runner_response(run, request, status_code=status.HTTP_201_CREATED)
 
 
 class EltRunDetailView(APIView):
@@ -94,7 +130,7 @@ class EltRunDetailView(APIView):
 
     @extend_schema(operation_id="elt_runs_retrieve", tags=["runner"])
     def get(self, request, run_id: str):
-        return runner_response(self.get_run(run_id))
+        return runner_response(self.get_run(run_id), request)
 
     @extend_schema(
         operation_id="elt_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
@@ -126,7 +162,7 @@ class AgentRunDetailView(APIView):
 
     @extend_schema(operation_id="agent_runs_retrieve", tags=["runner"])
     def get(self, request, run_id: str):
-        return runner_response(self.get_run(request, run_id))
+        return runner_response(self.get_run(request, run_id), request)
 
     @extend_schema(
         operation_id="agent_runs_partial_update", request=RunPatchSerializer, tags=["runner"]

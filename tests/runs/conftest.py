@@ -1,0 +1,25 @@
+import pytest
+
+from runs.models import LogLine, Run, RunNode, TelemetrySample
+
+
+def snapshot(run: Run) -> dict:
+    """Everything a PATCH could change, to show that a refused one changed nothing."""
+    fresh = Run.objects.get(pk=run.pk)
+    return {
+        "row": {
+            field.attname: getattr(fresh, field.attname) for field in Run._meta.concrete_fields
+        },
+        "logs": list(LogLine.objects.filter(run=run).values_list("seq", "level", "message")),
+        "samples": list(TelemetrySample.objects.filter(run=run).values_list("seq", "values")),
+        "nodes": list(RunNode.objects.filter(run=run).values_list("node_id", "status")),
+    }
+
+
+@pytest.fixture
+def running_run(run, agent_client):
+    response = agent_client.patch(
+        f"/api/agent/runs/{run.public_id}", {"status": "running"}, format="json"
+    )
+    assert response.status_code == 200
+    return run
