@@ -34,7 +34,7 @@ from runs.dashboard import (
 )
 from runs.filters import WINDOW_LABELS, WINDOWS, RunFilter
 from runs.models import FINAL_STATUSES, LogLevel, Run, RunStatus, TriggerType
-from runs.pagination import decode_cursor, encode_cursor, keyset_page
+from runs.pagination import Position, decode_cursor, encode_cursor, keyset_page
 from runs.sparklines import DETAIL_POINTS, histogram_svg, sample_series, sparkline_svg
 
 try:  # The webhooks app publishes deliveries per run; until it does, run detail omits them.
@@ -141,12 +141,37 @@ def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
     ]
 
 
-def _live_state(runs: list[Run]) -> dict[str, Any]:
-    """What the live poller needs: the page's unfinished runs and the newest version seen."""
+def _live_state(runs: list[Run], *, top: Run | None = None) -> dict[str, Any]:
+    """What the live poller needs: the page's unfinished runs, the newest version seen of them,
+    and on the first page a cursor at its newest run (to find runs created since)."""
     active = [run for run in runs if run.status not in FINAL_STATUSES]
     return {
         "live_ids": ",".join(run.public_id for run in active),
         "live_since": max((run.updated_at for run in active), default=None),
+        "live_top": encode_cursor(Position(top.created_at, top.pk, "newer")) if top else None,
+    }
+
+
+def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]:
+    now = timezone.now()
+    cleaned = filterset.form.cleaned_data
+    start, end = _time_bounds(cleaned, now)
+    is_default_window = start is None
+    if start is None:
+        start = now - DEFAULT_WINDOW
+    board = _dashboard(
+        request,
+        windowed=filterset.qs.filter(created_at__gte=start, created_at__lt=end),
+        unwindowed=_without_time(filterset, selectors.run_queryset()),
+        start=start,
+        end=end,
+        label="Last 24 hours" if is_default_window else _window_label(cleaned, start, end),
+        is_default_window=is_default_window,
+    )
+    return {
+        "board": board,
+        "median_sample": MEDIAN_SAMPLE,
+        "histogram": histogram_svg(board.bars, statuses=HISTOGRAM_STATUSES),
     }
 
 
@@ -155,7 +180,6 @@ def _live_state(runs: list[Run]) -> dict[str, Any]:
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
     filterset = RunFilter(request.GET, queryset=selectors.run_queryset())
-    now = timezone.now()
     context: dict[str, Any] = {
         "statuses": RunStatus.choices,
         "selected_statuses": _selected_statuses(request),
@@ -177,21 +201,6 @@ def run_list(request: HttpRequest) -> HttpResponse:
         status = 400
     else:
         status = 200
-        cleaned = filterset.form.cleaned_data
-        start, end = _time_bounds(cleaned, now)
-        is_default_window = start is None
-        if start is None:
-            start = now - DEFAULT_WINDOW
-        windowed = filterset.qs.filter(created_at__gte=start, created_at__lt=end)
-        board = _dashboard(
-            request,
-            windowed=windowed,
-            unwindowed=_without_time(filterset, selectors.run_queryset()),
-            start=start,
-            end=end,
-            label="Last 24 hours" if is_default_window else _window_label(cleaned, start, end),
-            is_default_window=is_default_window,
-        )
         position = None
         if request.GET.get("cursor"):
             try:
@@ -201,16 +210,15 @@ def run_list(request: HttpRequest) -> HttpResponse:
                     "That page link is no longer valid; showing the newest runs."
                 )
         page = keyset_page(filterset.qs, position=position, limit=PAGE_SIZE)
+        is_first_page = position is None
         context.update(
+            _board_context(request, filterset),
             rows=_run_rows(page.items),
             filter_errors=None,
-            board=board,
-            median_sample=MEDIAN_SAMPLE,
-            histogram=histogram_svg(board.bars, statuses=HISTOGRAM_STATUSES),
             newer_cursor=encode_cursor(page.newer) if page.newer else None,
             older_cursor=encode_cursor(page.older) if page.older else None,
-            is_first_page=position is None,
-            **_live_state(page.items),
+            is_first_page=is_first_page,
+            **_live_state(page.items, top=page.items[0] if is_first_page and page.items else None),
         )
     if _wants_fragment(request):
         return render(request, "runs/run_list.html#run-table", context, status=status)
@@ -222,20 +230,39 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def run_list_live(request: HttpRequest) -> HttpResponse:
-    """Rows of the page's unfinished runs that changed since ``since``; 204 when none did.
+    """What changed on the page since the last poll; 204 when nothing did.
 
-    The answer swaps the changed rows out of band and replaces the poller itself, which carries
-    the runs still unfinished; once every run on the page has finished the poller is gone.
+    ``ids`` are the page's unfinished runs and ``since`` the newest version seen of them; on the
+    first page ``top`` (a cursor at its newest run) and the page's filters also bring runs
+    created since, which are prepended, and a fresh dashboard strip. Everything is swapped out
+    of band, and the poller replaces itself; once nothing on the page is unfinished it is gone.
     """
     ids = [item for item in request.GET.get("ids", "").split(",") if item][:LIVE_MAX_IDS]
     since = _parse_instant(request.GET.get("since"))
     if not ids:
         return HttpResponse(status=204)
+    filterset = RunFilter(request.GET, queryset=selectors.run_queryset())
+    top = None
+    if request.GET.get("top") and filterset.is_valid():
+        try:
+            top = decode_cursor(request.GET["top"])
+        except ValidationError:
+            top = None
     runs = list(selectors.run_queryset().filter(public_id__in=ids).order_by("-created_at", "-id"))
     changed = [run for run in runs if since is None or run.updated_at > since]
-    if not changed:
+    new_runs = keyset_page(filterset.qs, position=top, limit=PAGE_SIZE).items if top else []
+    if not changed and not new_runs:
         return HttpResponse(status=204)
-    context = {"rows": _run_rows(changed), **_live_state(runs)}
+    rows = _run_rows(changed + new_runs)
+    context: dict[str, Any] = {
+        "rows": rows[: len(changed)],
+        "new_rows": rows[len(changed) :],
+        **_live_state(new_runs + runs, top=new_runs[0] if new_runs else None),
+    }
+    if top is not None:
+        context.update(_board_context(request, filterset))
+        if not new_runs:
+            context["live_top"] = request.GET["top"]
     return render(request, "runs/run_list.html#live-rows", context)
 
 

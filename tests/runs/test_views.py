@@ -416,6 +416,43 @@ def test_live_rows_stop_polling_once_every_run_finished(analyst_client, pipeline
     assert b"Succeeded" in body
 
 
+@pytest.mark.django_db
+def test_live_poll_on_the_first_page_brings_new_matching_runs_and_a_fresh_strip(
+    analyst_client, pipeline
+):
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
+    body = analyst_client.get(f"{LIST}?status=running&status=queued").content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    live_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
+    assert "top=" in live_url and "status=running" in live_url
+    assert analyst_client.get(live_url).status_code == 204
+
+    fresh = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(seconds=5))
+    make_run(pipeline, status=RunStatus.SUCCEEDED, ago=timedelta(seconds=4))  # filtered out
+    response = analyst_client.get(live_url)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert listed(response) == [fresh.public_id]
+    assert '<tbody hx-swap-oob="afterbegin:#run-rows">' in body
+    assert '<section id="board" class="board"' in body and 'hx-swap-oob="outerHTML"' in body
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert fresh.public_id in poller and running.public_id in poller
+    # The next poll starts after the new run: nothing new, nothing changed.
+    next_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
+    assert analyst_client.get(next_url).status_code == 204
+
+
+@pytest.mark.django_db
+def test_older_pages_do_not_look_for_new_runs(analyst_client, pipeline):
+    for minute in range(PAGE_SIZE + 3):
+        make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=minute + 1))
+    first = analyst_client.get(LIST).content.decode()
+    older_href = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    body = analyst_client.get(LIST + older_href).content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert "hx-get" in poller and "top=" not in poller
+
+
 # --- empty states --------------------------------------------------------------------------
 
 
