@@ -64,6 +64,11 @@ def human_count(value) -> str:
 
 
 @register.filter
+def thousands(value) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+@register.filter
 def duration(value) -> str:
     """Seconds (or a timedelta) as "2h 05m", "3m 12s" or "48s"."""
     if value is None or value == "":
