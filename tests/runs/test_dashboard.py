@@ -80,8 +80,10 @@ def test_histogram_bars_add_up_to_the_window_and_keep_statuses(history):
     assert sum(bar.total for bar in board.bars) == board.total
     assert board.bar_width == timedelta(hours=1)
     assert 24 <= len(board.bars) <= 25
-    newest = board.bars[-1]
-    assert newest.counts == {RunStatus.RUNNING: 2}
+    # The two running runs started 10 and 20 minutes ago: in the newest one or two bars.
+    recent = board.bars[-2:]
+    assert sum(bar.counts.get(RunStatus.RUNNING, 0) for bar in recent) == 2
+    assert all(set(bar.counts) <= {RunStatus.RUNNING} for bar in recent)
     failed = [bar for bar in board.bars if bar.counts.get(RunStatus.FAILED)]
     assert len(failed) == 1 and failed[0].start <= timezone.now() - timedelta(hours=5)
 
