@@ -83,7 +83,6 @@ def test_histogram_bars_add_up_to_the_window_and_keep_statuses(history):
     # The two running runs started 10 and 20 minutes ago: in the newest one or two bars.
     recent = board.bars[-2:]
     assert sum(bar.counts.get(RunStatus.RUNNING, 0) for bar in recent) == 2
-    assert all(set(bar.counts) <= {RunStatus.RUNNING} for bar in recent)
     failed = [bar for bar in board.bars if bar.counts.get(RunStatus.FAILED)]
     assert len(failed) == 1 and failed[0].start <= timezone.now() - timedelta(hours=5)
 
