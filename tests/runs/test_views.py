@@ -13,6 +13,7 @@ from django.utils import timezone
 from runs import services
 from runs.models import Run, RunStatus, TriggerType
 from runs.templatetags.runs_ui import duration, human_bytes, human_count
+from runs.sparklines import DETAIL_POINTS, ROW_POINTS
 from runs.views import PAGE_SIZE
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
@@ -360,6 +361,21 @@ def test_rows_carry_a_server_drawn_sparkline_and_progress(analyst_client, pipeli
     assert "load · accounts" in row
     assert "2.5 MB" in row and "900" in row
     assert "data-live-since" in row
+
+
+@pytest.mark.django_db
+def test_sparklines_thin_long_series_to_a_fixed_number_of_points(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    report(run, telemetry_samples=[{"rowsLoaded": i, "progress": i / 3} for i in range(300)])
+    body = analyst_client.get(LIST).content.decode()
+    row = re.search(rf'<tr id="run-{run.public_id}".*?</tr>', body, re.S).group(0)
+    points = re.search(r'<polyline class="spark-line" points="([^"]+)"', row).group(1)
+    assert len(points.split()) == ROW_POINTS
+    detail = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    charts = re.findall(r'<polyline class="spark-line" points="([^"]+)"', detail)
+    assert [len(chart.split()) for chart in charts] == [DETAIL_POINTS, DETAIL_POINTS]
+    # The newest sample is always drawn: the line ends at the top right (the maximum).
+    assert points.split()[-1] == "94.5,1.5"
 
 
 @pytest.mark.django_db
