@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from runs import services
 from runs.models import Run, RunStatus, TriggerType
-from runs.templatetags.runs_ui import duration, human_bytes, human_count
 from runs.sparklines import DETAIL_POINTS, ROW_POINTS
+from runs.templatetags.runs_ui import duration, human_bytes, human_count
 from runs.views import PAGE_SIZE
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
