@@ -181,3 +181,25 @@ def test_phone_and_dark_screenshots(browser, live_server, demo, operator, screen
         expect(page.locator(".log-line")).to_have_count(1)
         screenshot(page, f"run-detail-{scheme}-{width}", full_page=True)
         context.close()
+
+
+def test_filters_and_paging_work_without_javascript(browser, live_server, demo, operator):
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    page = context.new_page()
+    sign_in(page, live_server, "operator")
+    rows = page.locator("tbody#run-rows tr")
+    expect(rows).to_have_count(13)
+    page.locator("label.chip-failed").click()
+    page.select_option("#f-pipeline", label="billing_events")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    expect(page).to_have_url(re.compile(rf"pipelineId={demo['billing'].public_id}"))
+    expect(rows).to_have_count(2)
+    # The cancel confirmation is a plain <details>, so it opens without JavaScript too.
+    page.goto(f"{live_server.url}/runs/{demo['running'].public_id}/")
+    page.get_by_text("Cancel run…").click()
+    page.get_by_role("button", name=re.compile("Yes, cancel")).click()
+    expect(page.locator(".flash")).to_contain_text("Cancel requested")
+    context.close()
