@@ -172,12 +172,26 @@ RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
 
 # Webhooks
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_TIMEOUT_SECONDS = 15.0
+# A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).
+WEBHOOK_CA_BUNDLE = os.environ.get("WEBHOOK_CA_BUNDLE", "")
+# Waits before attempts 2..8 (Standard Webhooks schedule); jitter adds up to 10% to each.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = 24 * 3600
+WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600
+WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
+# A sender's lease on a delivery: longer than any one attempt can take.
+WEBHOOK_LEASE_SECONDS = 120
+# The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
+WEBHOOK_SWEEP_GRACE_SECONDS = 60
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # httpx logs every request URL at INFO; webhook URLs may carry tokens.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -189,5 +203,5 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 
 # Background work: the `worker` process enqueues these every interval (see run_worker).
-PERIODIC_TASKS: list[str] = []
+PERIODIC_TASKS: list[str] = ["webhooks.tasks.webhook_sweep"]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("runs.api.urls")),
+    path("api/", include("webhooks.api.urls")),
     path("", include("runs.urls")),
 ]

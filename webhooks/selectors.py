@@ -1,0 +1,33 @@
+"""Webhook reads: every query the API, admin and run detail page make of webhook data."""
+
+from django.db.models import Prefetch, QuerySet
+
+from runs.models import Run
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.select_related("pipeline").order_by("-created_at", "-id")
+
+
+def webhook_endpoint_get(*, public_id: str) -> WebhookEndpoint | None:
+    return webhook_endpoint_list().filter(public_id=public_id).first()
+
+
+def webhook_deliveries_for_run(*, run: Run) -> QuerySet[WebhookDelivery]:
+    """Deliveries of a run's events, oldest first, with endpoint, event and attempts loaded.
+
+    Each item has ``event.type``, ``event.public_id`` (the ``webhook-id``), ``endpoint.url``,
+    ``endpoint.public_id``, ``status`` (pending/succeeded/failed/canceled), ``attempt_count``,
+    ``next_attempt_at``, ``last_status_code``, ``last_error`` and ``attempts.all()`` (oldest
+    first: ``attempted_at``, ``succeeded``, ``status_code``, ``latency_ms``, ``response_body``,
+    ``error``). Two queries whatever the number of deliveries and attempts.
+    """
+    return (
+        WebhookDelivery.objects.filter(event__run=run)
+        .select_related("event", "endpoint")
+        .prefetch_related(
+            Prefetch("attempts", queryset=WebhookAttempt.objects.order_by("attempted_at", "id"))
+        )
+        .order_by("created_at", "id")
+    )

@@ -1,0 +1,22 @@
+"""Background work for webhooks, run by the ``worker`` process (django-tasks-db's db_worker).
+
+``webhook_delivery_send`` sends one attempt of one delivery; it takes the delivery id and is
+idempotent (a lease and the delivery's state make a second run a no-op). ``webhook_sweep`` is a
+periodic task (``settings.PERIODIC_TASKS``): it re-enqueues deliveries that are overdue with no
+live lease, whose task was lost (a crash between commit and enqueue) or whose worker died
+mid-send.
+"""
+
+from django.tasks import task
+
+from webhooks import services
+
+
+@task()
+def webhook_delivery_send(delivery_id: int) -> bool:
+    return services.webhook_delivery_attempt(delivery_id=delivery_id) is not None
+
+
+@task()
+def webhook_sweep() -> int:
+    return services.webhook_deliveries_enqueue_overdue()
