@@ -36,11 +36,7 @@ from runs.filters import WINDOW_LABELS, WINDOWS, RunFilter
 from runs.models import FINAL_STATUSES, LogLevel, Run, RunStatus, TriggerType
 from runs.pagination import Position, decode_cursor, encode_cursor, keyset_page
 from runs.sparklines import DETAIL_POINTS, histogram_svg, sample_series, sparkline_svg
-
-try:  # The webhooks app publishes deliveries per run; until it does, run detail omits them.
-    from webhooks.selectors import webhook_deliveries_for_run
-except ImportError:  # pragma: no cover - depends on the webhooks app
-    webhook_deliveries_for_run = None
+from webhooks.selectors import webhook_deliveries_for_run
 
 PAGE_SIZE = 50
 DASHBOARD_LIVE_SPAN = timedelta(days=8)
@@ -352,10 +348,7 @@ def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "log_filters": filters,
         "log_levels": LOG_LEVELS,
         "log_after": run.log_seq,
-        "deliveries": (
-            list(webhook_deliveries_for_run(run=run)) if webhook_deliveries_for_run else None
-        ),
-        "webhooks_available": webhook_deliveries_for_run is not None,
+        "deliveries": list(webhook_deliveries_for_run(run=run)),
     }
     if _wants_fragment(request) and request.htmx.target == "log-panel":
         return render(request, "runs/run_detail.html#log-panel", context)
