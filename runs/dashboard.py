@@ -93,9 +93,6 @@ class Dashboard:
     def max_bar(self) -> int:
         return max((bar.total for bar in self.bars), default=0)
 
-    def count(self, status: str) -> int:
-        return self.by_status.get(status, 0)
-
 
 def _bar_width(span: timedelta) -> timedelta:
     for width in (
