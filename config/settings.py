@@ -169,6 +169,8 @@ RUN_ERROR_SUMMARY_MAX_CHARS = 4_000
 GATEWAY_DEFAULT_LEASE_SECONDS = env_int("GATEWAY_DEFAULT_LEASE_SECONDS", 600)
 GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS = env_int("GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS", 30)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
+# Queued runs for a gateway offline longer than this are flagged as stranded.
+GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS", 600)
 
 # Webhooks
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
@@ -203,5 +205,9 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 
 # Background work: the `worker` process enqueues these every interval (see run_worker).
-PERIODIC_TASKS: list[str] = ["webhooks.tasks.webhook_sweep"]
+PERIODIC_TASKS: list[str] = [
+    "webhooks.tasks.webhook_sweep",
+    "runs.tasks.reap_lost_runs",
+    "runs.tasks.finish_unconfirmed_cancels",
+]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

@@ -6,5 +6,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("runs.api.urls")),
     path("api/", include("webhooks.api.urls")),
+    path("", include("gateways.urls")),
     path("", include("runs.urls")),
 ]

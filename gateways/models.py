@@ -1,4 +1,7 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -17,10 +20,13 @@ class Gateway(models.Model):
     description = models.TextField(blank=True)
     lease_seconds = models.PositiveIntegerField(
         default=default_lease_seconds,
+        validators=[MinValueValidator(60)],
         help_text="A running run with no report for this long is failed as lost.",
     )
     poll_interval_seconds = models.PositiveIntegerField(
-        default=10, help_text="How often the agent polls; offline after three missed polls."
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="How often the agent polls; offline after three missed polls.",
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -31,6 +37,41 @@ class Gateway(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def offline_after(self) -> timedelta:
+        """Silence after which the gateway counts as offline.
+
+        Three missed polls, plus the last-seen write interval: ``last_seen_at`` is written at most
+        once per that interval, so it may lag the true last request by that much.
+        """
+        return timedelta(
+            seconds=3 * self.poll_interval_seconds
+            + settings.GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS
+        )
+
+    def health(self, now: datetime | None = None) -> str:
+        if self.last_seen_at is None:
+            return GatewayHealth.NEVER
+        now = now or timezone.now()
+        if now - self.last_seen_at > self.offline_after:
+            return GatewayHealth.OFFLINE
+        return GatewayHealth.ONLINE
+
+    def queued_runs_stranded(self, now: datetime | None = None) -> bool:
+        """True when runs queued for this gateway cannot be expected to start soon: it never
+        connected, or it has been offline longer than ``GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS``."""
+        if self.last_seen_at is None:
+            return True
+        now = now or timezone.now()
+        limit = timedelta(seconds=settings.GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS)
+        return now - self.last_seen_at > self.offline_after + limit
+
+
+class GatewayHealth(models.TextChoices):
+    ONLINE = "online", "online"
+    OFFLINE = "offline", "offline"
+    NEVER = "never", "never connected"
 
 
 class Credential(models.Model):
@@ -77,3 +118,32 @@ class ApiKey(Credential):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object: token and key issue/revoke, run cancel/re-run, webhook
+    endpoint changes. Written by ``gateways.audit.audit_record`` from admin actions and the API."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text as well, so the record survives the user's deletion and can name non-users
+    # ("gateway:edge-1", "system").
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=60, db_index=True)
+    source = models.CharField(max_length=20, blank=True, help_text="admin, api, web or system.")
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=100)
+    target_repr = models.CharField(max_length=200)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.target_repr}"

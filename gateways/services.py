@@ -54,20 +54,62 @@ def gateway_token_issue(
     return token, raw
 
 
+@transaction.atomic
+def gateway_token_rotate(
+    *,
+    token: GatewayToken,
+    created_by: AbstractBaseUser | None = None,
+    overlap: timedelta = timedelta(0),
+) -> tuple[GatewayToken, str]:
+    """Issue a replacement for ``token`` and retire the old one after ``overlap``.
+
+    A zero overlap revokes the old token now; otherwise it expires then (never later than it
+    already would), so the gateway can switch to the new token without downtime.
+    """
+    new_token, raw = gateway_token_issue(
+        gateway=token.gateway, created_by=created_by, name=token.name
+    )
+    if overlap <= timedelta(0):
+        credential_revoke(credential=token)
+    else:
+        retire_at = timezone.now() + overlap
+        if token.expires_at is None or token.expires_at > retire_at:
+            token.expires_at = retire_at
+            token.save(update_fields=["expires_at"])
+    return new_token, raw
+
+
 def api_key_issue(
-    *, user: AbstractBaseUser, name: str = "", expires_at: datetime | None = None
+    *,
+    user: AbstractBaseUser,
+    created_by: AbstractBaseUser | None = None,
+    name: str = "",
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     raw, prefix, digest = _new_secret(API_KEY_PREFIX)
     key = ApiKey.objects.create(
-        user=user, name=name, prefix=prefix, secret_hash=digest, expires_at=expires_at
+        user=user,
+        name=name,
+        prefix=prefix,
+        secret_hash=digest,
+        created_by=created_by,
+        expires_at=expires_at,
     )
     return key, raw
 
 
-def credential_revoke(*, credential: Credential) -> None:
-    if credential.revoked_at is None:
-        credential.revoked_at = timezone.now()
-        credential.save(update_fields=["revoked_at"])
+def credential_revoke(*, credential: Credential) -> bool:
+    """Revoke at once: every lookup checks ``revoked_at``, so the very next request is refused.
+    False when it was already revoked."""
+    now = timezone.now()
+    updated = (
+        type(credential)
+        .objects.filter(pk=credential.pk, revoked_at__isnull=True)
+        .update(revoked_at=now)
+    )
+    if updated:
+        credential.revoked_at = now
+    return bool(updated)
 
 
 def _lookup[T: Credential](model: type[T], raw: str, select: tuple[str, ...]) -> T | None:

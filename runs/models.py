@@ -84,6 +84,11 @@ class Run(models.Model):
     last_report_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     error_summary = models.TextField(blank=True)
+    finished_by_system = models.BooleanField(
+        default=False,
+        help_text="Failed or canceled by the system (lost runner, unconfirmed cancel): the "
+        "runner's late reports are refused.",
+    )
     telemetry_summary = models.JSONField(default=dict, blank=True)
     # Columns copied from the summary so lists and dashboards aggregate without parsing JSON.
     rows_loaded = models.BigIntegerField(null=True, blank=True)

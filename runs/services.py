@@ -1,11 +1,12 @@
 """Every write to a run. Both PATCH routes, the read API, the web app and the background jobs
 change runs only through these functions, so the lifecycle rules live in one place."""
 
+import copy
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -170,17 +171,11 @@ def _record_final(run: Run) -> None:
     webhook_events_record_for_run(run=run)
 
 
-def _lock(run: Run) -> Run:
-    """Re-read the run under a row lock that holds until the transaction ends."""
-    return (
-        Run.objects.select_for_update(of=("self",))
-        .select_related("pipeline", "gateway")
-        .get(pk=run.pk)
-    )
-
-
+# Every column a write may change. Ids, pipeline, gateway, trigger and creation never change
+# after run_create, so a locked re-read needs only these.
 RUN_UPDATE_FIELDS = [
     "status",
+    "finished_by_system",
     "started_at",
     "finished_at",
     "cancel_requested_at",
@@ -196,6 +191,56 @@ RUN_UPDATE_FIELDS = [
 ]
 
 
+def _mutable_fields() -> list:
+    return [Run._meta.get_field(name) for name in RUN_UPDATE_FIELDS]
+
+
+def _lock(run: Run) -> Run:
+    """Re-read the run under a row lock that holds until the transaction ends.
+
+    Runners PATCH every few seconds, so this and ``_write_back`` are the hottest statements of
+    the app. They are plain SQL over the mutable columns rather than an ORM query compiled on
+    every request with joins to the pipeline and gateway, which cannot change: the caller's
+    instance (its pipeline and gateway already loaded) is copied and refreshed instead. The
+    caller's own instance is left as it was, as when the transaction rolls back.
+
+    ``FOR NO KEY UPDATE`` serializes writers of the row exactly like ``FOR UPDATE`` but does not
+    block transactions that only insert rows referencing it.
+    """
+    fields = _mutable_fields()
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    lock = (
+        connection.ops.for_update_sql(no_key=connection.features.has_select_for_no_key_update)
+        if connection.features.has_select_for_update
+        else ""
+    )
+    table = connection.ops.quote_name(Run._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s {lock}", [run.pk])  # noqa: S608
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"Run {run.pk} no longer exists.")
+    locked = copy.copy(run)
+    for field, value in zip(fields, row, strict=True):
+        column = field.get_col(Run._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
+            connection
+        ):
+            value = convert(value, column, connection)
+        setattr(locked, field.attname, value)
+    return locked
+
+
+def _write_back(run: Run) -> None:
+    """Store the mutable columns of a locked run (see ``_lock``)."""
+    fields = _mutable_fields()
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    params = [field.get_db_prep_save(getattr(run, field.attname), connection) for field in fields]
+    table = connection.ops.quote_name(Run._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*params, run.pk])  # noqa: S608
+
+
 @transaction.atomic
 def run_update(
     *, run: Run, changes: dict[str, Any], actor: Any = None, idempotency_key: str | None = None
@@ -209,6 +254,14 @@ def run_update(
     """
     run = _lock(run)
     now = timezone.now()
+    if run.finished_by_system:
+        if changes == {"status": run.status}:
+            return run  # the runner agrees with how the system closed the run: a no-op
+        raise Conflict(
+            f"Run was {run.status} by the system ({run.error_summary or 'cancel not confirmed'}); "
+            "this report came too late and was not stored.",
+            field="status",
+        )
     if idempotency_key is not None:
         if PatchReceipt.objects.filter(run=run, key=idempotency_key).exists():
             return run
@@ -247,7 +300,7 @@ def run_update(
 
     run.last_report_at = now
     run.updated_at = now
-    run.save(update_fields=RUN_UPDATE_FIELDS)
+    _write_back(run)
     if became_final:
         _record_final(run)
     return run
@@ -292,7 +345,10 @@ def run_finish_by_system(
     _set_status(run, status, now=now)
     if error_summary:
         run.error_summary = _clean_text(error_summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
+    run.finished_by_system = True
     run.updated_at = now
-    run.save(update_fields=["status", "finished_at", "error_summary", "updated_at"])
+    run.save(
+        update_fields=["status", "finished_at", "error_summary", "finished_by_system", "updated_at"]
+    )
     _record_final(run)
     return run

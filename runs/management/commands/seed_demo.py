@@ -205,6 +205,7 @@ class Command(BaseCommand):
             # Give the newest runs a telemetry series so their sparklines have something to draw.
             cursor.execute(
                 "SELECT id, started_at, finished_at, rows_loaded, bytes_loaded FROM runs_run "
+                "WHERE sample_seq = 0 AND started_at IS NOT NULL AND finished_at IS NOT NULL "
                 "ORDER BY created_at DESC, id DESC LIMIT 2000"
             )
             recent = cursor.fetchall()
@@ -215,8 +216,8 @@ class Command(BaseCommand):
                     for seq, at, values in self.series(rng, started, finished, rows, size):
                         copy.write_row((run_pk, seq, at, json.dumps(values)))
             cursor.execute(
-                "UPDATE runs_run SET sample_seq = 12 WHERE id IN "
-                "(SELECT id FROM runs_run ORDER BY created_at DESC, id DESC LIMIT 2000)"
+                "UPDATE runs_run SET sample_seq = 12 WHERE id = ANY(%s)",
+                [[row[0] for row in recent]],
             )
             cursor.execute("ANALYZE runs_run")
 

@@ -1,0 +1,446 @@
+"""The in-process half of the benchmark: runs inside Django against the database under test.
+
+``python -m bench.helper <command> [json]`` prints one JSON document on its last line. The
+driver (``bench.run``) holds no Django state of its own, so one process per database and command
+keeps the two databases apart.
+
+Commands:
+- ``prepare``: a bench superuser with a session and an API key, one gateway (and token) per
+  load client, a few running runs, a large finished run for run detail, and the ids and cursors
+  the measurements need.
+- ``ingest_prepare``: the pool of running runs the ingest measurement appends to.
+- ``queries``: SQL queries per request for a list of requests, through Django's test client with
+  ``CaptureQueriesContext``, plus EXPLAIN ANALYZE of the slowest query of each.
+- ``strip``: server time of the dashboard strip's aggregate alone (p50 of N), in-process.
+- ``cleanup``: delete the ingest runs so that dashboards and lists see only seeded history.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import (  # noqa: E402
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+)
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from gateways.models import Gateway, GatewayToken  # noqa: E402
+from gateways.services import api_key_issue, gateway_token_issue  # noqa: E402
+from pipelines.models import Pipeline  # noqa: E402
+from runs.ids import new_public_id  # noqa: E402
+from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample  # noqa: E402
+from runs.pagination import Position, encode_cursor  # noqa: E402
+
+BENCH_PIPELINE = "bench_ingest"
+BENCH_USER = "bench"
+BENCH_GATEWAY_PREFIX = "bench-gw-"
+DETAIL_RUN_MARK = {"bench": "detail"}
+INGEST = {"bench": "ingest"}
+LIVE = {"bench": "live"}
+
+
+def emit(payload: dict[str, Any]) -> None:
+    sys.stdout.write("\n" + json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def bench_pipeline() -> Pipeline:
+    pipeline, _ = Pipeline.objects.get_or_create(
+        name=BENCH_PIPELINE, defaults={"description": "Runs the benchmark appends to."}
+    )
+    return pipeline
+
+
+def delete_runs_sql(where: str, params: list[Any]) -> int:
+    """Delete runs and their rows with set-based SQL (the ORM collector walks them in Python)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM runs_run WHERE {where}", params)  # noqa: S608
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return 0
+        for table in ("runs_logline", "runs_telemetrysample", "runs_runnode", "runs_patchreceipt"):
+            cursor.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", [ids])  # noqa: S608
+        cursor.execute("UPDATE runs_run SET rerun_of_id = NULL WHERE rerun_of_id = ANY(%s)", [ids])
+        # Tables of other apps that point at runs (webhook events, ...), whatever is installed.
+        cursor.execute(
+            """
+            SELECT cl.relname, att.attname FROM pg_constraint con
+            JOIN pg_class cl ON cl.oid = con.conrelid
+            JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = con.conkey[1]
+            WHERE con.contype = 'f' AND con.confrelid = 'runs_run'::regclass
+              AND cl.relname NOT IN ('runs_logline', 'runs_telemetrysample', 'runs_runnode',
+                                     'runs_patchreceipt', 'runs_run')
+            """
+        )
+        for table, column in cursor.fetchall():
+            cursor.execute(f'DELETE FROM "{table}" WHERE "{column}" = ANY(%s)', [ids])  # noqa: S608
+        cursor.execute("DELETE FROM runs_run WHERE id = ANY(%s)", [ids])
+        return len(ids)
+
+
+def cleanup_ingest_runs() -> int:
+    pipeline = Pipeline.objects.filter(name=BENCH_PIPELINE).first()
+    if pipeline is None:
+        return 0
+    removed = delete_runs_sql(
+        "pipeline_id = %s AND trigger @> %s::jsonb", [pipeline.pk, json.dumps(INGEST)]
+    )
+    vacuum()
+    return removed
+
+
+def vacuum() -> None:
+    """Clear the dead rows the ingest runs leave behind, and refresh the statistics.
+
+    Without it the indexes keep entries for thousands of deleted "running" runs, which every
+    later "running now" count and status filter would have to visit and discard.
+    """
+    with connection.cursor() as cursor:
+        for table in ("runs_run", "runs_logline", "runs_telemetrysample", "runs_runnode"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def seeded_counts() -> dict[str, Any]:
+    """Runs of seeded history (everything but the bench's own) and where that history ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), max(r.created_at) FROM runs_run r "
+            "JOIN pipelines_pipeline p ON p.id = r.pipeline_id WHERE p.name <> %s",
+            [BENCH_PIPELINE],
+        )
+        count, newest = cursor.fetchone()
+    return {"runs": count, "newest": newest}
+
+
+def session_cookie(user) -> str:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.set_expiry(24 * 3600)
+    session.create()
+    return session.session_key
+
+
+def bench_user():
+    users = get_user_model()
+    user = users.objects.filter(username=BENCH_USER).first()
+    if user is None:
+        user = users.objects.create_superuser(BENCH_USER, "bench@example.com", None)
+    return user
+
+
+def make_runs(
+    *,
+    pipeline: Pipeline,
+    gateway: Gateway,
+    count: int,
+    lines: int,
+    samples: int,
+    mark: dict[str, str] = INGEST,
+) -> list[Run]:
+    """Running runs that already hold ``lines`` log lines and ``samples`` telemetry samples."""
+    now = timezone.now()
+    runs = Run.objects.bulk_create(
+        Run(
+            pipeline=pipeline,
+            gateway=gateway,
+            status=RunStatus.RUNNING,
+            trigger_type="api",
+            trigger=mark,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            last_report_at=now,
+            log_seq=lines,
+            sample_seq=samples,
+            telemetry_summary={"rowsLoaded": 0, "progress": 0},
+        )
+        for _ in range(count)
+    )
+    fill_rows(runs, lines=lines, samples=samples, at=now)
+    return runs
+
+
+def fill_rows(runs: list[Run], *, lines: int, samples: int, at) -> None:
+    text = "Read batch of 50000 rows from source table accounts (partition {n})"
+    batch: list[Any] = []
+    for run in runs:
+        for seq in range(1, lines + 1):
+            batch.append(
+                LogLine(
+                    run=run,
+                    seq=seq,
+                    at=at,
+                    level="info",
+                    node_id="n_source",
+                    message=text.format(n=seq),
+                )
+            )
+            if len(batch) >= 5000:
+                LogLine.objects.bulk_create(batch)
+                batch = []
+    LogLine.objects.bulk_create(batch)
+    batch = []
+    for run in runs:
+        for seq in range(1, samples + 1):
+            batch.append(
+                TelemetrySample(
+                    run=run,
+                    seq=seq,
+                    at=at,
+                    values={"rowsLoaded": seq * 1000, "bytesLoaded": seq * 250_000, "progress": 1},
+                )
+            )
+            if len(batch) >= 5000:
+                TelemetrySample.objects.bulk_create(batch)
+                batch = []
+    TelemetrySample.objects.bulk_create(batch)
+
+
+def detail_run(pipeline: Pipeline, gateway: Gateway) -> Run:
+    """A finished run with a full log, a full series and nodes, older than all seeded history
+    (so it never enters a dashboard window), reused across invocations."""
+    run = Run.objects.filter(pipeline=pipeline, trigger__bench="detail").first()
+    if run is not None:
+        return run
+    oldest = Run.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    created = (oldest or timezone.now()) - timedelta(days=1)
+    run = Run.objects.create(
+        public_id=new_public_id("run", at_ms=int(created.timestamp() * 1000)),
+        pipeline=pipeline,
+        gateway=gateway,
+        status=RunStatus.SUCCEEDED,
+        trigger_type="api",
+        trigger=DETAIL_RUN_MARK,
+        created_at=created,
+        updated_at=created + timedelta(hours=1),
+        started_at=created,
+        finished_at=created + timedelta(hours=1),
+        last_report_at=created + timedelta(hours=1),
+        log_seq=settings.RUN_LOG_CAP,
+        sample_seq=settings.RUN_SAMPLE_CAP,
+        rows_loaded=2_000_000,
+        bytes_loaded=500_000_000,
+        progress=100.0,
+        telemetry_summary={"rowsLoaded": 2_000_000, "bytesLoaded": 500_000_000, "progress": 100},
+    )
+    fill_rows([run], lines=settings.RUN_LOG_CAP, samples=settings.RUN_SAMPLE_CAP, at=created)
+    RunNode.objects.bulk_create(
+        RunNode(run=run, node_id=f"n_{index}", type="source.postgres", status="succeeded")
+        for index in range(8)
+    )
+    return run
+
+
+def cmd_prepare(spec: dict[str, Any]) -> dict[str, Any]:
+    """Everything the page measurements need; the ingest pool comes later (``ingest_prepare``)
+    so that pages are measured on seeded history plus a few running runs only."""
+    removed = cleanup_ingest_runs()
+    pipeline = bench_pipeline()
+    delete_runs_sql("pipeline_id = %s AND trigger @> %s::jsonb", [pipeline.pk, json.dumps(LIVE)])
+    counts = seeded_counts()
+    user = bench_user()
+    GatewayToken.objects.filter(gateway__name__startswith=BENCH_GATEWAY_PREFIX).delete()
+    tokens = []
+    for index in range(spec["clients"]):
+        gateway, _ = Gateway.objects.get_or_create(name=f"{BENCH_GATEWAY_PREFIX}{index}")
+        _, raw = gateway_token_issue(gateway=gateway, name="bench")
+        tokens.append(raw)
+    gateway = Gateway.objects.get(name=f"{BENCH_GATEWAY_PREFIX}0")
+    big = detail_run(pipeline, gateway)
+    live = make_runs(pipeline=pipeline, gateway=gateway, count=4, lines=30, samples=40, mark=LIVE)
+    seeded = Run.objects.exclude(pipeline=pipeline)
+    recent = seeded.order_by("-created_at", "-id").first()
+    # "Deep in history": the run 90% of the way back, reached the way a reader would, by a cursor.
+    deep_offset = int(counts["runs"] * 0.9)
+    deep = seeded.order_by("-created_at", "-id").values("created_at", "pk")[deep_offset]
+    deep_cursor = encode_cursor(Position(deep["created_at"], deep["pk"], "older"))
+    filter_pipeline = (
+        Pipeline.objects.exclude(pk=pipeline.pk).order_by("name").values("public_id", "name")
+    ).first()
+    _, api_key = api_key_issue(user=user, name="bench")
+    vacuum()
+    return {
+        "removed_ingest_runs": removed,
+        "seeded_runs": counts["runs"],
+        "history_newest": counts["newest"],
+        "session_cookie": f"{settings.SESSION_COOKIE_NAME}={session_cookie(user)}",
+        "api_key": api_key,
+        "tokens": tokens,
+        "recent_run": recent.public_id if recent else None,
+        "live_runs": [run.public_id for run in live],
+        "live_run_log_seq": live[0].log_seq,
+        "big_run": big.public_id,
+        "deep_cursor": deep_cursor,
+        "deep_created_at": deep["created_at"],
+        "filter_pipeline": filter_pipeline,
+        "now": timezone.now(),
+    }
+
+
+def cmd_ingest_prepare(spec: dict[str, Any]) -> dict[str, Any]:
+    """Per client (its own gateway): a pool of runs holding 5 lines and 10 samples, and a few
+    runs at the caps (500 lines; 2000 samples)."""
+    pipeline = bench_pipeline()
+    full_runs = spec.get("full_runs", 2)
+    ingest = []
+    for index in range(spec["clients"]):
+        gateway = Gateway.objects.get(name=f"{BENCH_GATEWAY_PREFIX}{index}")
+
+        def ids(count: int, lines: int, samples: int, gateway=gateway) -> list[str]:
+            runs = make_runs(
+                pipeline=pipeline, gateway=gateway, count=count, lines=lines, samples=samples
+            )
+            return [run.public_id for run in runs]
+
+        ingest.append(
+            {
+                "empty": ids(spec["pool"], 5, 10),
+                "full_log": ids(full_runs, settings.RUN_LOG_CAP, 10),
+                "full_samples": ids(full_runs, 5, settings.RUN_SAMPLE_CAP),
+            }
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_run")
+    return {"ingest": ingest}
+
+
+def explain(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def cmd_queries(spec: dict[str, Any]) -> dict[str, Any]:
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = spec["session_cookie"].split("=", 1)[1]
+    results = {}
+    for item in spec["requests"]:
+        headers = {
+            f"HTTP_{name.upper().replace('-', '_')}": value
+            for name, value in item.get("headers", {}).items()
+        }
+        method = getattr(client, item.get("method", "GET").lower())
+        kwargs: dict[str, Any] = dict(headers)
+        if item.get("body") is not None:
+            kwargs.update(data=json.dumps(item["body"]), content_type="application/json")
+        # The steady state: the first request may do one-off work (a credential's first
+        # last-used write, a session touch) that the next identical request does not.
+        method(item["path"], **kwargs)
+        with CaptureQueriesContext(connection) as captured:
+            response = method(item["path"], **kwargs)
+        slowest = max(captured.captured_queries, key=lambda q: float(q["time"]), default=None)
+        plan = None
+        if (
+            spec.get("explain")
+            and slowest
+            and slowest["sql"].lstrip().upper().startswith("SELECT")
+            and "FOR UPDATE" not in slowest["sql"].upper()
+        ):
+            plan = explain(slowest["sql"])
+        results[item["name"]] = {
+            "status": response.status_code,
+            "queries": len(captured.captured_queries),
+            "sql": [q["sql"][:300] for q in captured.captured_queries],
+            "slowest_ms": round(float(slowest["time"]) * 1000, 2) if slowest else None,
+            "slowest_sql": slowest["sql"] if slowest else None,
+            "slowest_plan": plan,
+        }
+    return {"results": results}
+
+
+def cmd_strip(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time the dashboard strip's aggregate the way the Runs view calls it."""
+    try:
+        from runs import dashboard, selectors
+        from runs.filters import RunFilter
+    except ImportError as error:
+        return {"error": f"no dashboard on this branch ({error})"}
+    from django.http import QueryDict
+
+    results = {}
+    for name, query in spec["variants"].items():
+        params = QueryDict(query)
+        filterset = RunFilter(params, queryset=selectors.run_queryset())
+        if not filterset.is_valid():
+            results[name] = {"error": str(filterset.errors)}
+            continue
+        cleaned = filterset.form.cleaned_data
+        times = []
+        for attempt in range(spec["warmup"] + spec["iterations"]):
+            now = timezone.now()
+            start = (
+                now
+                - (
+                    {
+                        "24h": timedelta(hours=24),
+                        "7d": timedelta(days=7),
+                        "30d": timedelta(days=30),
+                    }[cleaned.get("window") or "24h"]
+                )
+            )
+            began = time.perf_counter()
+            windowed = filterset.qs.filter(created_at__gte=start, created_at__lt=now)
+            unwindowed = selectors.run_queryset()
+            for key, value in cleaned.items():
+                if key not in ("window", "dateRange", "from", "to") and value not in (
+                    None,
+                    "",
+                    [],
+                ):
+                    unwindowed = filterset.filters[key].filter(unwindowed, value)
+            with CaptureQueriesContext(connection) as captured:
+                dashboard.dashboard_summary(
+                    windowed=windowed,
+                    unwindowed=unwindowed,
+                    start=start,
+                    end=now,
+                    label="",
+                    is_default_window=not cleaned.get("window"),
+                )
+            if attempt >= spec["warmup"]:
+                times.append((time.perf_counter() - began) * 1000)
+        results[name] = {
+            "p50_ms": round(statistics.median(times), 2),
+            "queries": len(captured.captured_queries),
+            "sql": [q["sql"] for q in captured.captured_queries],
+        }
+    return {"results": results}
+
+
+COMMANDS = {
+    "prepare": cmd_prepare,
+    "ingest_prepare": cmd_ingest_prepare,
+    "queries": cmd_queries,
+    "strip": cmd_strip,
+    "cleanup": lambda spec: {"removed": cleanup_ingest_runs(), **seeded_counts()},
+    "counts": lambda spec: seeded_counts(),
+}
+
+
+def main() -> None:
+    command = sys.argv[1]
+    spec = json.loads(sys.stdin.read() or "{}") if not sys.stdin.isatty() else {}
+    emit(COMMANDS[command](spec))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Admin for gateways, their tokens, API keys and the audit trail.
+
+Secrets are issued through the services and their plaintext is rendered once, in the response
+to the POST that created them: it is never put in a message, the session, a cookie or the admin
+log, and the page is sent with ``Cache-Control: no-store``.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models, transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+
+from gateways.audit import AuditAction, audit_record
+from gateways.models import ApiKey, AuditEvent, Credential, Gateway, GatewayHealth, GatewayToken
+from gateways.selectors import gateway_queryset_with_counts
+from gateways.services import (
+    api_key_issue,
+    credential_revoke,
+    gateway_token_issue,
+    gateway_token_rotate,
+)
+
+_ISSUED_ATTR = "_issued_plaintext"
+
+
+def _credential_state(credential: Credential) -> str:
+    if credential.revoked_at is not None:
+        return "revoked"
+    if credential.expires_at is not None and credential.expires_at <= timezone.now():
+        return "expired"
+    return "live"
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+class CredentialStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "live"), ("expired", "expired"), ("revoked", "revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "live":
+            return queryset.filter(revoked_at__isnull=True).filter(
+                models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+            )
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+class RotateForm(forms.Form):
+    overlap = forms.TypedChoiceField(
+        label="Old token stays valid for",
+        coerce=int,
+        initial=3600,
+        choices=[
+            (0, "no time: revoke it now"),
+            (600, "10 minutes"),
+            (3600, "1 hour"),
+            (86400, "1 day"),
+            (7 * 86400, "7 days"),
+        ],
+        help_text="Time for the gateway to switch to the new token.",
+    )
+
+
+class CredentialAdmin(admin.ModelAdmin):
+    """Shared admin for bearer secrets: issue on add (plaintext shown once), revoke, never
+    delete (the row is the record of who had access)."""
+
+    audit_issued: str
+    audit_revoked: str
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ["revoke_selected"]
+    change_form_template = "admin/gateways/credential_change_form.html"
+
+    def issue(self, request: HttpRequest, obj: Credential) -> tuple[Credential, str]:
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related(self.owner_field, "created_by")
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = [
+            "prefix",
+            "state",
+            "created_at",
+            "created_by",
+            "last_used_at",
+            "last_used_ip",
+            "revoked_at",
+        ]
+        if obj is None:
+            return []
+        return [*shown, self.owner_field]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [self.owner_field, "name", "expires_at"]
+        return [
+            self.owner_field,
+            "name",
+            "prefix",
+            "state",
+            "created_at",
+            "created_by",
+            "last_used_at",
+            "last_used_ip",
+            "expires_at",
+            "revoked_at",
+        ]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj: Credential) -> str:
+        return _credential_state(obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # The admin's add form collected the fields; the service creates the row and the secret.
+        credential, raw = self.issue(request, obj)
+        audit_record(
+            actor=request.user,
+            action=self.audit_issued,
+            target=credential,
+            details={"prefix": credential.prefix, "name": credential.name},
+            source="admin",
+            ip=_client_ip(request),
+        )
+        for field in credential._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(credential, field.attname))
+        obj._state.adding = False
+        obj._state.db = credential._state.db
+        setattr(request, _ISSUED_ATTR, raw)
+
+    def render_issued(
+        self, request: HttpRequest, credential: Credential, raw: str, *, note: str = ""
+    ) -> HttpResponse:
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "title": f"{opts.verbose_name.capitalize()} issued",
+            "credential": credential,
+            "plaintext": raw,
+            "note": note,
+            "change_url": reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[credential.pk]
+            ),
+        }
+        response = TemplateResponse(request, "admin/gateways/secret_issued.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    def response_add(self, request, obj, post_url_continue=None):
+        raw = getattr(request, _ISSUED_ATTR, None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        delattr(request, _ISSUED_ATTR)
+        return self.render_issued(request, obj, raw)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+        }
+        return super().add_view(request, form_url, extra_context)
+
+    def _revoke(self, request: HttpRequest, credential: Credential) -> bool:
+        with transaction.atomic():
+            revoked = credential_revoke(credential=credential)
+            if revoked:
+                audit_record(
+                    actor=request.user,
+                    action=self.audit_revoked,
+                    target=credential,
+                    details={"prefix": credential.prefix},
+                    source="admin",
+                    ip=_client_ip(request),
+                )
+                self.log_change(request, credential, "Revoked.")
+        return revoked
+
+    @admin.action(description="Revoke selected", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        revoked = sum(self._revoke(request, credential) for credential in queryset)
+        self.message_user(request, f"Revoked {revoked} of {len(queryset)} selected.")
+
+    def get_urls(self):
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path(
+                "<path:object_id>/revoke/",
+                self.admin_site.admin_view(self.revoke_view),
+                name=f"{name}_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        credential = self.get_object(request, object_id)
+        if credential is None:
+            raise Http404
+        if not self.has_change_permission(request, credential):
+            raise PermissionDenied
+        opts = self.model._meta
+        change_url = reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change", args=[credential.pk]
+        )
+        if request.method == "POST":
+            if self._revoke(request, credential):
+                self.message_user(request, f"Revoked {credential}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{credential} was already revoked.", messages.INFO)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "title": f"Revoke {credential}?",
+            "object": credential,
+            "text": "Requests using it are refused from the very next one. This cannot be undone.",
+            "button": "Yes, revoke",
+            "cancel_url": change_url,
+        }
+        return TemplateResponse(request, "admin/gateways/confirm.html", context)
+
+
+class GatewayTokenInline(admin.TabularInline):
+    model = GatewayToken
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = [
+        "prefix",
+        "name",
+        "state",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "last_used_ip",
+        "expires_at",
+        "revoked_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by", "gateway")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj: GatewayToken) -> str:
+        return _credential_state(obj)
+
+
+@admin.register(Gateway)
+class GatewayAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "public_id",
+        "health",
+        "last_seen_at",
+        "last_seen_ip",
+        "running",
+        "queued",
+        "live_tokens",
+        "lease_seconds",
+        "poll_interval_seconds",
+    ]
+    search_fields = ["name", "=public_id"]
+    readonly_fields = ["public_id", "health", "last_seen_at", "last_seen_ip", "created_at"]
+    fields = [
+        "name",
+        "public_id",
+        "description",
+        "lease_seconds",
+        "poll_interval_seconds",
+        "health",
+        "last_seen_at",
+        "last_seen_ip",
+        "created_at",
+    ]
+    inlines = [GatewayTokenInline]
+    change_form_template = "admin/gateways/gateway/change_form.html"
+
+    def get_queryset(self, request):
+        return gateway_queryset_with_counts()
+
+    @admin.display(description="status")
+    def health(self, obj: Gateway) -> str:
+        status = obj.health()
+        label = GatewayHealth(status).label
+        if status == GatewayHealth.ONLINE or obj.last_seen_at is None:
+            return label
+        return f"{label} since {obj.last_seen_at:%Y-%m-%d %H:%M} UTC"
+
+    @admin.display(description="running", ordering="running_count")
+    def running(self, obj: Gateway) -> int:
+        return obj.running_count
+
+    @admin.display(description="queued", ordering="queued_count")
+    def queued(self, obj: Gateway) -> str:
+        if obj.queued_count and obj.queued_runs_stranded():
+            return f"{obj.queued_count} (stranded: gateway away)"
+        return str(obj.queued_count)
+
+    @admin.display(description="live tokens", ordering="live_token_count")
+    def live_tokens(self, obj: Gateway) -> int:
+        return obj.live_token_count
+
+
+@admin.register(GatewayToken)
+class GatewayTokenAdmin(CredentialAdmin):
+    owner_field = "gateway"
+    audit_issued = AuditAction.GATEWAY_TOKEN_ISSUED
+    audit_revoked = AuditAction.GATEWAY_TOKEN_REVOKED
+    list_display = [
+        "prefix",
+        "name",
+        "gateway",
+        "state",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "last_used_ip",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = [CredentialStateFilter, "gateway"]
+    list_select_related = ["gateway", "created_by"]
+    search_fields = ["prefix", "name", "gateway__name"]
+    autocomplete_fields = ["gateway"]
+
+    def issue(self, request, obj):
+        return gateway_token_issue(
+            gateway=obj.gateway,
+            created_by=request.user,
+            name=obj.name,
+            expires_at=obj.expires_at,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/rotate/",
+                self.admin_site.admin_view(self.rotate_view),
+                name="gateways_gatewaytoken_rotate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        token = self.get_object(request, object_id)
+        if token is None:
+            raise Http404
+        if not (self.has_change_permission(request, token) and self.has_add_permission(request)):
+            raise PermissionDenied
+        change_url = reverse("admin:gateways_gatewaytoken_change", args=[token.pk])
+        if token.revoked_at is not None:
+            self.message_user(request, "A revoked token cannot be rotated.", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        form = RotateForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            overlap = timedelta(seconds=form.cleaned_data["overlap"])
+            with transaction.atomic():
+                new_token, raw = gateway_token_rotate(
+                    token=token, created_by=request.user, overlap=overlap
+                )
+                audit_record(
+                    actor=request.user,
+                    action=AuditAction.GATEWAY_TOKEN_ROTATED,
+                    target=token,
+                    details={
+                        "prefix": token.prefix,
+                        "replacement": new_token.prefix,
+                        "overlapSeconds": int(overlap.total_seconds()),
+                    },
+                    source="admin",
+                    ip=_client_ip(request),
+                )
+                self.log_change(request, token, f"Rotated: replaced by {new_token.prefix}.")
+                self.log_addition(request, new_token, f"Issued to replace {token.prefix}.")
+            if token.revoked_at is not None:
+                note = f"The old token {token.prefix}… is revoked."
+            else:
+                retire_at = f"{token.expires_at:%Y-%m-%d %H:%M} UTC"
+                note = f"The old token {token.prefix}… stops working at {retire_at}."
+            return self.render_issued(request, new_token, raw, note=note)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Rotate {token}",
+            "object": token,
+            "form": form,
+            "text": "A new token is issued for the same gateway and shown once. Configure the "
+            "gateway with it; the old token keeps working for the time you choose.",
+            "button": "Issue replacement",
+            "cancel_url": change_url,
+        }
+        return TemplateResponse(request, "admin/gateways/confirm.html", context)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(CredentialAdmin):
+    owner_field = "user"
+    audit_issued = AuditAction.API_KEY_ISSUED
+    audit_revoked = AuditAction.API_KEY_REVOKED
+    list_display = [
+        "prefix",
+        "name",
+        "user",
+        "state",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "last_used_ip",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = [CredentialStateFilter]
+    list_select_related = ["user", "created_by"]
+    search_fields = ["prefix", "name", "user__username"]
+    raw_id_fields = ["user"]
+
+    def issue(self, request, obj):
+        return api_key_issue(
+            user=obj.user, created_by=request.user, name=obj.name, expires_at=obj.expires_at
+        )
+
+
+class AuditActionFilter(admin.SimpleListFilter):
+    """Choices from the known actions, not a DISTINCT over a table that only grows."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = sorted(
+            value
+            for name, value in vars(AuditAction).items()
+            if name.isupper() and isinstance(value, str)
+        )
+        return [(action, action) for action in actions]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "source",
+        "target_type",
+        "target_link",
+        "ip",
+    ]
+    list_filter = [AuditActionFilter]
+    search_fields = ["=target_id", "=actor_label"]
+    search_help_text = "A target's id (run_…, a token's number) or an actor's exact name."
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="target")
+    def target_link(self, obj: AuditEvent) -> Any:
+        return format_html("{} <small>{}</small>", obj.target_repr, obj.target_id)

@@ -1,0 +1,299 @@
+import re
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from gateways.audit import audit_record
+from gateways.models import ApiKey, AuditEvent, GatewayToken
+from gateways.services import api_key_authenticate, api_key_issue, gateway_token_issue
+from runs.models import RunStatus
+from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_RE = re.compile(r"gwt_[A-Za-z0-9_-]{43}")
+KEY_RE = re.compile(r"eltk_[A-Za-z0-9_-]{43}")
+TOKEN_ADD = "/admin/gateways/gatewaytoken/add/"
+
+
+def plain_user(username: str):
+    """A user without a password: hashing one per user would dominate these tests' time."""
+    return get_user_model().objects.create(username=username)
+
+
+def agent_status(raw: str) -> int:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client.get("/api/agent/runs").status_code
+
+
+def assert_stored_nowhere(raw: str) -> None:
+    """No row of any table holds the plaintext or its random part (sessions decoded too)."""
+    secret_part = raw.split("_", 1)[1]
+    for model in apps.get_models():
+        for row in model.objects.values():
+            assert secret_part not in repr(row), f"plaintext found in {model.__name__}"
+    for session in Session.objects.all():
+        assert secret_part not in repr(session.get_decoded())
+
+
+def issue_via_admin(admin_client, gateway, **extra) -> tuple[str, object]:
+    data = {"gateway": gateway.pk, "name": "primary", "expires_at_0": "", "expires_at_1": ""}
+    response = admin_client.post(TOKEN_ADD, {**data, **extra})
+    assert response.status_code == 200, response.content[:500]
+    shown = TOKEN_RE.findall(response.content.decode())
+    assert len(shown) == 1
+    return shown[0], response
+
+
+def test_gateway_page_links_to_issuing_a_token(admin_client, gateway):
+    page = admin_client.get(f"/admin/gateways/gateway/{gateway.pk}/change/")
+    assert page.status_code == 200
+    assert f'{TOKEN_ADD}?gateway={gateway.pk}"' in page.content.decode()
+    form = admin_client.get(f"{TOKEN_ADD}?gateway={gateway.pk}")
+    assert form.status_code == 200
+    assert "_addanother" not in form.content.decode()
+
+
+def test_issuing_shows_the_plaintext_exactly_once_and_stores_only_a_hash(
+    admin_client, admin_user, gateway
+):
+    raw, response = issue_via_admin(admin_client, gateway)
+    assert "no-store" in response["Cache-Control"]
+    assert "messages" not in response.cookies
+    token = GatewayToken.objects.get(gateway=gateway)
+    assert raw.startswith(token.prefix)
+    assert token.created_by == admin_user and token.name == "primary"
+    assert agent_status(raw) == 200
+
+    # Every later page shows the prefix, never the token.
+    for url in [
+        f"/admin/gateways/gatewaytoken/{token.pk}/change/",
+        "/admin/gateways/gatewaytoken/",
+        f"/admin/gateways/gateway/{gateway.pk}/change/",
+        "/admin/gateways/auditevent/",
+        "/admin/",
+    ]:
+        page = admin_client.get(url)
+        assert page.status_code == 200, url
+        assert raw not in page.content.decode(), url
+    assert token.prefix in admin_client.get("/admin/gateways/gatewaytoken/").content.decode()
+    assert_stored_nowhere(raw)
+
+    event = AuditEvent.objects.get(action="gateway_token.issued")
+    assert event.actor == admin_user and event.source == "admin"
+    assert event.details == {"prefix": token.prefix, "name": "primary"}
+    assert LogEntry.objects.filter(object_id=str(token.pk), action_flag=ADDITION).exists()
+
+
+def test_token_issued_with_an_expiry_stops_working_then(admin_client, gateway):
+    later = timezone.now() + timedelta(days=30)
+    raw, _ = issue_via_admin(
+        admin_client,
+        gateway,
+        expires_at_0=later.strftime("%Y-%m-%d"),
+        expires_at_1=later.strftime("%H:%M:%S"),
+    )
+    token = GatewayToken.objects.get(gateway=gateway)
+    assert token.expires_at == later.replace(microsecond=0)
+    GatewayToken.objects.filter(pk=token.pk).update(expires_at=timezone.now())
+    assert agent_status(raw) == 401
+
+
+def test_revoke_button_refuses_the_token_on_the_next_request(admin_client, admin_user, gateway):
+    token, raw = gateway_token_issue(gateway=gateway)
+    assert agent_status(raw) == 200
+    change = admin_client.get(f"/admin/gateways/gatewaytoken/{token.pk}/change/").content
+    assert f"/admin/gateways/gatewaytoken/{token.pk}/revoke/" in change.decode()
+    confirm = admin_client.get(f"/admin/gateways/gatewaytoken/{token.pk}/revoke/")
+    assert confirm.status_code == 200 and b"Yes, revoke" in confirm.content
+    assert agent_status(raw) == 200  # a GET changes nothing
+
+    response = admin_client.post(f"/admin/gateways/gatewaytoken/{token.pk}/revoke/")
+    assert response.status_code == 302
+    assert agent_status(raw) == 401
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    event = AuditEvent.objects.get(action="gateway_token.revoked")
+    assert event.actor == admin_user and event.target_id == str(token.pk)
+    assert LogEntry.objects.filter(object_id=str(token.pk), action_flag=CHANGE).exists()
+    # No revoke or rotate buttons on a revoked token.
+    change = admin_client.get(f"/admin/gateways/gatewaytoken/{token.pk}/change/").content
+    assert b"/revoke/" not in change and b"/rotate/" not in change
+
+
+def test_revoke_action_on_the_token_list(admin_client, gateway):
+    tokens = [gateway_token_issue(gateway=gateway) for _ in range(3)]
+    keep_token = tokens[2][0]
+    response = admin_client.post(
+        "/admin/gateways/gatewaytoken/",
+        {
+            "action": "revoke_selected",
+            "_selected_action": [tokens[0][0].pk, tokens[1][0].pk],
+        },
+    )
+    assert response.status_code == 302
+    assert [agent_status(raw) for _, raw in tokens] == [401, 401, 200]
+    assert AuditEvent.objects.filter(action="gateway_token.revoked").count() == 2
+    assert str(keep_token.pk) not in AuditEvent.objects.values_list("target_id", flat=True)
+
+
+def test_rotate_issues_a_replacement_and_keeps_the_old_token_for_the_overlap(
+    admin_client, admin_user, gateway
+):
+    old, old_raw = gateway_token_issue(gateway=gateway, name="primary")
+    form = admin_client.get(f"/admin/gateways/gatewaytoken/{old.pk}/rotate/")
+    assert form.status_code == 200 and b"Old token stays valid for" in form.content
+
+    response = admin_client.post(
+        f"/admin/gateways/gatewaytoken/{old.pk}/rotate/", {"overlap": "3600"}
+    )
+    assert response.status_code == 200
+    shown = TOKEN_RE.findall(response.content.decode())
+    assert len(shown) == 1 and shown[0] != old_raw
+    new_raw = shown[0]
+    assert "no-store" in response["Cache-Control"]
+    assert agent_status(new_raw) == 200
+    assert agent_status(old_raw) == 200  # both live: no downtime while the gateway switches
+    old.refresh_from_db()
+    assert old.revoked_at is None
+    assert timedelta(minutes=59) < old.expires_at - timezone.now() <= timedelta(hours=1)
+    new = GatewayToken.objects.exclude(pk=old.pk).get()
+    assert new.name == "primary" and new.created_by == admin_user
+    event = AuditEvent.objects.get(action="gateway_token.rotated")
+    assert event.details["replacement"] == new.prefix
+    assert_stored_nowhere(new_raw)
+
+    # Then the operator revokes the old one once the gateway uses the new one.
+    admin_client.post(f"/admin/gateways/gatewaytoken/{old.pk}/revoke/")
+    assert agent_status(old_raw) == 401
+    assert agent_status(new_raw) == 200
+
+
+def test_rotate_with_no_overlap_revokes_at_once(admin_client, gateway):
+    old, old_raw = gateway_token_issue(gateway=gateway)
+    response = admin_client.post(f"/admin/gateways/gatewaytoken/{old.pk}/rotate/", {"overlap": "0"})
+    new_raw = TOKEN_RE.findall(response.content.decode())[0]
+    assert agent_status(old_raw) == 401
+    assert agent_status(new_raw) == 200
+
+
+def test_tokens_cannot_be_deleted_only_revoked(admin_client, gateway):
+    token, _ = gateway_token_issue(gateway=gateway)
+    response = admin_client.get(f"/admin/gateways/gatewaytoken/{token.pk}/delete/")
+    assert response.status_code == 403
+
+
+def test_staff_without_change_permission_cannot_revoke(client, gateway):
+    token, raw = gateway_token_issue(gateway=gateway)
+    viewer = UserFactory(username="viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_gatewaytoken"))
+    client.force_login(viewer)
+    assert client.post(f"/admin/gateways/gatewaytoken/{token.pk}/revoke/").status_code == 403
+    assert client.post(f"/admin/gateways/gatewaytoken/{token.pk}/rotate/").status_code == 403
+    assert agent_status(raw) == 200
+
+
+def test_api_key_issued_in_admin_is_shown_once(admin_client, admin_user):
+    owner = plain_user("ci-bot")
+    response = admin_client.post(
+        "/admin/gateways/apikey/add/",
+        {"user": owner.pk, "name": "ci", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 200
+    shown = KEY_RE.findall(response.content.decode())
+    assert len(shown) == 1
+    raw = shown[0]
+    key = ApiKey.objects.get(user=owner)
+    assert key.created_by == admin_user
+    assert api_key_authenticate(raw=raw) == key
+    assert raw not in admin_client.get("/admin/gateways/apikey/").content.decode()
+    assert_stored_nowhere(raw)
+    assert AuditEvent.objects.filter(action="api_key.issued", target_id=str(key.pk)).exists()
+
+    admin_client.post(f"/admin/gateways/apikey/{key.pk}/revoke/")
+    assert api_key_authenticate(raw=raw) is None
+    assert AuditEvent.objects.filter(action="api_key.revoked").count() == 1
+
+
+def test_gateway_list_shows_health_and_run_counts(admin_client):
+    now = timezone.now()
+    online = GatewayFactory(name="edge-online", last_seen_at=now)
+    GatewayFactory(name="edge-new")
+    pipeline = PipelineFactory(default_gateway=online)
+    RunFactory(pipeline=pipeline, status=RunStatus.RUNNING)
+    RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    html = admin_client.get("/admin/gateways/gateway/").content.decode()
+    row = html.split(">edge-online</a>")[1].split("</tr>")[0]
+    assert '<td class="field-health">online</td>' in row
+    assert '<td class="field-running">1</td>' in row
+    assert '<td class="field-queued">1</td>' in row
+    assert "never connected" in html
+
+
+def changelist_queries(admin_client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert admin_client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def add_gateways_with_tokens_and_runs(count: int, offset: int) -> None:
+    for index in range(offset, offset + count):
+        creator = plain_user(f"issuer-{index}")
+        gateway = GatewayFactory(name=f"gw-{index}")
+        token, _ = gateway_token_issue(gateway=gateway, created_by=creator)
+        api_key_issue(user=plain_user(f"owner-{index}"), created_by=creator)
+        RunFactory(pipeline=PipelineFactory(default_gateway=gateway), status=RunStatus.QUEUED)
+        audit_record(actor=creator, action="gateway_token.issued", target=token, source="admin")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/gateways/gateway/",
+        "/admin/gateways/gatewaytoken/",
+        "/admin/gateways/apikey/",
+        "/admin/pipelines/pipeline/",
+        "/admin/gateways/auditevent/",
+    ],
+)
+def test_changelist_query_count_is_constant(admin_client, url):
+    add_gateways_with_tokens_and_runs(2, 0)
+    few = changelist_queries(admin_client, url)
+    add_gateways_with_tokens_and_runs(12, 2)
+    assert changelist_queries(admin_client, url) == few
+
+
+def test_gateway_change_page_query_count_does_not_grow_with_tokens(admin_client, gateway):
+    gateway_token_issue(gateway=gateway, created_by=plain_user("a"))
+    url = f"/admin/gateways/gateway/{gateway.pk}/change/"
+    few = changelist_queries(admin_client, url)
+    for index in range(8):
+        gateway_token_issue(gateway=gateway, created_by=plain_user(f"u{index}"))
+    assert changelist_queries(admin_client, url) == few
+
+
+def test_audit_list_filters_by_action_and_searches_by_target(admin_client, gateway):
+    token, _ = gateway_token_issue(gateway=gateway)
+    audit_record(actor=None, action="gateway_token.issued", target=token, source="api")
+    audit_record(actor=None, action="gateway_token.revoked", target=token, source="api")
+    html = admin_client.get("/admin/gateways/auditevent/?action=gateway_token.revoked").content
+    assert html.decode().count('class="field-action"') == 1
+    html = admin_client.get("/admin/gateways/auditevent/", {"q": str(token.pk)}).content
+    assert html.decode().count('class="field-action"') == 2
+    assert admin_client.get("/admin/gateways/auditevent/add/").status_code == 403
+
+
+@pytest.mark.parametrize("action", ["revoke", "rotate"])
+def test_unknown_token_answers_404(admin_client, action):
+    assert admin_client.get(f"/admin/gateways/gatewaytoken/999999/{action}/").status_code == 404
+    assert admin_client.get(f"/admin/gateways/gatewaytoken/abc/{action}/").status_code == 404
