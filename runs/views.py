@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from rest_framework.exceptions import APIException, ValidationError
 
+from gateways.audit import AuditAction, audit_request
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
@@ -403,7 +405,11 @@ def run_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "runs/run_cancel_confirm.html", {"run": run})
     try:
-        run = services.run_cancel(run=run, actor=request.user)
+        with transaction.atomic():
+            run = services.run_cancel(run=run, actor=request.user)
+            audit_request(
+                request, action=AuditAction.RUN_CANCELED, target=run, details={"status": run.status}
+            )
     except APIException as error:
         messages.error(request, str(error.detail))
     else:
@@ -422,6 +428,13 @@ def run_rerun(request: HttpRequest, public_id: str) -> HttpResponse:
     if not request.user.has_perm("runs.trigger_run"):
         raise PermissionDenied("You may not trigger runs.")
     run = _get_run(public_id)
-    new_run = services.run_rerun(run=run, created_by=request.user)
+    with transaction.atomic():
+        new_run = services.run_rerun(run=run, created_by=request.user)
+        audit_request(
+            request,
+            action=AuditAction.RUN_RERUN,
+            target=run,
+            details={"newRunId": new_run.public_id},
+        )
     messages.success(request, f"Queued {new_run.public_id}, a re-run of {run.public_id}.")
     return redirect("runs:detail", public_id=new_run.public_id)

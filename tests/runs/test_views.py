@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from gateways.models import AuditEvent
 from runs import services
 from runs.models import Run, RunStatus, TriggerType
 from runs.sparklines import DETAIL_POINTS, ROW_POINTS
@@ -633,6 +634,12 @@ def test_cancel_asks_a_running_run_to_stop(operator_client, busy_run):
     assert b"Cancel requested" in response.content
     # Nothing more to cancel: the button is gone.
     assert b"Cancel run" not in response.content
+    audit = AuditEvent.objects.get()
+    assert (audit.action, audit.source, audit.target_id) == (
+        "run.cancel_requested",
+        "web",
+        busy_run.public_id,
+    )
 
 
 @pytest.mark.django_db
@@ -663,6 +670,12 @@ def test_rerun_queues_a_new_run_of_the_same_pipeline_and_gateway(
     )
     assert new.trigger_type == TriggerType.RERUN and new.rerun_of == busy_run
     assert new.created_by == operator
+    audit = AuditEvent.objects.get()
+    assert (audit.action, audit.actor, audit.details) == (
+        "run.rerun",
+        operator,
+        {"newRunId": new.public_id},
+    )
     assert operator_client.get(f"/runs/{busy_run.public_id}/rerun/").status_code == 405
 
 
