@@ -729,3 +729,16 @@ def test_run_detail_lists_webhook_deliveries_and_their_attempts(analyst_client, 
     assert "run.failed" in section and "http://127.0.0.1:9/hooks/runs" in section
     assert '<details class="attempts"><summary>1</summary>' in section
     assert "failed" in section
+
+
+@pytest.mark.django_db
+def test_queued_run_on_a_gateway_that_never_connected_says_so(operator_client, pipeline):
+    stranded = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(minutes=1))
+    assert stranded.gateway.last_seen_at is None
+    listing = operator_client.get("/runs/").content.decode()
+    assert "gateway offline" in listing
+    detail = operator_client.get(f"/runs/{stranded.public_id}/").content.decode()
+    assert f"gateway {stranded.gateway.name} is offline" in detail
+    stranded.gateway.last_seen_at = timezone.now()
+    stranded.gateway.save()
+    assert "gateway offline" not in operator_client.get("/runs/").content.decode()
