@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_tasks_db",
     "runs",
     "gateways",
@@ -150,6 +151,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "runs.api.throttling.ApiKeyRateThrottle",
+        "runs.api.throttling.GatewayTokenRateThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": os.environ.get("THROTTLE_API_KEY", "6000/min"),
         "gateway": os.environ.get("THROTTLE_GATEWAY", "12000/min"),
@@ -162,6 +167,20 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI is served from this installation's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "runs.api.schema.document_rate_limits",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "runs.models.RunStatus",
+        "TriggerTypeEnum": "runs.models.TriggerType",
+        "LogLevelEnum": "runs.models.LogLevel",
+        "NodeStatusEnum": "runs.api.serializers.NODE_STATUSES",
+    },
 }
 
 TASKS = {

@@ -20,6 +20,7 @@ class AuditAction:
     API_KEY_REVOKED = "api_key.revoked"
     RUN_CANCELED = "run.cancel_requested"
     RUN_RERUN = "run.rerun"
+    RUN_TRIGGERED = "run.triggered"
     WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"
     WEBHOOK_ENDPOINT_CHANGED = "webhook_endpoint.changed"
     WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
@@ -61,4 +62,18 @@ def audit_record(
         target_repr=target_repr,
         details=details or {},
         ip=ip,
+    )
+
+
+def audit_request(
+    request: Any, *, action: str, target: models.Model, details: dict[str, Any] | None = None
+) -> AuditEvent:
+    """``audit_record`` for an action taken through the web app or the API."""
+    return audit_record(
+        actor=request.user,
+        action=action,
+        target=target,
+        details=details,
+        source="api" if request.path.startswith("/api/") else "web",
+        ip=request.META.get("REMOTE_ADDR"),
     )

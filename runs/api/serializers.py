@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.api.fields import (
@@ -142,6 +143,22 @@ class RunPatchSerializer(StrictSerializer):
         return {names[key]: value for key, value in data.items()}
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(TriggerType.values)},
+            {
+                "type": "object",
+                "properties": {"type": {"type": "string", "enum": list(TriggerType.values)}},
+                "required": ["type"],
+                "additionalProperties": {
+                    "nullable": True,
+                    "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+                },
+            },
+        ]
+    }
+)
 class TriggerField(serializers.Field):
     """``"schedule"`` or ``{"type": "schedule", ...scalar details}``."""
 

@@ -4,7 +4,7 @@ Both PATCH routes validate with the same serializer and call the same ``run_upda
 differ only in authentication and in which runs the caller can see.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
@@ -20,10 +20,26 @@ from gateways.authentication import (
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
+from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer, error_responses
 from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
 from runs.models import Run
 
 IDEMPOTENCY_KEY_MAX = 200
+PREFER_HEADER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    description="`return=minimal` leaves the log, samples and nodes out of the answer.",
+)
+PATCH_HEADERS = [
+    PREFER_HEADER,
+    OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        description="A PATCH repeated with the same key is applied once.",
+    ),
+]
 
 
 def wants_minimal(request) -> bool:
@@ -87,8 +103,12 @@ class EltRunCreateView(APIView):
 
     @extend_schema(
         operation_id="elt_runs_create",
+        parameters=[PREFER_HEADER],
         request=RunCreateSerializer,
-        responses={201: OpenApiResponse(description="The new queued run.")},
+        responses={
+            201: OpenApiResponse(RunnerRunDocSerializer, description="The new queued run."),
+            **error_responses(400, 401, 403, 413, 415),
+        },
         tags=["runner"],
     )
     def post(self, request):
@@ -128,12 +148,24 @@ class EltRunDetailView(APIView):
             raise NotFound("No run with this id.")
         return run
 
-    @extend_schema(operation_id="elt_runs_retrieve", tags=["runner"])
+    @extend_schema(
+        operation_id="elt_runs_retrieve",
+        parameters=[PREFER_HEADER],
+        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
+        tags=["runner"],
+    )
     def get(self, request, run_id: str):
         return runner_response(self.get_run(run_id), request)
 
     @extend_schema(
-        operation_id="elt_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
+        operation_id="elt_runs_partial_update",
+        parameters=PATCH_HEADERS,
+        request=RunPatchSerializer,
+        responses={
+            200: RunnerRunDocSerializer,
+            **error_responses(400, 401, 403, 404, 409, 413, 415),
+        },
+        tags=["runner"],
     )
     def patch(self, request, run_id: str):
         return apply_patch(request, self.get_run(run_id))
@@ -143,7 +175,11 @@ class AgentRunListView(APIView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
-    @extend_schema(operation_id="agent_runs_list", tags=["runner"])
+    @extend_schema(
+        operation_id="agent_runs_list",
+        responses={200: AgentRunListDocSerializer, **error_responses(401)},
+        tags=["runner"],
+    )
     def get(self, request):
         runs = selectors.gateway_actionable_runs(gateway=request.user.gateway)
         data = [runner_run_repr(run) for run in runs]
@@ -160,12 +196,24 @@ class AgentRunDetailView(APIView):
             raise NotFound("No run with this id.")
         return run
 
-    @extend_schema(operation_id="agent_runs_retrieve", tags=["runner"])
+    @extend_schema(
+        operation_id="agent_runs_retrieve",
+        parameters=[PREFER_HEADER],
+        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
+        tags=["runner"],
+    )
     def get(self, request, run_id: str):
         return runner_response(self.get_run(request, run_id), request)
 
     @extend_schema(
-        operation_id="agent_runs_partial_update", request=RunPatchSerializer, tags=["runner"]
+        operation_id="agent_runs_partial_update",
+        parameters=PATCH_HEADERS,
+        request=RunPatchSerializer,
+        responses={
+            200: RunnerRunDocSerializer,
+            **error_responses(400, 401, 404, 409, 413, 415),
+        },
+        tags=["runner"],
     )
     def patch(self, request, run_id: str):
         return apply_patch(request, self.get_run(request, run_id))

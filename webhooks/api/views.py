@@ -1,12 +1,14 @@
 """``/api/webhooks``: manage webhook endpoints. Parse, call one service or selector, respond."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from gateways.audit import AuditAction, audit_request
 from gateways.authentication import IsPerson
 from pipelines.models import Pipeline
 from webhooks import selectors, services
@@ -112,14 +114,21 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            endpoint, secret = services.webhook_endpoint_create(
-                url=data["url"],
-                events=data["events"],
-                pipeline=_pipeline(data.get("pipelineId")),
-                description=data.get("description", ""),
-                enabled=data["enabled"],
-                created_by=request.user,
-            )
+            with transaction.atomic():
+                endpoint, secret = services.webhook_endpoint_create(
+                    url=data["url"],
+                    events=data["events"],
+                    pipeline=_pipeline(data.get("pipelineId")),
+                    description=data.get("description", ""),
+                    enabled=data["enabled"],
+                    created_by=request.user,
+                )
+                audit_request(
+                    request,
+                    action=AuditAction.WEBHOOK_ENDPOINT_CREATED,
+                    target=endpoint,
+                    details={"url": endpoint.url, "events": endpoint.events},
+                )
         except DjangoValidationError as exc:
             raise _refusal(exc) from None
         body = WebhookEndpointWithSecretOutputSerializer(endpoint, context={"secret": secret})
@@ -133,13 +142,28 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         if "pipelineId" in changes:
             changes["pipeline"] = _pipeline(changes.pop("pipelineId"))
         try:
-            endpoint = services.webhook_endpoint_update(endpoint=endpoint, changes=changes)
+            with transaction.atomic():
+                endpoint = services.webhook_endpoint_update(endpoint=endpoint, changes=changes)
+                audit_request(
+                    request,
+                    action=AuditAction.WEBHOOK_ENDPOINT_CHANGED,
+                    target=endpoint,
+                    details={"fields": sorted(serializer.validated_data)},
+                )
         except DjangoValidationError as exc:
             raise _refusal(exc) from None
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
     def destroy(self, request: Request, id: str) -> Response:
-        services.webhook_endpoint_delete(endpoint=self._get(id))
+        endpoint = self._get(id)
+        with transaction.atomic():
+            audit_request(
+                request,
+                action=AuditAction.WEBHOOK_ENDPOINT_DELETED,
+                target=endpoint,
+                details={"url": endpoint.url},
+            )
+            services.webhook_endpoint_delete(endpoint=endpoint)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -151,7 +175,14 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
     )
     def rotate_secret(self, request: Request, id: str) -> Response:
         endpoint = self._get(id)
-        secret = services.webhook_endpoint_secret_rotate(endpoint=endpoint)
+        with transaction.atomic():
+            secret = services.webhook_endpoint_secret_rotate(endpoint=endpoint)
+            audit_request(
+                request,
+                action=AuditAction.WEBHOOK_ENDPOINT_CHANGED,
+                target=endpoint,
+                details={"fields": ["secret"]},
+            )
         endpoint = self._get(id)
         body = WebhookEndpointWithSecretOutputSerializer(endpoint, context={"secret": secret})
         return Response(body.data)

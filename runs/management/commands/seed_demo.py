@@ -171,7 +171,7 @@ class Command(BaseCommand):
             "public_id, pipeline_id, gateway_id, status, trigger_type, trigger, created_at, "
             "updated_at, started_at, finished_at, last_report_at, cancel_requested_at, "
             "error_summary, telemetry_summary, rows_loaded, bytes_loaded, progress, log_seq, "
-            "sample_seq"
+            "sample_seq, finished_by_system"
         )
         with transaction.atomic(), connection.cursor() as cursor:
             raw = cursor.connection
@@ -200,6 +200,7 @@ class Command(BaseCommand):
                             f["progress"],
                             0,
                             0,
+                            False,
                         )
                     )
             # Give the newest runs a telemetry series so their sparklines have something to draw.

@@ -1,0 +1,59 @@
+"""Input and output serializers of ``/api/pipelines``."""
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from runs.api.fields import StrictCharField, StrictSerializer
+from runs.api.read_serializers import GatewayRefSerializer
+from runs.api.serializers import TriggerField
+
+NAME_MAX = 200
+DESCRIPTION_MAX = 10_000
+GATEWAY_REF_HELP = "A gateway's id (`gw_...`) or name; null for none."
+
+
+class PipelineSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    defaultGateway = GatewayRefSerializer(source="default_gateway", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+
+class PipelinePageMetaSerializer(serializers.Serializer):
+    cursor = serializers.CharField(allow_null=True)
+
+
+@extend_schema_serializer(many=False)  # a page object, not a list
+class PipelinePageSerializer(serializers.Serializer):
+    data = PipelineSerializer(many=True)
+    meta = PipelinePageMetaSerializer()
+
+
+class PipelineCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=NAME_MAX)
+    description = StrictCharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
+    defaultGateway = StrictCharField(
+        required=False, allow_null=True, max_length=100, help_text=GATEWAY_REF_HELP
+    )
+
+
+class PipelineUpdateSerializer(PipelineCreateSerializer):
+    """Every field optional; the ones sent are changed together."""
+
+    name = StrictCharField(required=False, max_length=NAME_MAX)
+
+
+class PipelineRunSerializer(StrictSerializer):
+    gateway = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=100,
+        help_text="Target this gateway (id or name) instead of the pipeline's default.",
+    )
+    trigger = TriggerField(
+        required=False,
+        help_text="A trigger type, or {type, ...scalar details}; default `api` for an API key, "
+        "`manual` for a session.",
+    )

@@ -1,0 +1,184 @@
+"""``/api/pipelines``: list, create, read and change pipelines, and trigger a run of one."""
+
+from django.core import signing
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from gateways.audit import AuditAction, audit_request
+from gateways.authentication import ApiKeyAuthentication, IsPerson
+from gateways.models import ApiKey, Gateway
+from pipelines import selectors, services
+from pipelines.api.serializers import (
+    PipelineCreateSerializer,
+    PipelinePageSerializer,
+    PipelineRunSerializer,
+    PipelineSerializer,
+    PipelineUpdateSerializer,
+)
+from pipelines.models import Pipeline
+from runs import services as run_services
+from runs.api.read_serializers import RunDetailSerializer
+from runs.api.read_views import (
+    CURSOR_PARAMETER,
+    LIMIT_PARAMETER,
+    MAX_ID_CHARS,
+    HasActionPermission,
+    parse_limit,
+    refuse_nul_characters,
+)
+from runs.api.schema import error_responses
+from runs.models import TriggerType
+
+CURSOR_SALT = "pipelines.cursor"
+PIPELINE_ID_PARAMETER = OpenApiParameter(
+    "pipeline_id", str, OpenApiParameter.PATH, description="Pipeline id (`pl_...`)."
+)
+
+
+def json_object(request) -> dict:
+    if not isinstance(request.data, dict):
+        raise ValidationError({"body": ["Must be a JSON object."]})
+    return request.data
+
+
+def gateway_from_reference(reference: str | None, *, field: str) -> Gateway | None:
+    if reference is None or reference == "":
+        return None
+    gateway = selectors.gateway_get_by_reference(reference=reference)
+    if gateway is None:
+        raise ValidationError({field: ["No gateway with this id or name."]})
+    return gateway
+
+
+@extend_schema(tags=["pipelines"], parameters=[PIPELINE_ID_PARAMETER])
+class PipelineViewSet(viewsets.GenericViewSet):
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsPerson, HasActionPermission]
+    action_permissions = {
+        "create": "pipelines.add_pipeline",
+        "partial_update": "pipelines.change_pipeline",
+        "run": "runs.trigger_run",
+    }
+    lookup_url_kwarg = "pipeline_id"
+    lookup_value_regex = "[^/]+"
+    serializer_class = PipelineSerializer
+
+    def get_pipeline(self) -> Pipeline:
+        pipeline_id = self.kwargs["pipeline_id"]
+        pipeline = None
+        if len(pipeline_id) <= MAX_ID_CHARS and "\x00" not in pipeline_id:
+            pipeline = selectors.pipeline_get(public_id=pipeline_id)
+        if pipeline is None:
+            raise NotFound("No pipeline with this id.")
+        return pipeline
+
+    @extend_schema(
+        operation_id="pipelines_list",
+        parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
+        responses={200: PipelinePageSerializer, **error_responses(400, 401)},
+        summary="List pipelines by name",
+    )
+    def list(self, request):
+        params = request.query_params
+        refuse_nul_characters(params)
+        errors: dict[str, list[str]] = {}
+        limit = parse_limit(params, errors)
+        after_name = None
+        if params.get("cursor"):
+            try:
+                after_name = signing.loads(params["cursor"], salt=CURSOR_SALT)
+            except signing.BadSignature:
+                errors["cursor"] = ["Invalid or tampered cursor."]
+        if errors:
+            raise ValidationError(errors)
+        items, last_name = selectors.pipeline_page(after_name=after_name, limit=limit)
+        cursor = signing.dumps(last_name, salt=CURSOR_SALT) if last_name else None
+        return Response(
+            {"data": PipelineSerializer(items, many=True).data, "meta": {"cursor": cursor}}
+        )
+
+    @extend_schema(
+        operation_id="pipelines_create",
+        request=PipelineCreateSerializer,
+        responses={201: PipelineSerializer, **error_responses(400, 401, 403, 413, 415)},
+        summary="Create a pipeline",
+    )
+    def create(self, request):
+        serializer = PipelineCreateSerializer(data=json_object(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        pipeline = services.pipeline_create(
+            name=data["name"],
+            description=data.get("description", ""),
+            default_gateway=gateway_from_reference(
+                data.get("defaultGateway"), field="defaultGateway"
+            ),
+        )
+        return Response(PipelineSerializer(pipeline).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="pipelines_retrieve",
+        responses={200: PipelineSerializer, **error_responses(401, 404)},
+        summary="A pipeline",
+    )
+    def retrieve(self, request, pipeline_id: str):
+        return Response(PipelineSerializer(self.get_pipeline()).data)
+
+    @extend_schema(
+        operation_id="pipelines_partial_update",
+        request=PipelineUpdateSerializer,
+        responses={
+            200: PipelineSerializer,
+            **error_responses(400, 401, 403, 404, 413, 415),
+        },
+        summary="Change a pipeline's name, description or default gateway",
+    )
+    def partial_update(self, request, pipeline_id: str):
+        pipeline = self.get_pipeline()
+        serializer = PipelineUpdateSerializer(data=json_object(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        changes = {key: data[key] for key in ("name", "description") if key in data}
+        if "defaultGateway" in data:
+            changes["default_gateway"] = gateway_from_reference(
+                data["defaultGateway"], field="defaultGateway"
+            )
+        pipeline = services.pipeline_update(pipeline=pipeline, changes=changes)
+        return Response(PipelineSerializer(pipeline).data)
+
+    @extend_schema(
+        operation_id="pipelines_run",
+        request=PipelineRunSerializer,
+        responses={
+            201: RunDetailSerializer,
+            **error_responses(400, 401, 403, 404, 413, 415),
+        },
+        summary="Trigger a run of a pipeline",
+        description="Creates a queued run, targeted at the pipeline's default gateway unless "
+        "the body names another. The body may be empty.",
+    )
+    @action(detail=True, methods=["post"])
+    def run(self, request, pipeline_id: str):
+        pipeline = self.get_pipeline()
+        serializer = PipelineRunSerializer(data=json_object(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        default_type = TriggerType.API if isinstance(request.auth, ApiKey) else TriggerType.MANUAL
+        trigger = data.get("trigger") or {"type": default_type, "details": {}}
+        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
+        with transaction.atomic():
+            run = run_services.run_create(
+                pipeline=pipeline,
+                gateway=gateway,
+                trigger_type=trigger["type"],
+                trigger=trigger["details"],
+                created_by=request.user,
+            )
+            audit_request(request, action=AuditAction.RUN_TRIGGERED, target=run)
+        body = RunDetailSerializer(run, context={"samples": []}).data
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -1,0 +1,33 @@
+"""Reads of pipelines, and the lookup of a gateway by the name or id a caller sends."""
+
+from django.db.models import QuerySet
+
+from gateways.models import Gateway
+from pipelines.models import Pipeline
+
+
+def pipeline_queryset() -> QuerySet[Pipeline]:
+    return Pipeline.objects.select_related("default_gateway")
+
+
+def pipeline_get(*, public_id: str) -> Pipeline | None:
+    return pipeline_queryset().filter(public_id=public_id).first()
+
+
+def pipeline_page(*, after_name: str | None, limit: int) -> tuple[list[Pipeline], str | None]:
+    """Pipelines by name, keyset-paged on the unique name; returns the page and the last name
+    when there are more."""
+    queryset = pipeline_queryset().order_by("name")
+    if after_name is not None:
+        queryset = queryset.filter(name__gt=after_name)
+    rows = list(queryset[: limit + 1])
+    items = rows[:limit]
+    return items, items[-1].name if len(rows) > limit else None
+
+
+def gateway_get_by_reference(*, reference: str) -> Gateway | None:
+    """A gateway by public id (``gw_...``) or by name."""
+    return (
+        Gateway.objects.filter(public_id=reference).first()
+        or Gateway.objects.filter(name=reference).first()
+    )

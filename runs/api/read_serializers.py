@@ -1,0 +1,226 @@
+"""Output serializers of the read API (``/api/runs``), and the shapes its schema documents.
+
+The responses are rendered by these serializers, so the OpenAPI schema drf-spectacular derives
+from them is the shape clients receive, not a description kept beside it.
+"""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from runs.models import LogLevel, Run, RunStatus, TriggerType
+
+TRIGGER_OBJECT_SCHEMA = {
+    "type": "object",
+    "description": "The trigger type and the details its caller sent (e.g. scheduleId).",
+    "properties": {"type": {"type": "string", "enum": list(TriggerType.values)}},
+    "required": ["type"],
+    "additionalProperties": True,
+}
+SCALAR_MAP_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "nullable": True,
+        "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+    },
+}
+
+
+class GatewayRefSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    name = serializers.CharField()
+
+
+class RunListItemSerializer(serializers.Serializer):
+    """A light run: no logs, no samples, no summary."""
+
+    id = serializers.CharField(source="public_id")
+    pipelineId = serializers.CharField(source="pipeline.public_id")
+    pipelineName = serializers.CharField(source="pipeline.name")
+    gatewayId = serializers.CharField(source="gateway.public_id", allow_null=True)
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    trigger = serializers.ChoiceField(source="trigger_type", choices=TriggerType.choices)
+    createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    durationSeconds = serializers.IntegerField(source="duration_seconds", allow_null=True)
+
+
+class PageMetaSerializer(serializers.Serializer):
+    cursor = serializers.CharField(
+        allow_null=True,
+        help_text="Pass as `cursor` for the next (older) page; null on the last page.",
+    )
+
+
+@extend_schema_serializer(many=False)  # a page object, not a list
+class RunPageSerializer(serializers.Serializer):
+    data = RunListItemSerializer(many=True)
+    meta = PageMetaSerializer()
+
+
+class RunMetricsSerializer(serializers.Serializer):
+    rowsRead = serializers.IntegerField(allow_null=True)
+    rowsWritten = serializers.IntegerField(allow_null=True)
+    bytesShuffled = serializers.IntegerField(allow_null=True)
+    costUnits = serializers.FloatField(required=False, help_text="Present when reported.")
+
+
+class RunErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    stackRef = serializers.CharField(required=False, help_text="Present when reported.")
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "summary": SCALAR_MAP_SCHEMA,
+            "samples": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"at": {"type": "string", "format": "date-time"}},
+                    "required": ["at"],
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+        },
+        "required": ["summary", "samples"],
+    }
+)
+class TelemetryField(serializers.Field):
+    def to_representation(self, value):
+        return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def run_metrics(run: Run) -> dict[str, Any]:
+    """Seed vocabulary from the runner's summary: a runner that reports only ``rowsLoaded`` and
+    ``bytesLoaded`` read and wrote that many rows and moved that many bytes."""
+    summary = run.telemetry_summary or {}
+    rows_loaded = _int_or_none(summary.get("rowsLoaded"))
+    metrics: dict[str, Any] = {
+        "rowsRead": _int_or_none(summary.get("rowsRead", rows_loaded)),
+        "rowsWritten": _int_or_none(summary.get("rowsWritten", rows_loaded)),
+        "bytesShuffled": _int_or_none(
+            summary.get("bytesShuffled", _int_or_none(summary.get("bytesLoaded")))
+        ),
+    }
+    cost = summary.get("costUnits")
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        metrics["costUnits"] = cost
+    return metrics
+
+
+def run_error(run: Run) -> dict[str, str] | None:
+    if run.status != RunStatus.FAILED:
+        return None
+    error = {"message": run.error_summary or "Run failed."}
+    stack_ref = (run.telemetry_summary or {}).get("stackRef")
+    if isinstance(stack_ref, str) and stack_ref:
+        error["stackRef"] = stack_ref
+    return error
+
+
+class RunDetailSerializer(serializers.Serializer):
+    """The full record of the Runs API reference, plus gateway, telemetry and createdAt."""
+
+    id = serializers.CharField(source="public_id")
+    pipelineId = serializers.CharField(source="pipeline.public_id")
+    pipelineName = serializers.CharField(source="pipeline.name")
+    gateway = GatewayRefSerializer(allow_null=True)
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    trigger = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    durationSeconds = serializers.IntegerField(source="duration_seconds", allow_null=True)
+    metrics = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    errorSummary = serializers.SerializerMethodField()
+    telemetry = serializers.SerializerMethodField()
+
+    @extend_schema_field(TRIGGER_OBJECT_SCHEMA)
+    def get_trigger(self, run: Run) -> dict[str, Any]:
+        details = {key: value for key, value in run.trigger.items() if key != "type"}
+        return {"type": run.trigger_type, **details}
+
+    @extend_schema_field(RunMetricsSerializer)
+    def get_metrics(self, run: Run) -> dict[str, Any]:
+        return run_metrics(run)
+
+    @extend_schema_field(RunErrorSerializer(allow_null=True))
+    def get_error(self, run: Run) -> dict[str, str] | None:
+        return run_error(run)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_errorSummary(self, run: Run) -> str | None:
+        return run.error_summary or None
+
+    @extend_schema_field(TelemetryField)
+    def get_telemetry(self, run: Run) -> dict[str, Any]:
+        samples = self.context.get("samples", [])
+        return {
+            "summary": run.telemetry_summary or {},
+            "samples": [sample_out(sample) for sample in samples],
+        }
+
+
+def sample_out(sample) -> dict[str, Any]:
+    at = serializers.DateTimeField().to_representation(sample.at)
+    return {"at": at, **sample.values}
+
+
+class RunNodeOutSerializer(serializers.Serializer):
+    nodeId = serializers.CharField(source="node_id")
+    type = serializers.CharField()
+    status = serializers.CharField()
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    retries = serializers.IntegerField()
+    metrics = serializers.SerializerMethodField()
+
+    @extend_schema_field(SCALAR_MAP_SCHEMA)
+    def get_metrics(self, node) -> dict[str, Any]:
+        return node.metrics or {}
+
+
+class RunNodesSerializer(serializers.Serializer):
+    runId = serializers.CharField()
+    nodes = RunNodeOutSerializer(many=True)
+
+
+class LogLineOutSerializer(serializers.Serializer):
+    ts = serializers.DateTimeField(source="at")
+    level = serializers.ChoiceField(choices=LogLevel.choices)
+    nodeId = serializers.SerializerMethodField()
+    message = serializers.CharField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_nodeId(self, line) -> str | None:
+        return line.node_id or None
+
+
+class RunLogsSerializer(serializers.Serializer):
+    runId = serializers.CharField()
+    lines = LogLineOutSerializer(many=True)
+    nextCursor = serializers.CharField(
+        help_text="Pass as `since` to receive only lines newer than these."
+    )
+
+
+class RunCancelSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    message = serializers.CharField()

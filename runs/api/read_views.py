@@ -1,0 +1,331 @@
+"""The read API: list, read, cancel runs; their nodes and logs (``/api/runs``).
+
+Callers are people: an API key (``Authorization: Bearer``) or a signed-in session. A gateway token
+is not an API key, so it is refused with 401 like any unknown bearer secret.
+"""
+
+from datetime import UTC, datetime
+
+from django import forms
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils.crypto import constant_time_compare, salted_hmac
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from gateways.audit import AuditAction, audit_request
+from gateways.authentication import ApiKeyAuthentication, IsPerson
+from runs import selectors, services
+from runs.api.read_serializers import (
+    LogLineOutSerializer,
+    RunCancelSerializer,
+    RunDetailSerializer,
+    RunListItemSerializer,
+    RunLogsSerializer,
+    RunNodeOutSerializer,
+    RunNodesSerializer,
+    RunPageSerializer,
+)
+from runs.api.schema import error_responses
+from runs.filters import InstantField, RunFilter
+from runs.models import Run, RunStatus, TriggerType
+from runs.pagination import decode_cursor, encode_cursor, keyset_page
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_ID_CHARS = 64
+LOG_CURSOR_PREFIX = "crs_"
+LOG_CURSOR_SALT = "runs.log-cursor"
+
+
+class HasActionPermission(BasePermission):
+    """The Django permission a viewset names for the action, e.g. ``runs.cancel_run``."""
+
+    message = "You do not have permission to perform this action."
+
+    def has_permission(self, request, view) -> bool:
+        perm = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if perm is None:
+            return True
+        if request.user.has_perm(perm):
+            return True
+        self.message = f"This needs the {perm} permission."
+        return False
+
+
+def refuse_nul_characters(params) -> None:
+    """A NUL character cannot reach PostgreSQL; name the parameter instead of failing later."""
+    bad = {
+        name: ["NUL characters are not allowed."]
+        for name, values in params.lists()
+        if "\x00" in name or any("\x00" in value for value in values)
+    }
+    if bad:
+        raise ValidationError(bad)
+
+
+def parse_limit(params, errors: dict[str, list[str]]) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        errors["limit"] = [f"Must be an integer from 1 to {MAX_LIMIT}."]
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+def in_utc_range(value: datetime | None) -> bool:
+    """Whether a timestamp can be stored: 0001-01-01T00:00+14:00 is before year 1 in UTC."""
+    try:
+        return value is None or value.astimezone(UTC) is not None
+    except OverflowError:
+        return False
+
+
+def dates_out_of_range(params) -> dict[str, list[str]]:
+    """Name the date parameters whose bound falls past year 9999 (a date ``to`` of 9999-12-31
+    means the start of the next day)."""
+    out_of_range = {}
+    for name in ("from", "to", "dateRange"):
+        try:
+            RunFilter.base_filters[name].field.clean(params.get(name))
+        except OverflowError:
+            out_of_range[name] = ["Date is out of range."]
+        except forms.ValidationError:
+            pass
+    return out_of_range
+
+
+def run_list_queryset() -> QuerySet[Run]:
+    """Only the columns a list item shows: no summary, no error text."""
+    return Run.objects.select_related("pipeline", "gateway").only(
+        "public_id",
+        "status",
+        "trigger_type",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "pipeline__public_id",
+        "pipeline__name",
+        "gateway__public_id",
+    )
+
+
+def log_cursor(run: Run, seq: int) -> str:
+    mac = salted_hmac(LOG_CURSOR_SALT, f"{run.public_id}:{seq}", algorithm="sha256").hexdigest()[
+        :20
+    ]
+    return f"{LOG_CURSOR_PREFIX}{seq}_{mac}"
+
+
+def log_cursor_seq(run: Run, cursor: str) -> int:
+    """The position a cursor of this run stands for; anything forged or foreign is a 400."""
+    seq = cursor.removeprefix(LOG_CURSOR_PREFIX).partition("_")[0]
+    valid = seq.isascii() and seq.isdigit() and len(seq) <= 18
+    if valid and constant_time_compare(log_cursor(run, int(seq)), cursor):
+        return int(seq)
+    raise ValidationError({"since": ["Invalid or tampered log cursor."]})
+
+
+def parse_since_timestamp(raw: str) -> datetime:
+    try:
+        since = InstantField().clean(raw)
+    except forms.ValidationError as exc:
+        raise ValidationError({"since": exc.messages}) from None
+    if not in_utc_range(since):
+        raise ValidationError({"since": ["Timestamp is out of range."]})
+    return since
+
+
+_STATUS = "(" + "|".join([*RunStatus.values, "cancelled"]) + ")"
+_DATE = r"\d{4}-\d{2}-\d{2}"
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    description=f"Page size, 1 to {MAX_LIMIT}.",
+)
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor", str, description="Opaque: `meta.cursor` of the previous page."
+)
+INSTANT_SCHEMA = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"format": "date-time"}],
+}
+LIST_PARAMETERS = [
+    OpenApiParameter("pipelineId", str, description="Only runs of this pipeline (`pl_...`)."),
+    OpenApiParameter(
+        "status",
+        {"type": "string", "pattern": f"^{_STATUS}( *, *{_STATUS})*$"},
+        description="One status or a comma list: " + ", ".join(RunStatus.values) + ".",
+    ),
+    OpenApiParameter("gatewayId", str, description="Only runs targeted at this gateway."),
+    OpenApiParameter("trigger", str, enum=list(TriggerType.values)),
+    OpenApiParameter(
+        "dateRange",
+        {"type": "string", "pattern": f"^({_DATE}\\.\\.({_DATE})?|\\.\\.{_DATE})$"},
+        description="`YYYY-MM-DD..YYYY-MM-DD`, both days included (UTC); either end may be open.",
+    ),
+    OpenApiParameter(
+        "from",
+        INSTANT_SCHEMA,
+        description="Created at or after: a date (UTC) or an ISO 8601 timestamp with a timezone.",
+    ),
+    OpenApiParameter(
+        "to",
+        INSTANT_SCHEMA,
+        description="Created before: an ISO 8601 timestamp, or a date (its whole day included).",
+    ),
+    LIMIT_PARAMETER,
+    CURSOR_PARAMETER,
+]
+RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, description="Run id.")
+
+
+@extend_schema(tags=["runs"], parameters=[RUN_ID_PARAMETER])
+class RunViewSet(viewsets.GenericViewSet):
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsPerson, HasActionPermission]
+    action_permissions = {"destroy": "runs.cancel_run"}
+    lookup_url_kwarg = "run_id"
+    lookup_value_regex = "[^/]+"
+    serializer_class = RunDetailSerializer
+
+    def get_run(self) -> Run:
+        run_id = self.kwargs["run_id"]
+        run = None
+        if len(run_id) <= MAX_ID_CHARS and "\x00" not in run_id:
+            run = selectors.run_get(public_id=run_id)
+        if run is None:
+            raise NotFound("No run with this id.")
+        return run
+
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=LIST_PARAMETERS,
+        responses={200: RunPageSerializer, **error_responses(400, 401)},
+        summary="List runs, newest first",
+    )
+    def list(self, request):
+        params = request.query_params
+        refuse_nul_characters(params)
+        errors: dict[str, list[str]] = {}
+        limit = parse_limit(params, errors)
+        position = None
+        if params.get("cursor"):
+            try:
+                position = decode_cursor(params["cursor"])
+            except ValidationError as exc:
+                errors.update(exc.detail)
+            else:
+                if position.direction != "older":
+                    errors["cursor"] = ["Invalid or tampered cursor."]
+        filterset = RunFilter(data=params, queryset=run_list_queryset())
+        try:
+            filter_errors = {} if filterset.is_valid() else filterset.errors
+        except OverflowError:
+            filter_errors = dates_out_of_range(params)
+        else:
+            for name in ("from", "to"):
+                if not in_utc_range(filterset.form.cleaned_data.get(name)):
+                    filter_errors[name] = ["Timestamp is out of range."]
+        for name, messages in filter_errors.items():
+            errors[name if name != "__all__" else "query"] = list(messages)
+        if errors:
+            raise ValidationError(errors)
+        page = keyset_page(filterset.qs, position=position, limit=limit)
+        return Response(
+            {
+                "data": RunListItemSerializer(page.items, many=True).data,
+                "meta": {"cursor": encode_cursor(page.older) if page.older else None},
+            }
+        )
+
+    @extend_schema(
+        operation_id="runs_retrieve",
+        responses={200: RunDetailSerializer, **error_responses(401, 404)},
+        summary="A run's full record",
+    )
+    def retrieve(self, request, run_id: str):
+        run = self.get_run()
+        samples = selectors.run_samples(run=run)
+        return Response(RunDetailSerializer(run, context={"samples": samples}).data)
+
+    @extend_schema(
+        operation_id="runs_cancel",
+        responses={200: RunCancelSerializer, **error_responses(401, 403, 404, 409)},
+        summary="Cancel a run",
+        description="A queued run is canceled at once; a running one moves to "
+        "`cancel_requested` and its runner stops at its next safe point. A final run: 409.",
+    )
+    def destroy(self, request, run_id: str):
+        with transaction.atomic():
+            run = services.run_cancel(run=self.get_run(), actor=request.user)
+            audit_request(
+                request, action=AuditAction.RUN_CANCELED, target=run, details={"status": run.status}
+            )
+        if run.status == RunStatus.CANCELED:
+            message = "Run canceled before it started."
+        else:
+            message = "Cancellation accepted; the runner will stop at its next safe point."
+        return Response({"id": run.public_id, "status": run.status, "message": message})
+
+    @extend_schema(
+        operation_id="runs_nodes",
+        responses={200: RunNodesSerializer, **error_responses(401, 404)},
+        summary="Per-node execution records of a run",
+    )
+    @action(detail=True, methods=["get"])
+    def nodes(self, request, run_id: str):
+        run = self.get_run()
+        nodes = selectors.run_nodes(run=run)
+        return Response(
+            {"runId": run.public_id, "nodes": RunNodeOutSerializer(nodes, many=True).data}
+        )
+
+    @extend_schema(
+        operation_id="runs_logs",
+        parameters=[
+            OpenApiParameter("nodeId", str, description="Only this node's lines."),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.STR,
+                description="A `nextCursor` from an earlier answer (only newer lines), "
+                "or an ISO 8601 timestamp (lines logged after it).",
+            ),
+        ],
+        responses={200: RunLogsSerializer, **error_responses(400, 401, 404)},
+        summary="A run's log lines, oldest first",
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request, run_id: str):
+        params = request.query_params
+        refuse_nul_characters(params)
+        run = self.get_run()
+        lines = selectors.run_log_lines(run=run)
+        node_id = params.get("nodeId")
+        if node_id:
+            lines = lines.filter(node_id=node_id)
+        since, since_seq = params.get("since"), 0
+        if since and since.startswith(LOG_CURSOR_PREFIX):
+            since_seq = log_cursor_seq(run, since)
+            lines = lines.filter(seq__gt=since_seq)
+        elif since:
+            lines = lines.filter(at__gt=parse_since_timestamp(since))
+        lines = list(lines)
+        # Lines are numbered in commit order under the run's row lock, so every line up to the
+        # run's log_seq as read above is committed and was either returned or filtered out:
+        # the next fetch can start after it without skipping any.
+        position = max(since_seq, run.log_seq, lines[-1].seq if lines else 0)
+        return Response(
+            {
+                "runId": run.public_id,
+                "lines": LogLineOutSerializer(lines, many=True).data,
+                "nextCursor": log_cursor(run, position),
+            }
+        )
