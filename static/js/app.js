@@ -26,6 +26,18 @@
     if (document.visibilityState === "visible") tickDurations();
   }, 1000);
 
+  // Live regions ([data-live]) poll only while the tab is visible, and not while something named
+  // by data-live-paused-by is on screen (an open confirmation). This lives here rather than in
+  // hx-trigger filters because htmx evaluates those as code, which the CSP forbids.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-live")) return;
+    var pausedBy = elt.getAttribute("data-live-paused-by");
+    if (document.visibilityState !== "visible" || (pausedBy && document.querySelector(pausedBy))) {
+      event.preventDefault();
+    }
+  });
+
   // Drop empty filter values so shared URLs stay short: /runs/?status=failed, not ?pipelineId=&...
   document.addEventListener("htmx:configRequest", function (event) {
     var params = event.detail.parameters;

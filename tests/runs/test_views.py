@@ -389,7 +389,8 @@ def test_polling_is_on_only_while_the_page_holds_unfinished_runs(analyst_client,
     running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
     body = analyst_client.get(LIST).content.decode()
     poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert "every 3s [document.visibilityState === 'visible']" in poller
+    # Paused while the tab is hidden by static/js/app.js ([data-live]), not a trigger filter.
+    assert 'hx-trigger="every 3s"' in poller and 'data-live="on"' in poller
     assert running.public_id in poller and done.public_id not in poller
 
 
