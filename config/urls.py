@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("", include("runs.api.urls")),
     path("api/", include("webhooks.api.urls")),
     path("", include("gateways.urls")),
@@ -11,4 +12,5 @@ urlpatterns = [
     path("", include("pipelines.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("runs.urls")),
 ]

@@ -1,0 +1,17 @@
+from django.urls import path
+from django.views.generic import RedirectView
+
+from runs import views
+
+app_name = "runs"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="runs:list", query_string=True), name="home"),
+    path("runs/", views.run_list, name="list"),
+    path("runs/live/", views.run_list_live, name="list-live"),
+    path("runs/<str:public_id>/", views.run_detail, name="detail"),
+    path("runs/<str:public_id>/live/", views.run_detail_live, name="detail-live"),
+    path("runs/<str:public_id>/log/", views.run_log_tail, name="log-tail"),
+    path("runs/<str:public_id>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<str:public_id>/rerun/", views.run_rerun, name="rerun"),
+]

@@ -1,0 +1,744 @@
+"""The Runs page, its partials and run detail, through the HTTP client."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from gateways.models import AuditEvent
+from runs import services
+from runs.models import Run, RunStatus, TriggerType
+from runs.sparklines import DETAIL_POINTS, ROW_POINTS
+from runs.templatetags.runs_ui import duration, human_bytes, human_count
+from runs.views import PAGE_SIZE
+from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
+from webhooks.models import WebhookDelivery
+from webhooks.services import webhook_delivery_attempt, webhook_endpoint_create
+
+LIST = "/runs/"
+RUN_ID = re.compile(r'id="run-(run_[0-9a-z]+)"')
+
+
+def listed(response) -> list[str]:
+    return RUN_ID.findall(response.content.decode())
+
+
+@pytest.fixture
+def analyst(db):
+    user = UserFactory(username="analyst")
+    user.user_permissions.add(Permission.objects.get(codename="view_run"))
+    return user
+
+
+@pytest.fixture
+def operator(db):
+    user = UserFactory(username="operator")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_run", "cancel_run", "trigger_run"])
+    )
+    return user
+
+
+@pytest.fixture
+def analyst_client(client, analyst):
+    client.force_login(analyst)
+    return client
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
+
+
+def make_run(pipeline, *, status=RunStatus.SUCCEEDED, ago=timedelta(hours=1), **fields):
+    created = timezone.now() - ago
+    defaults = {
+        "created_at": created,
+        "updated_at": created,
+        "started_at": created if status != RunStatus.QUEUED else None,
+        "finished_at": created + timedelta(minutes=5)
+        if status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED)
+        else None,
+    }
+    return RunFactory(pipeline=pipeline, status=status, **{**defaults, **fields})
+
+
+def report(run, **changes):
+    return services.run_update(run=run, changes=changes)
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        LIST,
+        "/runs/live/?ids=run_x",
+        "/runs/run_x/",
+        "/runs/run_x/live/",
+        "/runs/run_x/log/",
+        "/runs/run_x/cancel/",
+    ],
+)
+def test_every_page_needs_a_signed_in_user(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.django_db
+def test_root_leads_to_the_runs_page(analyst_client):
+    response = analyst_client.get("/?status=failed")
+    assert response.status_code == 302
+    assert response["Location"] == "/runs/?status=failed"
+
+
+@pytest.mark.django_db
+def test_sign_in_page_signs_in_and_lands_on_runs(client, analyst):
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200
+    assert b'name="username"' in page.content and b"Sign in" in page.content
+    response = client.post(
+        "/accounts/login/", {"username": "analyst", "password": "correct horse battery staple"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("runs:list")
+
+
+@pytest.mark.django_db
+def test_wrong_password_is_refused_with_a_message(client, analyst):
+    response = client.post("/accounts/login/", {"username": "analyst", "password": "nope"})
+    assert response.status_code == 200
+    assert b"alert-error" in response.content
+
+
+@pytest.mark.django_db
+def test_sign_out_is_a_post(analyst_client):
+    response = analyst_client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert analyst_client.get(LIST).status_code == 302
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalogue(db):
+    """Runs that differ in one property each, all inside the last 24 hours unless noted."""
+    east, west = GatewayFactory(name="east"), GatewayFactory(name="west")
+    crm = PipelineFactory(name="crm", default_gateway=east)
+    billing = PipelineFactory(name="billing", default_gateway=west)
+    runs = {
+        "ok": make_run(crm, ago=timedelta(hours=1)),
+        "failed": make_run(
+            crm, status=RunStatus.FAILED, ago=timedelta(hours=2), error_summary="quota exceeded"
+        ),
+        "running": make_run(billing, status=RunStatus.RUNNING, ago=timedelta(minutes=5)),
+        "queued": make_run(billing, status=RunStatus.QUEUED, ago=timedelta(minutes=1)),
+        "manual": make_run(billing, ago=timedelta(hours=3), trigger_type=TriggerType.MANUAL),
+        "old": make_run(crm, ago=timedelta(days=10)),
+        "ancient": make_run(crm, status=RunStatus.FAILED, ago=timedelta(days=40)),
+    }
+    return {"runs": runs, "crm": crm, "billing": billing, "east": east, "west": west}
+
+
+def ids(catalogue, *names):
+    return {catalogue["runs"][name].public_id for name in names}
+
+
+@pytest.mark.django_db
+def test_no_filter_lists_every_run_newest_first(analyst_client, catalogue):
+    response = analyst_client.get(LIST)
+    assert response.status_code == 200
+    shown = listed(response)
+    assert set(shown) == ids(catalogue, *catalogue["runs"])
+    created = [Run.objects.get(public_id=i).created_at for i in shown]
+    assert created == sorted(created, reverse=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=failed", {"failed", "ancient"}),
+        ("status=running&status=queued", {"running", "queued"}),
+        ("status=running,queued", {"running", "queued"}),
+        ("trigger=manual", {"manual"}),
+        ("window=24h", {"ok", "failed", "running", "queued", "manual"}),
+        ("window=30d", {"ok", "failed", "running", "queued", "manual", "old"}),
+        ("q=quota", {"failed"}),
+        ("q=QUOTA+EXCEEDED", {"failed"}),
+        ("status=failed&window=7d", {"failed"}),
+    ],
+)
+def test_each_filter_narrows_the_table(analyst_client, catalogue, query, expected):
+    response = analyst_client.get(f"{LIST}?{query}")
+    assert response.status_code == 200
+    assert set(listed(response)) == ids(catalogue, *expected)
+
+
+@pytest.mark.django_db
+def test_pipeline_and_gateway_filters_use_public_ids(analyst_client, catalogue):
+    by_pipeline = analyst_client.get(f"{LIST}?pipelineId={catalogue['billing'].public_id}")
+    assert set(listed(by_pipeline)) == ids(catalogue, "running", "queued", "manual")
+    by_gateway = analyst_client.get(f"{LIST}?gatewayId={catalogue['east'].public_id}")
+    assert set(listed(by_gateway)) == ids(catalogue, "ok", "failed", "old", "ancient")
+
+
+@pytest.mark.django_db
+def test_custom_from_to_range_includes_the_to_day(analyst_client, catalogue):
+    old = catalogue["runs"]["old"].created_at.date()
+    response = analyst_client.get(f"{LIST}?from={old - timedelta(days=1)}&to={old}")
+    assert set(listed(response)) == ids(catalogue, "old")
+    ranged = analyst_client.get(f"{LIST}?dateRange={old}..{old}")
+    assert set(listed(ranged)) == ids(catalogue, "old")
+
+
+@pytest.mark.django_db
+def test_search_by_run_id_prefix(analyst_client, catalogue):
+    run = catalogue["runs"]["manual"]
+    response = analyst_client.get(f"{LIST}?q={run.public_id}")
+    assert listed(response) == [run.public_id]
+
+
+@pytest.mark.django_db
+def test_the_form_shows_the_chosen_filters(analyst_client, catalogue):
+    pipeline = catalogue["crm"].public_id
+    body = analyst_client.get(
+        f"{LIST}?status=failed&status=running&pipelineId={pipeline}&q=quota"
+    ).content.decode()
+    assert re.search(r'value="failed"\s+checked', body)
+    assert re.search(r'value="running"\s+checked', body)
+    assert not re.search(r'value="succeeded"\s+checked', body)
+    assert f'<option value="{pipeline}" selected>' in body
+    assert 'value="quota"' in body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query", ["status=exploded", "window=2y", "from=yesterday", "pipelineId=pl_missing"]
+)
+def test_a_bad_filter_is_a_400_that_names_the_parameter(analyst_client, catalogue, query):
+    response = analyst_client.get(f"{LIST}?{query}")
+    assert response.status_code == 400
+    assert b"Check the filters" in response.content
+    assert f"<code>{query.split('=')[0]}</code>".encode() in response.content
+    assert listed(response) == []
+
+
+# --- full page or fragment -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_htmx_gets_only_the_table_fragment(analyst_client, catalogue):
+    response = analyst_client.get(f"{LIST}?status=failed", HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body and 'id="filters"' not in body
+    assert body.lstrip().startswith('<div id="run-table"')
+    assert set(listed(response)) == ids(catalogue, "failed", "ancient")
+    assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["HTTP_HX_BOOSTED", "HTTP_HX_HISTORY_RESTORE_REQUEST"])
+def test_boosted_and_history_restore_requests_get_the_whole_page(analyst_client, header):
+    response = analyst_client.get(LIST, HTTP_HX_REQUEST="true", **{header: "true"})
+    assert b"<html" in response.content
+    assert b'id="filters"' in response.content
+
+
+@pytest.mark.django_db
+def test_the_page_works_without_javascript(analyst_client, catalogue):
+    body = analyst_client.get(LIST).content.decode()
+    assert re.search(r'<form id="filters"[^>]*method="get" action="/runs/"', body)
+    assert '<button type="submit" class="btn">Apply</button>' in body
+    # Every hx-get link also has a real href.
+    for tag in re.findall(r"<a [^>]*hx-get=[^>]*>", body):
+        assert 'href="' in tag
+    assert 'hx-headers=\'{"X-CSRFToken"' in body
+    assert "/static/django_htmx/htmx-2.min.js" in body
+    assert 'href="/gateways/"' in body
+
+
+# --- pagination ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_keyset_pages_go_older_and_back_newer_without_overlap(analyst_client, pipeline):
+    for minute in range(PAGE_SIZE + 7):
+        make_run(pipeline, ago=timedelta(minutes=minute + 1))
+    first = analyst_client.get(LIST)
+    first_ids = listed(first)
+    assert len(first_ids) == PAGE_SIZE
+    older_href = re.search(r'rel="next" href="([^"]+)"', first.content.decode()).group(1)
+    second = analyst_client.get(LIST + older_href.replace("&amp;", "&"))
+    second_ids = listed(second)
+    assert len(second_ids) == 7
+    assert not set(first_ids) & set(second_ids)
+    assert 'rel="next"' not in second.content.decode()
+    newer_href = re.search(r'rel="prev" href="([^"]+)"', second.content.decode()).group(1)
+    back = analyst_client.get(LIST + newer_href.replace("&amp;", "&"))
+    assert listed(back) == first_ids
+
+
+@pytest.mark.django_db
+def test_a_tampered_cursor_shows_the_newest_runs_with_a_note(analyst_client, run):
+    response = analyst_client.get(f"{LIST}?cursor=not-a-cursor")
+    assert response.status_code == 200
+    assert listed(response) == [run.public_id]
+    assert b"no longer valid" in response.content
+
+
+# --- query counts --------------------------------------------------------------------------
+
+
+def _fill(pipeline, count: int, *, samples: int = 3):
+    for index in range(count):
+        run = make_run(
+            pipeline,
+            status=RunStatus.RUNNING if index % 3 == 0 else RunStatus.SUCCEEDED,
+            ago=timedelta(minutes=index + 1),
+        )
+        for value in range(samples):
+            report(run, append_telemetry_sample={"rowsLoaded": value * 10, "progress": value})
+
+
+@pytest.mark.django_db
+def test_the_runs_page_runs_a_constant_number_of_queries(analyst_client, pipeline):
+    _fill(pipeline, 2)
+    with CaptureQueriesContext(connection) as small:
+        assert analyst_client.get(LIST).status_code == 200
+    _fill(pipeline, PAGE_SIZE + 5, samples=5)
+    with CaptureQueriesContext(connection) as full:
+        response = analyst_client.get(LIST)
+    assert len(listed(response)) == PAGE_SIZE
+    assert len(full) == len(small)
+    # session, user, dashboard groups, running now, median, page, sparklines, pipelines, gateways
+    assert len(full) <= 9
+
+
+@pytest.mark.django_db
+def test_fragments_and_live_rows_run_constant_queries(
+    analyst_client, pipeline, django_assert_max_num_queries
+):
+    _fill(pipeline, PAGE_SIZE + 5, samples=4)
+    with django_assert_max_num_queries(7):
+        analyst_client.get(f"{LIST}?status=running", HTTP_HX_REQUEST="true")
+    ids_param = ",".join(Run.objects.values_list("public_id", flat=True)[:40])
+    with django_assert_max_num_queries(4):
+        response = analyst_client.get(f"/runs/live/?ids={ids_param}")
+    assert response.status_code == 200
+
+
+# --- sparklines and live rows --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rows_carry_a_server_drawn_sparkline_and_progress(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    for value in (10, 250, 900):
+        report(run, append_telemetry_sample={"rowsLoaded": value})
+    report(
+        run,
+        telemetry_summary={
+            "rowsLoaded": 900,
+            "bytesLoaded": 2_500_000,
+            "progress": 42,
+            "currentPhase": "load",
+            "currentResource": "accounts",
+        },
+    )
+    body = analyst_client.get(LIST).content.decode()
+    row = re.search(rf'<tr id="run-{run.public_id}".*?</tr>', body, re.S).group(0)
+    assert "<svg" in row and "<polyline" in row and "aria-label=" in row
+    assert 'aria-valuenow="42"' in row
+    assert "load · accounts" in row
+    assert "2.5 MB" in row and "900" in row
+    assert "data-live-since" in row
+
+
+@pytest.mark.django_db
+def test_sparklines_thin_long_series_to_a_fixed_number_of_points(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    report(run, telemetry_samples=[{"rowsLoaded": i, "progress": i / 3} for i in range(300)])
+    body = analyst_client.get(LIST).content.decode()
+    row = re.search(rf'<tr id="run-{run.public_id}".*?</tr>', body, re.S).group(0)
+    points = re.search(r'<polyline class="spark-line" points="([^"]+)"', row).group(1)
+    assert len(points.split()) == ROW_POINTS
+    detail = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    charts = re.findall(r'<polyline class="spark-line" points="([^"]+)"', detail)
+    assert [len(chart.split()) for chart in charts] == [DETAIL_POINTS, DETAIL_POINTS]
+    # The newest sample is always drawn: the line ends at the top right (the maximum).
+    assert points.split()[-1] == "94.5,1.5"
+
+
+@pytest.mark.django_db
+def test_polling_is_on_only_while_the_page_holds_unfinished_runs(analyst_client, pipeline):
+    done = make_run(pipeline)
+    body = analyst_client.get(LIST).content.decode()
+    assert 'id="live-poller"' in body and "every 3s" not in body
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
+    body = analyst_client.get(LIST).content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert "every 3s [document.visibilityState === 'visible']" in poller
+    assert running.public_id in poller and done.public_id not in poller
+
+
+@pytest.mark.django_db
+def test_live_rows_answer_204_when_nothing_changed(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
+    since = run.updated_at.isoformat()
+    response = analyst_client.get("/runs/live/", {"ids": run.public_id, "since": since})
+    assert response.status_code == 204
+    assert analyst_client.get("/runs/live/").status_code == 204
+
+
+@pytest.mark.django_db
+def test_live_rows_swap_changed_rows_out_of_band(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
+    still = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    since = max(run.updated_at, still.updated_at).isoformat()
+    report(run, telemetry_summary={"progress": 77, "rowsLoaded": 5})
+    response = analyst_client.get(
+        "/runs/live/", {"ids": f"{run.public_id},{still.public_id}", "since": since}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert listed(response) == [run.public_id]
+    # Table rows travel inside <template> so that the HTML parser keeps them.
+    assert re.search(
+        rf'<template>\s*<tr id="run-{run.public_id}"[^>]*hx-swap-oob="outerHTML"', body
+    )
+    assert 'hx-swap-oob="outerHTML"' in body
+    assert 'aria-valuenow="77"' in body
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert still.public_id in poller and "hx-get" in poller
+
+
+@pytest.mark.django_db
+def test_live_rows_stop_polling_once_every_run_finished(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
+    since = run.updated_at.isoformat()
+    report(run, status=RunStatus.SUCCEEDED)
+    body = analyst_client.get("/runs/live/", {"ids": run.public_id, "since": since}).content
+    poller = re.search(rb'<div id="live-poller"[^>]*>', body).group(0)
+    assert b"hx-get" not in poller and b'hx-swap-oob="outerHTML"' in poller
+    assert b"Succeeded" in body
+
+
+@pytest.mark.django_db
+def test_live_poll_on_the_first_page_brings_new_matching_runs_and_a_fresh_strip(
+    analyst_client, pipeline
+):
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
+    body = analyst_client.get(f"{LIST}?status=running&status=queued").content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    live_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
+    assert "top=" in live_url and "status=running" in live_url
+    assert analyst_client.get(live_url).status_code == 204
+
+    fresh = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(seconds=5))
+    make_run(pipeline, status=RunStatus.SUCCEEDED, ago=timedelta(seconds=4))  # filtered out
+    response = analyst_client.get(live_url)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert listed(response) == [fresh.public_id]
+    assert '<tbody hx-swap-oob="afterbegin:#run-rows">' in body
+    assert '<section id="board" class="board"' in body and 'hx-swap-oob="outerHTML"' in body
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert fresh.public_id in poller and running.public_id in poller
+    # The next poll starts after the new run: nothing new, nothing changed.
+    next_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
+    assert analyst_client.get(next_url).status_code == 204
+
+
+@pytest.mark.django_db
+def test_older_pages_do_not_look_for_new_runs(analyst_client, pipeline):
+    for minute in range(PAGE_SIZE + 3):
+        make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=minute + 1))
+    first = analyst_client.get(LIST).content.decode()
+    older_href = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    body = analyst_client.get(LIST + older_href).content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert "hx-get" in poller and "top=" not in poller
+
+
+# --- empty states --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_empty_install_says_how_to_get_a_first_run(analyst_client):
+    body = analyst_client.get(LIST).content.decode()
+    assert "No runs yet" in body
+    assert "create_gateway" in body and "/api/elt/runs" in body
+
+
+@pytest.mark.django_db
+def test_no_match_offers_to_clear_filters(analyst_client, run):
+    body = analyst_client.get(f"{LIST}?status=failed").content.decode()
+    assert "No runs match these filters" in body
+    assert "clear every filter" in body
+
+
+# --- run detail ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_run(pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=10))
+    for level, message in [
+        ("info", "Connecting to source"),
+        ("warn", "Slow query on accounts"),
+        ("error", "Lost connection; retrying"),
+        ("info", "Loaded 500 rows"),
+    ]:
+        report(run, append_log={"level": level, "message": message, "nodeId": "n_source"})
+    for value in (10, 40, 80):
+        report(
+            run,
+            append_telemetry_sample={
+                "rowsLoaded": value,
+                "bytesLoaded": value * 9,
+                "progress": value,
+            },
+        )
+    report(
+        run,
+        telemetry_summary={"rowsLoaded": 80, "progress": 80, "currentPhase": "load"},
+        nodes=[{"nodeId": "n_source", "type": "source.postgres", "status": "running"}],
+    )
+    run.refresh_from_db()
+    return run
+
+
+@pytest.mark.django_db
+def test_run_detail_shows_timing_telemetry_charts_log_and_nodes(analyst_client, busy_run):
+    response = analyst_client.get(f"/runs/{busy_run.public_id}/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert busy_run.public_id in body and busy_run.pipeline.name in body
+    assert "Running" in body
+    assert body.count("<polyline") == 3
+    assert "currentPhase" in body
+    assert "Slow query on accounts" in body and "Lost connection" in body
+    assert "source.postgres" in body
+    assert 'hx-get="/runs/' + busy_run.public_id + "/live/" in body
+    assert "every 2s" in body  # the log tail
+
+
+@pytest.mark.django_db
+def test_run_detail_of_an_unknown_run_is_404(analyst_client):
+    assert analyst_client.get("/runs/run_doesnotexist/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_run_detail_query_count_does_not_grow_with_the_log(analyst_client, busy_run):
+    with CaptureQueriesContext(connection) as before:
+        analyst_client.get(f"/runs/{busy_run.public_id}/")
+    for index in range(40):
+        report(busy_run, append_log={"level": "info", "message": f"line {index}"})
+    report(
+        busy_run, nodes=[{"nodeId": f"n{i}", "type": "t", "status": "running"} for i in range(8)]
+    )
+    with CaptureQueriesContext(connection) as after:
+        analyst_client.get(f"/runs/{busy_run.public_id}/")
+    assert len(after) == len(before)
+
+
+@pytest.mark.django_db
+def test_log_filters_by_level_and_text(analyst_client, busy_run):
+    url = f"/runs/{busy_run.public_id}/"
+    errors = analyst_client.get(url, {"level": ["warn", "error"]}).content.decode()
+    assert "Slow query" in errors and "Lost connection" in errors
+    assert "Connecting to source" not in errors
+    text = analyst_client.get(url, {"logq": "ROWS"}).content.decode()
+    assert "Loaded 500 rows" in text and "Slow query" not in text
+    fragment = analyst_client.get(
+        url, {"level": "error"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="log-panel"
+    ).content.decode()
+    assert fragment.lstrip().startswith('<section id="log-panel"')
+    assert "Lost connection" in fragment and "Slow query" not in fragment
+    # The tail keeps the filter.
+    assert "level=error" in fragment
+
+
+@pytest.mark.django_db
+def test_log_tail_returns_only_newer_lines(analyst_client, busy_run):
+    url = f"/runs/{busy_run.public_id}/log/"
+    assert analyst_client.get(url, {"after": busy_run.log_seq}).status_code == 204
+    report(busy_run, append_log={"level": "info", "message": "fresh line"})
+    response = analyst_client.get(url, {"after": busy_run.log_seq})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "fresh line" in body and "Slow query" not in body
+    assert f"after={busy_run.log_seq + 1}" in body and 'hx-swap-oob="outerHTML"' in body
+    filtered = analyst_client.get(url, {"after": busy_run.log_seq, "level": "error"})
+    assert "fresh line" not in filtered.content.decode()
+
+
+@pytest.mark.django_db
+def test_log_tail_stops_when_the_run_has_finished(analyst_client, busy_run):
+    report(busy_run, status=RunStatus.SUCCEEDED)
+    busy_run.refresh_from_db()
+    body = analyst_client.get(
+        f"/runs/{busy_run.public_id}/log/", {"after": busy_run.log_seq}
+    ).content.decode()
+    tail = re.search(r'<div id="log-tail"[^>]*>', body).group(0)
+    assert "hx-get" not in tail
+
+
+@pytest.mark.django_db
+def test_detail_live_is_204_until_the_run_changes(analyst_client, busy_run):
+    url = f"/runs/{busy_run.public_id}/live/"
+    assert analyst_client.get(url, {"since": busy_run.updated_at.isoformat()}).status_code == 204
+    report(busy_run, telemetry_summary={"progress": 95})
+    response = analyst_client.get(url, {"since": busy_run.updated_at.isoformat()})
+    assert response.status_code == 200
+    assert response.content.decode().lstrip().startswith('<div id="run-live"')
+    assert "95%" in response.content.decode()
+
+
+# --- actions and permissions ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_read_only_users_see_no_actions_and_cannot_act(analyst_client, busy_run):
+    body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
+    assert "Re-run" not in body and "Cancel run" not in body
+    assert analyst_client.post(f"/runs/{busy_run.public_id}/cancel/").status_code == 403
+    assert analyst_client.get(f"/runs/{busy_run.public_id}/cancel/").status_code == 403
+    assert analyst_client.post(f"/runs/{busy_run.public_id}/rerun/").status_code == 403
+    busy_run.refresh_from_db()
+    assert busy_run.status == RunStatus.RUNNING
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_cancel_asks_a_running_run_to_stop(operator_client, busy_run):
+    body = operator_client.get(f"/runs/{busy_run.public_id}/").content.decode()
+    assert "Cancel run" in body and "Re-run" in body
+    confirm = operator_client.get(f"/runs/{busy_run.public_id}/cancel/")
+    assert b"Yes, cancel the run" in confirm.content
+    response = operator_client.post(f"/runs/{busy_run.public_id}/cancel/", follow=True)
+    busy_run.refresh_from_db()
+    assert busy_run.status == RunStatus.CANCEL_REQUESTED
+    assert b"Cancel requested" in response.content
+    # Nothing more to cancel: the button is gone.
+    assert b"Cancel run" not in response.content
+    audit = AuditEvent.objects.get()
+    assert (audit.action, audit.source, audit.target_id) == (
+        "run.cancel_requested",
+        "web",
+        busy_run.public_id,
+    )
+
+
+@pytest.mark.django_db
+def test_cancel_a_queued_run_at_once_and_refuse_a_final_one(operator_client, pipeline):
+    queued = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(minutes=1))
+    operator_client.post(f"/runs/{queued.public_id}/cancel/")
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.CANCELED
+    done = make_run(pipeline)
+    response = operator_client.post(f"/runs/{done.public_id}/cancel/", follow=True)
+    done.refresh_from_db()
+    assert done.status == RunStatus.SUCCEEDED
+    assert b"nothing to cancel" in response.content
+
+
+@pytest.mark.django_db
+def test_rerun_queues_a_new_run_of_the_same_pipeline_and_gateway(
+    operator_client, busy_run, operator
+):
+    response = operator_client.post(f"/runs/{busy_run.public_id}/rerun/")
+    new = Run.objects.exclude(pk=busy_run.pk).get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/runs/{new.public_id}/"
+    assert (new.pipeline, new.gateway, new.status) == (
+        busy_run.pipeline,
+        busy_run.gateway,
+        RunStatus.QUEUED,
+    )
+    assert new.trigger_type == TriggerType.RERUN and new.rerun_of == busy_run
+    assert new.created_by == operator
+    audit = AuditEvent.objects.get()
+    assert (audit.action, audit.actor, audit.details) == (
+        "run.rerun",
+        operator,
+        {"newRunId": new.public_id},
+    )
+    assert operator_client.get(f"/runs/{busy_run.public_id}/rerun/").status_code == 405
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "—"),
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 KB"),
+        (2_500_000, "2.5 MB"),
+        (7e12, "7.0 TB"),
+    ],
+)
+def test_human_bytes(value, text):
+    assert human_bytes(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "—"), (12, "12"), (1234, "1.2k"), (5_600_000, "5.6M"), (250_000, "250k")],
+)
+def test_human_count(value, text):
+    assert human_count(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "—"), (5, "5s"), (192, "3m 12s"), (7500, "2h 05m"), (3 * 86400, "3d 00h")],
+)
+def test_duration(value, text):
+    assert duration(value) == text
+
+
+@pytest.mark.django_db
+def test_run_detail_lists_webhook_deliveries_and_their_attempts(analyst_client, busy_run, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    # Nothing listens on the discard port: the attempt fails at once, on this machine.
+    webhook_endpoint_create(url="http://127.0.0.1:9/hooks/runs", events=["run.failed"])
+    before = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
+    assert "Webhook deliveries" in before and "Webhooks are sent when the run finishes." in before
+
+    report(busy_run, status=RunStatus.FAILED, error_summary="warehouse suspended")
+    delivery = WebhookDelivery.objects.get()
+    webhook_delivery_attempt(delivery_id=delivery.pk)
+    body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
+    section = body[body.index("Webhook deliveries") :]
+    assert "run.failed" in section and "http://127.0.0.1:9/hooks/runs" in section
+    assert '<details class="attempts"><summary>1</summary>' in section
+    assert "failed" in section
+
+
+@pytest.mark.django_db
+def test_queued_run_on_a_gateway_that_never_connected_says_so(operator_client, pipeline):
+    stranded = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(minutes=1))
+    assert stranded.gateway.last_seen_at is None
+    listing = operator_client.get("/runs/").content.decode()
+    assert "gateway offline" in listing
+    detail = operator_client.get(f"/runs/{stranded.public_id}/").content.decode()
+    assert f"gateway {stranded.gateway.name} is offline" in detail
+    stranded.gateway.last_seen_at = timezone.now()
+    stranded.gateway.save()
+    assert "gateway offline" not in operator_client.get("/runs/").content.decode()
