@@ -420,6 +420,7 @@ def cmd_strip(spec: dict[str, Any]) -> dict[str, Any]:
                 times.append((time.perf_counter() - began) * 1000)
         results[name] = {
             "p50_ms": round(statistics.median(times), 2),
+            "times_ms": [round(t, 3) for t in times],
             "queries": len(captured.captured_queries),
             "sql": [q["sql"] for q in captured.captured_queries],
         }

@@ -202,6 +202,8 @@ RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
 GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS", 600)
 
 # Webhooks
+# Keys that encrypt signing secrets at rest: the first encrypts, any decrypts (for rotation).
+WEBHOOK_SECRET_KEYS = env_list("WEBHOOK_SECRET_KEYS", "") or [SECRET_KEY]
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 WEBHOOK_TIMEOUT_SECONDS = 15.0
 # A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from runs.ids import webhook_endpoint_id, webhook_event_id
+from webhooks.fields import EncryptedSecretField
 from webhooks.signing import new_signing_secret
 
 
@@ -47,8 +48,8 @@ class WebhookEndpoint(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     # The signing secret must stay usable to sign, so it cannot be a hash; it is never returned
     # after creation or rotation (reads show ``secret_prefix`` only).
-    secret = models.CharField(max_length=100, default=new_signing_secret, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    secret = EncryptedSecretField(default=new_signing_secret, editable=False)
+    previous_secret = EncryptedSecretField(blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)

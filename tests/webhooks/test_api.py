@@ -243,3 +243,20 @@ def test_the_schema_describes_the_webhook_api(writer_client):
     assert {"get", "patch", "delete"} <= set(paths["/api/webhooks/{id}"])
     created = paths["/api/webhooks"]["post"]["responses"]["201"]
     assert "WebhookEndpointWithSecretOutput" in str(created)
+
+
+@pytest.mark.django_db
+def test_signing_secrets_are_encrypted_at_rest(settings):
+    from django.db import connection
+
+    from webhooks.models import WebhookEndpoint
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    endpoint = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/x", events=["run.failed"])
+    plaintext = WebhookEndpoint.objects.get(pk=endpoint.pk).secret
+    assert plaintext.startswith("whsec_")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM webhooks_webhookendpoint WHERE id = %s", [endpoint.pk])
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("enc1:") and plaintext not in stored
+    assert plaintext[len("whsec_") :] not in stored
