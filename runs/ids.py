@@ -39,3 +39,9 @@ def webhook_endpoint_id() -> str:
 
 def webhook_event_id() -> str:
     return new_public_id("msg")
+
+
+def is_plausible_public_id(value: str) -> bool:
+    """False for values no id can have: too long, or with a NUL (PostgreSQL refuses NUL in text)
+    — such lookups are answered "not found" without asking the database."""
+    return len(value) <= 40 and "\x00" not in value

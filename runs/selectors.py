@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from gateways.models import Gateway
+from runs.ids import is_plausible_public_id
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample
 
 
@@ -12,11 +13,15 @@ def run_queryset() -> QuerySet[Run]:
 
 
 def run_get(*, public_id: str) -> Run | None:
+    if not is_plausible_public_id(public_id):
+        return None
     return run_queryset().filter(public_id=public_id).first()
 
 
 def run_get_for_gateway(*, gateway: Gateway, public_id: str) -> Run | None:
     """A gateway sees only runs targeted at it; anything else is indistinguishable from absent."""
+    if not is_plausible_public_id(public_id):
+        return None
     return run_queryset().filter(public_id=public_id, gateway=gateway).first()
 
 

@@ -2,6 +2,7 @@
 
 from django.db.models import Prefetch, QuerySet
 
+from runs.ids import is_plausible_public_id
 from runs.models import Run
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -11,6 +12,8 @@ def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
 
 
 def webhook_endpoint_get(*, public_id: str) -> WebhookEndpoint | None:
+    if not is_plausible_public_id(public_id):
+        return None
     return webhook_endpoint_list().filter(public_id=public_id).first()
 
 

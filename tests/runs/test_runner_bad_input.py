@@ -161,3 +161,12 @@ def test_method_not_allowed_is_json(agent_client, running_run):
     )
     assert response.status_code == 405
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("run_id", ["run_%00", "run_" + "x" * 300, "%F0%9F%92%A9"])
+def test_ids_that_cannot_exist_are_404(agent_client, key_client, run_id):
+    assert agent_client.get(f"/api/agent/runs/{run_id}").status_code == 404
+    assert key_client.get(f"/api/elt/runs/{run_id}").status_code == 404
+    response = agent_client.patch(f"/api/agent/runs/{run_id}", {}, format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

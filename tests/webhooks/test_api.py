@@ -260,3 +260,11 @@ def test_signing_secrets_are_encrypted_at_rest(settings):
         (stored,) = cursor.fetchone()
     assert stored.startswith("enc1:") and plaintext not in stored
     assert plaintext[len("whsec_") :] not in stored
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint_id", ["%00", "whe_" + "x" * 300])
+def test_ids_that_cannot_exist_are_404(key_client, endpoint_id):
+    response = key_client.get(f"/api/webhooks/{endpoint_id}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
