@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from gateways.audit import AuditAction, audit_record
+from gateways.audit import AuditAction, audit_request
 from gateways.models import ApiKey, AuditEvent, Credential, Gateway, GatewayHealth, GatewayToken
 from gateways.selectors import gateway_queryset_with_counts
 from gateways.services import (
@@ -38,10 +38,6 @@ def _credential_state(credential: Credential) -> str:
     if credential.expires_at is not None and credential.expires_at <= timezone.now():
         return "expired"
     return "live"
-
-
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 class CredentialStateFilter(admin.SimpleListFilter):
@@ -140,13 +136,11 @@ class CredentialAdmin(admin.ModelAdmin):
             return
         # The admin's add form collected the fields; the service creates the row and the secret.
         credential, raw = self.issue(request, obj)
-        audit_record(
-            actor=request.user,
+        audit_request(
+            request,
             action=self.audit_issued,
             target=credential,
             details={"prefix": credential.prefix, "name": credential.name},
-            source="admin",
-            ip=_client_ip(request),
         )
         for field in credential._meta.concrete_fields:
             setattr(obj, field.attname, getattr(credential, field.attname))
@@ -192,13 +186,11 @@ class CredentialAdmin(admin.ModelAdmin):
         with transaction.atomic():
             revoked = credential_revoke(credential=credential)
             if revoked:
-                audit_record(
-                    actor=request.user,
+                audit_request(
+                    request,
                     action=self.audit_revoked,
                     target=credential,
                     details={"prefix": credential.prefix},
-                    source="admin",
-                    ip=_client_ip(request),
                 )
                 self.log_change(request, credential, "Revoked.")
         return revoked
@@ -390,8 +382,8 @@ class GatewayTokenAdmin(CredentialAdmin):
                 new_token, raw = gateway_token_rotate(
                     token=token, created_by=request.user, overlap=overlap
                 )
-                audit_record(
-                    actor=request.user,
+                audit_request(
+                    request,
                     action=AuditAction.GATEWAY_TOKEN_ROTATED,
                     target=token,
                     details={
@@ -399,8 +391,6 @@ class GatewayTokenAdmin(CredentialAdmin):
                         "replacement": new_token.prefix,
                         "overlapSeconds": int(overlap.total_seconds()),
                     },
-                    source="admin",
-                    ip=_client_ip(request),
                 )
                 self.log_change(request, token, f"Rotated: replaced by {new_token.prefix}.")
                 self.log_addition(request, new_token, f"Issued to replace {token.prefix}.")

@@ -65,15 +65,23 @@ def audit_record(
     )
 
 
+def _source_of(path: str) -> str:
+    if path.startswith("/api/"):
+        return "api"
+    if path.startswith("/admin/"):
+        return "admin"
+    return "web"
+
+
 def audit_request(
     request: Any, *, action: str, target: models.Model, details: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """``audit_record`` for an action taken through the web app or the API."""
+    """``audit_record`` for an action taken through admin, the web app or the API."""
     return audit_record(
         actor=request.user,
         action=action,
         target=target,
         details=details,
-        source="api" if request.path.startswith("/api/") else "web",
+        source=_source_of(request.path),
         ip=request.META.get("REMOTE_ADDR"),
     )

@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from gateways.models import Gateway
 from pipelines.models import Pipeline
+from runs.ids import is_plausible_public_id
 
 
 def pipeline_queryset() -> QuerySet[Pipeline]:
@@ -11,6 +12,8 @@ def pipeline_queryset() -> QuerySet[Pipeline]:
 
 
 def pipeline_get(*, public_id: str) -> Pipeline | None:
+    if not is_plausible_public_id(public_id):
+        return None
     return pipeline_queryset().filter(public_id=public_id).first()
 
 

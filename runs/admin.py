@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 
 from config.exceptions import Conflict
-from gateways.audit import AuditAction, audit_record
+from gateways.audit import AuditAction, audit_request
 from runs.models import Run, RunStatus
 from runs.services import run_cancel, run_rerun
 
@@ -184,13 +184,11 @@ class RunAdmin(admin.ModelAdmin):
         try:
             with transaction.atomic():
                 run = run_cancel(run=run, actor=request.user)
-                audit_record(
-                    actor=request.user,
+                audit_request(
+                    request,
                     action=AuditAction.RUN_CANCELED,
                     target=run,
                     details={"status": run.status},
-                    source="admin",
-                    ip=request.META.get("REMOTE_ADDR"),
                 )
                 self.log_change(request, run, f"Cancel requested: now {run.status}.")
         except Conflict:
@@ -200,13 +198,11 @@ class RunAdmin(admin.ModelAdmin):
     def _rerun(self, request: HttpRequest, run: Run) -> Run:
         with transaction.atomic():
             new_run = run_rerun(run=run, created_by=request.user)
-            audit_record(
-                actor=request.user,
+            audit_request(
+                request,
                 action=AuditAction.RUN_RERUN,
                 target=run,
                 details={"newRunId": new_run.public_id},
-                source="admin",
-                ip=request.META.get("REMOTE_ADDR"),
             )
             self.log_change(request, run, f"Re-run as {new_run.public_id}.")
         return new_run

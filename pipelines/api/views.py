@@ -26,7 +26,6 @@ from runs.api.read_serializers import RunDetailSerializer
 from runs.api.read_views import (
     CURSOR_PARAMETER,
     LIMIT_PARAMETER,
-    MAX_ID_CHARS,
     HasActionPermission,
     parse_limit,
     refuse_nul_characters,
@@ -69,10 +68,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
     serializer_class = PipelineSerializer
 
     def get_pipeline(self) -> Pipeline:
-        pipeline_id = self.kwargs["pipeline_id"]
-        pipeline = None
-        if len(pipeline_id) <= MAX_ID_CHARS and "\x00" not in pipeline_id:
-            pipeline = selectors.pipeline_get(public_id=pipeline_id)
+        pipeline = selectors.pipeline_get(public_id=self.kwargs["pipeline_id"])
         if pipeline is None:
             raise NotFound("No pipeline with this id.")
         return pipeline

@@ -39,7 +39,6 @@ from runs.pagination import decode_cursor, encode_cursor, keyset_page
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-MAX_ID_CHARS = 64
 LOG_CURSOR_PREFIX = "crs_"
 LOG_CURSOR_SALT = "runs.log-cursor"
 
@@ -197,10 +196,7 @@ class RunViewSet(viewsets.GenericViewSet):
     serializer_class = RunDetailSerializer
 
     def get_run(self) -> Run:
-        run_id = self.kwargs["run_id"]
-        run = None
-        if len(run_id) <= MAX_ID_CHARS and "\x00" not in run_id:
-            run = selectors.run_get(public_id=run_id)
+        run = selectors.run_get(public_id=self.kwargs["run_id"])
         if run is None:
             raise NotFound("No run with this id.")
         return run

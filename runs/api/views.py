@@ -17,8 +17,7 @@ from gateways.authentication import (
     IsGateway,
     IsPerson,
 )
-from gateways.models import Gateway
-from pipelines.models import Pipeline
+from pipelines.selectors import gateway_get_by_reference, pipeline_get
 from runs import selectors, services
 from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer, error_responses
 from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
@@ -115,16 +114,12 @@ class EltRunCreateView(APIView):
         serializer = RunCreateSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        pipeline = Pipeline.objects.filter(public_id=data["pipelineId"]).first()
+        pipeline = pipeline_get(public_id=data["pipelineId"])
         if pipeline is None:
             raise ValidationError({"pipelineId": ["No pipeline with this id."]})
         gateway = None
         if data.get("gateway"):
-            ref = data["gateway"]
-            gateway = (
-                Gateway.objects.filter(public_id=ref).first()
-                or Gateway.objects.filter(name=ref).first()
-            )
+            gateway = gateway_get_by_reference(reference=data["gateway"])
             if gateway is None:
                 raise ValidationError({"gateway": ["No gateway with this name or id."]})
         trigger = data.get("trigger") or {"type": "api", "details": {}}
