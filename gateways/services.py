@@ -114,7 +114,11 @@ def credential_revoke(*, credential: Credential) -> bool:
 
 def _lookup[T: Credential](model: type[T], raw: str, select: tuple[str, ...]) -> T | None:
     digest = hash_secret(raw)
-    credential = model.objects.select_related(*select).filter(secret_hash=digest).first()
+    # secret_hash is unique: no ORDER BY (which ``.first()`` would compile on every request).
+    credential = next(
+        iter(model.objects.select_related(*select).filter(secret_hash=digest).order_by()[:1]),
+        None,
+    )
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None
     if not credential.is_live():

@@ -1,7 +1,6 @@
 """Every write to a run. Both PATCH routes, the read API, the web app and the background jobs
 change runs only through these functions, so the lifecycle rules live in one place."""
 
-import copy
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from config.exceptions import Conflict
 from gateways.models import Gateway
 from pipelines.models import Pipeline
+from runs.ids import is_plausible_public_id
 from runs.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
@@ -92,19 +92,44 @@ def _set_status(run: Run, new_status: str, *, now: datetime) -> bool:
     return False
 
 
+def _insert(model, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys, field attnames) in plain SQL: ``bulk_create``
+    compiles its statement anew on every call, which costs more than storing one log line."""
+    fields = [model._meta.get_field(name) for name in rows[0]]
+    quote = connection.ops.quote_name
+    head = (
+        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(field.column) for field in fields)}) VALUES "
+    )
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    batch = connection.ops.bulk_batch_size(fields, rows) or len(rows)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            params = [
+                field.get_db_prep_save(row[field.attname], connection)
+                for row in chunk
+                for field in fields
+            ]
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)), params)
+
+
 def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime) -> None:
     limit = settings.RUN_LOG_MESSAGE_MAX_CHARS
     first = run.log_seq + 1
-    LogLine.objects.bulk_create(
-        LogLine(
-            run=run,
-            seq=first + offset,
-            at=entry.get("at") or now,
-            level=entry["level"],
-            message=_clean_text(entry["message"], limit=limit),
-            node_id=entry.get("nodeId") or "",
-        )
-        for offset, entry in enumerate(entries)
+    _insert(
+        LogLine,
+        [
+            {
+                "run_id": run.pk,
+                "seq": first + offset,
+                "at": entry.get("at") or now,
+                "level": entry["level"],
+                "message": _clean_text(entry["message"], limit=limit),
+                "node_id": entry.get("nodeId") or "",
+            }
+            for offset, entry in enumerate(entries)
+        ],
     )
     run.log_seq = first + len(entries) - 1
     if len(entries) > 1 or run.log_seq % TRIM_EVERY == 0:
@@ -113,14 +138,17 @@ def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime)
 
 def _append_samples(run: Run, samples: list[dict[str, Any]], *, now: datetime) -> None:
     first = run.sample_seq + 1
-    TelemetrySample.objects.bulk_create(
-        TelemetrySample(
-            run=run,
-            seq=first + offset,
-            at=sample.get("at") or now,
-            values={key: value for key, value in sample.items() if key != "at"},
-        )
-        for offset, sample in enumerate(samples)
+    _insert(
+        TelemetrySample,
+        [
+            {
+                "run_id": run.pk,
+                "seq": first + offset,
+                "at": sample.get("at") or now,
+                "values": {key: value for key, value in sample.items() if key != "at"},
+            }
+            for offset, sample in enumerate(samples)
+        ],
     )
     run.sample_seq = first + len(samples) - 1
     if len(samples) > 1 or run.sample_seq % TRIM_EVERY == 0:
@@ -172,7 +200,7 @@ def _record_final(run: Run) -> None:
 
 
 # Every column a write may change. Ids, pipeline, gateway, trigger and creation never change
-# after run_create, so a locked re-read needs only these.
+# after run_create, so the write-back stores only these.
 RUN_UPDATE_FIELDS = [
     "status",
     "finished_by_system",
@@ -195,40 +223,86 @@ def _mutable_fields() -> list:
     return [Run._meta.get_field(name) for name in RUN_UPDATE_FIELDS]
 
 
-def _lock(run: Run) -> Run:
-    """Re-read the run under a row lock that holds until the transaction ends.
+# The run with its pipeline and gateway, as ``run_queryset()`` would load them: (alias, model).
+_LOCKED_JOIN = (("r", Run), ("p", Pipeline), ("g", Gateway))
 
-    Runners PATCH every few seconds, so this and ``_write_back`` are the hottest statements of
-    the app. They are plain SQL over the mutable columns rather than an ORM query compiled on
-    every request with joins to the pipeline and gateway, which cannot change: the caller's
-    instance (its pipeline and gateway already loaded) is copied and refreshed instead. The
-    caller's own instance is left as it was, as when the transaction rolls back.
 
-    ``FOR NO KEY UPDATE`` serializes writers of the row exactly like ``FOR UPDATE`` but does not
-    block transactions that only insert rows referencing it.
-    """
-    fields = _mutable_fields()
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    lock = (
-        connection.ops.for_update_sql(no_key=connection.features.has_select_for_no_key_update)
-        if connection.features.has_select_for_update
-        else ""
-    )
-    table = connection.ops.quote_name(Run._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s {lock}", [run.pk])  # noqa: S608
-        row = cursor.fetchone()
-    if row is None:
-        raise Run.DoesNotExist(f"Run {run.pk} no longer exists.")
-    locked = copy.copy(run)
-    for field, value in zip(fields, row, strict=True):
-        column = field.get_col(Run._meta.db_table)
+def _instance_from_row(model, values):
+    """A model instance from its concrete columns, converted as the ORM converts them."""
+    converted = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
         for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
             connection
         ):
             value = convert(value, column, connection)
-        setattr(locked, field.attname, value)
+        converted.append(value)
+    return model.from_db(connection.alias, None, converted)
+
+
+def _select_locked(where: str, params: list[Any]) -> Run | None:
+    """The run, its pipeline and its gateway in one statement, the run row locked until the
+    transaction ends.
+
+    Runners PATCH every few seconds, so this and ``_write_back`` are the hottest statements of
+    the app. They are plain SQL because the ORM would compile a three-table query on every
+    request, which costs several times what PostgreSQL takes to run it.
+
+    ``FOR NO KEY UPDATE`` serializes writers of the row exactly like ``FOR UPDATE`` but does not
+    block transactions that only insert rows referencing it.
+    """
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        f"{alias}.{quote(field.column)}"
+        for alias, model in _LOCKED_JOIN
+        for field in model._meta.concrete_fields
+    )
+    lock = (
+        connection.ops.for_update_sql(
+            no_key=connection.features.has_select_for_no_key_update,
+            of=("r",) if connection.features.has_select_for_update_of else (),
+        )
+        if connection.features.has_select_for_update
+        else ""
+    )
+    sql = (
+        f"SELECT {columns} FROM {quote(Run._meta.db_table)} r "  # noqa: S608
+        f"INNER JOIN {quote(Pipeline._meta.db_table)} p ON p.id = r.pipeline_id "
+        f"LEFT OUTER JOIN {quote(Gateway._meta.db_table)} g ON g.id = r.gateway_id "
+        f"WHERE {where} {lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run_width = len(Run._meta.concrete_fields)
+    pipeline_width = len(Pipeline._meta.concrete_fields)
+    run = _instance_from_row(Run, row[:run_width])
+    run.pipeline = _instance_from_row(Pipeline, row[run_width : run_width + pipeline_width])
+    run.gateway = (
+        _instance_from_row(Gateway, row[run_width + pipeline_width :])
+        if run.gateway_id is not None
+        else None
+    )
+    return run
+
+
+def _lock(run: Run) -> Run:
+    """A fresh copy of ``run`` under a row lock; the caller's instance is left as it was, as
+    when the transaction rolls back."""
+    locked = _select_locked("r.id = %s", [run.pk])
+    if locked is None:
+        raise Run.DoesNotExist(f"Run {run.pk} no longer exists.")
     return locked
+
+
+def _lock_by_public_id(public_id: str, *, gateway: Gateway | None) -> Run | None:
+    if not is_plausible_public_id(public_id):
+        return None
+    if gateway is None:
+        return _select_locked("r.public_id = %s", [public_id])
+    return _select_locked("r.public_id = %s AND r.gateway_id = %s", [public_id, gateway.pk])
 
 
 def _write_back(run: Run) -> None:
@@ -252,7 +326,28 @@ def run_update(
     in commit order. A PATCH whose ``idempotency_key`` was already applied to this run changes
     nothing and returns the run as it is.
     """
-    run = _lock(run)
+    return _apply_update(_lock(run), changes, idempotency_key=idempotency_key)
+
+
+@transaction.atomic
+def run_update_by_public_id(
+    *,
+    public_id: str,
+    gateway: Gateway | None = None,
+    changes: dict[str, Any],
+    actor: Any = None,
+    idempotency_key: str | None = None,
+) -> Run | None:
+    """``run_update`` for the runner routes, which know the run by its public id: the run is
+    found and locked in one statement. With ``gateway``, only a run targeted at it is found.
+    None when there is no such run."""
+    run = _lock_by_public_id(public_id, gateway=gateway)
+    if run is None:
+        return None
+    return _apply_update(run, changes, idempotency_key=idempotency_key)
+
+
+def _apply_update(run: Run, changes: dict[str, Any], *, idempotency_key: str | None) -> Run:
     now = timezone.now()
     if run.finished_by_system:
         if changes == {"status": run.status}:

@@ -102,7 +102,7 @@ class StrictSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"non_field_errors": ["Must be a JSON object."]}, code="invalid"
             )
-        unknown = sorted(set(data) - set(self.fields))
+        unknown = sorted(set(data) - set(self._declared_fields))
         if unknown:
             raise serializers.ValidationError(
                 {key: ["Unknown field."] for key in unknown}, code="unknown_field"

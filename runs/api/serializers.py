@@ -1,5 +1,6 @@
 """Input serializers per caller role, and the run as the runner routes return it."""
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,6 +117,20 @@ class RunPatchSerializer(StrictSerializer):
     startedAt = StrictDateTimeField(required=False, allow_null=True)
     finishedAt = StrictDateTimeField(required=False, allow_null=True)
     nodes = NodeSerializer(many=True, required=False, max_length=1000)
+
+    def get_fields(self):
+        """Only the fields the body holds: every field is optional without a default, so the
+        others would validate nothing, and building all ten (DRF deep-copies each nested
+        serializer per request) would cost more than validating a runner's one-line append.
+        Without a body (the schema, the browsable forms) every field is there."""
+        data = getattr(self, "initial_data", None)
+        if not isinstance(data, dict):
+            return super().get_fields()
+        return {
+            name: copy.deepcopy(field)
+            for name, field in self._declared_fields.items()
+            if name in data
+        }
 
     def validate_nodes(self, nodes):
         seen = set()

@@ -17,6 +17,7 @@ from gateways.authentication import (
     IsGateway,
     IsPerson,
 )
+from gateways.models import Gateway
 from pipelines.selectors import gateway_get_by_reference, pipeline_get
 from runs import selectors, services
 from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer, error_responses
@@ -83,16 +84,19 @@ def json_object_body(request) -> dict:
     return data
 
 
-def apply_patch(request, run: Run) -> Response:
+def apply_patch(request, run_id: str, *, gateway: Gateway | None = None) -> Response:
     data = json_object_body(request)
     serializer = RunPatchSerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    run = services.run_update(
-        run=run,
+    run = services.run_update_by_public_id(
+        public_id=run_id,
+        gateway=gateway,
         changes=serializer.to_changes(),
         actor=request.user,
         idempotency_key=idempotency_key(request),
     )
+    if run is None:
+        raise NotFound("No run with this id.")
     return runner_response(run, request)
 
 
@@ -163,7 +167,7 @@ class EltRunDetailView(APIView):
         tags=["runner"],
     )
     def patch(self, request, run_id: str):
-        return apply_patch(request, self.get_run(run_id))
+        return apply_patch(request, run_id)
 
 
 class AgentRunListView(APIView):
@@ -211,4 +215,4 @@ class AgentRunDetailView(APIView):
         tags=["runner"],
     )
     def patch(self, request, run_id: str):
-        return apply_patch(request, self.get_run(request, run_id))
+        return apply_patch(request, run_id, gateway=request.user.gateway)
