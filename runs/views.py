@@ -45,6 +45,7 @@ DASHBOARD_LIVE_SPAN = timedelta(days=8)
 DASHBOARD_CACHE_SECONDS = 20
 LIVE_MAX_IDS = 100
 TIME_PARAMS = ("window", "dateRange", "from", "to")
+SELECT_PARAMS = ("pipelineId", "gatewayId", "trigger", "window", "from", "to", "q")
 LOG_LEVELS = [level for level, _ in LogLevel.choices]
 
 
@@ -184,6 +185,10 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "triggers": TriggerType.choices,
         "windows": list(WINDOW_LABELS.items()),
         "has_filters": any(request.GET.get(key) for key in request.GET if key not in ("cursor",)),
+        # Every select option compares against these: a key absent from request.GET would be a
+        # failed template lookup (an exception) per option, hundreds of them with many pipelines.
+        "selected": {key: request.GET.get(key, "") for key in SELECT_PARAMS},
+        "oob": False,
         "page_error": None,
     }
     if not filterset.is_valid():
