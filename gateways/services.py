@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.rows import select_joined
 from gateways.models import ApiKey, Credential, Gateway, GatewayToken
 
 GATEWAY_TOKEN_PREFIX = "gwt_"  # noqa: S105
@@ -112,13 +113,10 @@ def credential_revoke(*, credential: Credential) -> bool:
     return bool(updated)
 
 
-def _lookup[T: Credential](model: type[T], raw: str, select: tuple[str, ...]) -> T | None:
+def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
     digest = hash_secret(raw)
-    # secret_hash is unique: no ORDER BY (which ``.first()`` would compile on every request).
-    credential = next(
-        iter(model.objects.select_related(*select).filter(secret_hash=digest).order_by()[:1]),
-        None,
-    )
+    # Every API request starts here, so it is plain SQL (see ``config.rows``).
+    credential = select_joined(model, [(relation, False)], "t.secret_hash = %s", [digest])
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None
     if not credential.is_live():
@@ -146,14 +144,14 @@ def _record_use(credential: Credential, ip: str | None) -> None:
 
 
 def gateway_token_authenticate(*, raw: str, ip: str | None = None) -> GatewayToken | None:
-    token = _lookup(GatewayToken, raw, ("gateway",))
+    token = _lookup(GatewayToken, raw, "gateway")
     if token is not None:
         _record_use(token, ip)
     return token
 
 
 def api_key_authenticate(*, raw: str, ip: str | None = None) -> ApiKey | None:
-    key = _lookup(ApiKey, raw, ("user",))
+    key = _lookup(ApiKey, raw, "user")
     if key is None or not key.user.is_active:
         return None
     _record_use(key, ip)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from config.exceptions import Conflict
+from config.rows import select_joined
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs.ids import is_plausible_public_id
@@ -223,75 +224,31 @@ def _mutable_fields() -> list:
     return [Run._meta.get_field(name) for name in RUN_UPDATE_FIELDS]
 
 
-# The run with its pipeline and gateway, as ``run_queryset()`` would load them: (alias, model).
-_LOCKED_JOIN = (("r", Run), ("p", Pipeline), ("g", Gateway))
-
-
-def _instance_from_row(model, values):
-    """A model instance from its concrete columns, converted as the ORM converts them."""
-    converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
-            connection
-        ):
-            value = convert(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, None, converted)
-
-
 def _select_locked(where: str, params: list[Any]) -> Run | None:
-    """The run, its pipeline and its gateway in one statement, the run row locked until the
-    transaction ends.
+    """The run (alias ``t``) with its pipeline and gateway, as ``run_queryset()`` loads them,
+    in one statement that locks the run row until the transaction ends.
 
     Runners PATCH every few seconds, so this and ``_write_back`` are the hottest statements of
-    the app. They are plain SQL because the ORM would compile a three-table query on every
-    request, which costs several times what PostgreSQL takes to run it.
+    the app; they are plain SQL (see ``config.rows``).
 
     ``FOR NO KEY UPDATE`` serializes writers of the row exactly like ``FOR UPDATE`` but does not
     block transactions that only insert rows referencing it.
     """
-    quote = connection.ops.quote_name
-    columns = ", ".join(
-        f"{alias}.{quote(field.column)}"
-        for alias, model in _LOCKED_JOIN
-        for field in model._meta.concrete_fields
-    )
     lock = (
         connection.ops.for_update_sql(
             no_key=connection.features.has_select_for_no_key_update,
-            of=("r",) if connection.features.has_select_for_update_of else (),
+            of=("t",) if connection.features.has_select_for_update_of else (),
         )
         if connection.features.has_select_for_update
         else ""
     )
-    sql = (
-        f"SELECT {columns} FROM {quote(Run._meta.db_table)} r "  # noqa: S608
-        f"INNER JOIN {quote(Pipeline._meta.db_table)} p ON p.id = r.pipeline_id "
-        f"LEFT OUTER JOIN {quote(Gateway._meta.db_table)} g ON g.id = r.gateway_id "
-        f"WHERE {where} {lock}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    run_width = len(Run._meta.concrete_fields)
-    pipeline_width = len(Pipeline._meta.concrete_fields)
-    run = _instance_from_row(Run, row[:run_width])
-    run.pipeline = _instance_from_row(Pipeline, row[run_width : run_width + pipeline_width])
-    run.gateway = (
-        _instance_from_row(Gateway, row[run_width + pipeline_width :])
-        if run.gateway_id is not None
-        else None
-    )
-    return run
+    return select_joined(Run, [("pipeline", False), ("gateway", True)], where, params, suffix=lock)
 
 
 def _lock(run: Run) -> Run:
     """A fresh copy of ``run`` under a row lock; the caller's instance is left as it was, as
     when the transaction rolls back."""
-    locked = _select_locked("r.id = %s", [run.pk])
+    locked = _select_locked("t.id = %s", [run.pk])
     if locked is None:
         raise Run.DoesNotExist(f"Run {run.pk} no longer exists.")
     return locked
@@ -301,8 +258,8 @@ def _lock_by_public_id(public_id: str, *, gateway: Gateway | None) -> Run | None
     if not is_plausible_public_id(public_id):
         return None
     if gateway is None:
-        return _select_locked("r.public_id = %s", [public_id])
-    return _select_locked("r.public_id = %s AND r.gateway_id = %s", [public_id, gateway.pk])
+        return _select_locked("t.public_id = %s", [public_id])
+    return _select_locked("t.public_id = %s AND t.gateway_id = %s", [public_id, gateway.pk])
 
 
 def _write_back(run: Run) -> None:
