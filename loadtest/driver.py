@@ -5,9 +5,13 @@ find again (``[lt:<run>:L<n>]`` in a log message, ``ltSeq`` in a telemetry sampl
 server answers 2xx the driver writes an ``ack`` line to the journal; the journal, not the
 driver's memory, is what the database is checked against afterwards. A write that timed out or
 got a 5xx/429 is retried with the same key until it is acknowledged or its deadline passes.
+
+The driver shares the machine with the server it loads, so every millisecond of its CPU is taken
+from the server: it speaks HTTP through one aiohttp session and reads each answer once.
 """
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 RETRYABLE_STATUS = {429, 502, 503, 504}
 XSS_PAYLOADS = [
@@ -26,6 +30,8 @@ XSS_PAYLOADS = [
     "<img src=x onerror=alert(1)>",
 ]
 SECRETS = ["password=hunter2", "postgres://etl:s3cret@db.internal:5432/crm"]
+# Compact JSON request bodies.
+dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass
@@ -94,6 +100,27 @@ class Journal:
         self._file.close()
 
 
+class Response:
+    """An answer, read once: status, headers and body."""
+
+    __slots__ = ("_json", "content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers, content: bytes):
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self._json: Any = None
+
+    def json(self) -> Any:
+        if self._json is None:
+            self._json = json.loads(self.content)
+        return self._json
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
 class Fleet:
     def __init__(self, config: Config, journal: Journal, stats: Stats):
         self.config = config
@@ -105,24 +132,29 @@ class Fleet:
         self.active_runs: dict[int, set[str]] = defaultdict(set)
         self.claimed: set[str] = set()
         self.created_run_ids: list[str] = []
-        self.client: httpx.AsyncClient | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self.tasks: set[asyncio.Task] = set()
 
     # Requests
 
     async def request(
         self, name: str, method: str, url: str, *, timeout: float | None = None, **kwargs
-    ) -> httpx.Response | None:
-        assert self.client is not None
+    ) -> Response | None:
+        """One request, timed; None when no answer came (timeout or transport error)."""
+        assert self.session is not None
+        seconds = timeout or self.config.request_timeout
+        client_timeout = self._timeouts.get(seconds)
+        if client_timeout is None:
+            client_timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
         started = time.monotonic()
         try:
-            response = await self.client.request(
-                method, url, timeout=timeout or self.config.request_timeout, **kwargs
-            )
-        except httpx.TimeoutException:
+            async with self.session.request(method, url, timeout=client_timeout, **kwargs) as r:
+                response = Response(r.status, r.headers, await r.read())
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             self.stats.record(name, "timeout", time.monotonic() - started)
             return None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             self.stats.record(name, type(exc).__name__, time.monotonic() - started)
             return None
         self.stats.record(name, response.status_code, time.monotonic() - started)
@@ -137,7 +169,7 @@ class Fleet:
 
     async def runner_patch(
         self, name: str, token: str, run_id: str, body: dict, *, key: str
-    ) -> httpx.Response | None:
+    ) -> Response | None:
         """PATCH until a definite answer (2xx or a 4xx other than 429) or the write's deadline.
 
         The same Idempotency-Key rides on every attempt, so a PATCH that was applied but whose
@@ -394,9 +426,17 @@ class Fleet:
     async def run(self, during=None) -> None:
         """Load for ``duration`` seconds, then let every claimed run finish (bounded)."""
         cfg = self.config
-        limits = httpx.Limits(max_connections=400, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=cfg.base_url, limits=limits) as client:
-            self.client = client
+        # One session for the whole fleet; the connector allows as many connections as there can
+        # be requests in flight, and keeps them alive when the server does.
+        connector = aiohttp.TCPConnector(limit=400)
+        async with aiohttp.ClientSession(
+            base_url=cfg.base_url,
+            connector=connector,
+            # Each simulated client sends its own credentials; nothing is shared between them.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            json_serialize=dumps,
+        ) as session:
+            self.session = session
             for index in range(len(cfg.gateways)):
                 self.spawn(self.scheduler(index))
                 self.spawn(self.gateway(index))
