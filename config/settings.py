@@ -198,6 +198,8 @@ RUN_ERROR_SUMMARY_MAX_CHARS = 4_000
 GATEWAY_DEFAULT_LEASE_SECONDS = env_int("GATEWAY_DEFAULT_LEASE_SECONDS", 600)
 GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS = env_int("GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS", 30)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
+# How long a PATCH's Idempotency-Key is remembered: a retry within this window is applied once.
+IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
 # Queued runs for a gateway offline longer than this are flagged as stranded.
 GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS", 600)
 
@@ -214,7 +216,7 @@ WEBHOOK_RETRY_AFTER_MAX_SECONDS = 24 * 3600
 WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
 # A sender's lease on a delivery: longer than any one attempt can take.
-WEBHOOK_LEASE_SECONDS = 120
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 120)
 # The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
 WEBHOOK_SWEEP_GRACE_SECONDS = 60
 
@@ -270,5 +272,6 @@ PERIODIC_TASKS: list[str] = [
     "webhooks.tasks.webhook_sweep",
     "runs.tasks.reap_lost_runs",
     "runs.tasks.finish_unconfirmed_cancels",
+    "runs.tasks.prune_patch_receipts",
 ]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

@@ -214,6 +214,8 @@ class PatchReceipt(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="receipt_run_key")]
+        # prune_patch_receipts deletes the oldest in batches.
+        indexes = [models.Index(fields=["created_at"], name="receipt_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.key}"

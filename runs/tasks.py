@@ -1,9 +1,9 @@
 """Periodic jobs, enqueued by the worker's clock (``settings.PERIODIC_TASKS``).
 
-Both are idempotent and safe with several workers: candidates are read without locks, then each
-run is re-checked under its row lock and finished through ``run_finish_by_system``, which is
-conditional on the status seen. Whoever commits first wins (a runner's final PATCH, another
-worker); everyone else changes nothing.
+The two that finish runs are idempotent and safe with several workers: candidates are read
+without locks, then each run is re-checked under its row lock and finished through
+``run_finish_by_system``, which is conditional on the status seen. Whoever commits first wins
+(a runner's final PATCH, another worker); everyone else changes nothing.
 """
 
 import logging
@@ -17,7 +17,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from gateways.models import Gateway
-from runs.models import ACTIVE_STATUSES, Run, RunStatus
+from runs.models import ACTIVE_STATUSES, PatchReceipt, Run, RunStatus
 from runs.services import run_finish_by_system
 
 logger = logging.getLogger(__name__)
@@ -122,3 +122,27 @@ def finish_unconfirmed_cancels() -> int:
         if run is not None:
             finished += 1
     return finished
+
+
+# Receipts deleted per statement: small enough not to hold locks or bloat one transaction.
+PRUNE_BATCH_SIZE = 5000
+PRUNE_MAX_BATCHES = 20
+
+
+@task
+def prune_patch_receipts() -> int:
+    """Forget Idempotency-Keys older than ``IDEMPOTENCY_KEY_RETENTION_HOURS``: every keyed PATCH
+    leaves a receipt, and a retry comes within seconds or minutes, not days. Returns how many
+    receipts this call deleted (at most ``PRUNE_MAX_BATCHES`` batches; the rest next tick)."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
+    deleted = 0
+    for _ in range(PRUNE_MAX_BATCHES):
+        ids = list(
+            PatchReceipt.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                :PRUNE_BATCH_SIZE
+            ]
+        )
+        if not ids:
+            break
+        deleted += PatchReceipt.objects.filter(pk__in=ids).delete()[0]
+    return deleted

@@ -9,9 +9,9 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from runs.models import Run, RunStatus
+from runs.models import PatchReceipt, Run, RunStatus
 from runs.services import run_cancel
-from runs.tasks import finish_unconfirmed_cancels, reap_lost_runs
+from runs.tasks import finish_unconfirmed_cancels, prune_patch_receipts, reap_lost_runs
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory
 from webhooks.models import WebhookEvent
 
@@ -311,3 +311,45 @@ def test_a_confirmed_cancel_is_left_alone(agent_client, run):
 def test_periodic_tasks_are_registered_for_the_worker(settings):
     assert "runs.tasks.reap_lost_runs" in settings.PERIODIC_TASKS
     assert "runs.tasks.finish_unconfirmed_cancels" in settings.PERIODIC_TASKS
+    assert "runs.tasks.prune_patch_receipts" in settings.PERIODIC_TASKS
+
+
+def append(agent_client, run: Run, key: str):
+    return agent_client.patch(
+        agent_url(run),
+        {"appendLog": {"level": "info", "message": key}},
+        format="json",
+        headers={"Idempotency-Key": key},
+    )
+
+
+@override_settings(IDEMPOTENCY_KEY_RETENTION_HOURS=24)
+def test_idempotency_keys_are_forgotten_after_the_retention_period(agent_client, run):
+    start = timezone.now()
+    claim(agent_client, run)
+    with time_machine.travel(start, tick=False):
+        assert append(agent_client, run, "old").status_code == 200
+    with time_machine.travel(start + timedelta(hours=23), tick=False):
+        assert append(agent_client, run, "recent").status_code == 200
+    with time_machine.travel(start + timedelta(hours=24, minutes=1), tick=False):
+        assert prune_patch_receipts.call() == 1
+        assert set(PatchReceipt.objects.values_list("key", flat=True)) == {"recent"}
+        # Within the window a retry is still applied once; past it the key is new again.
+        assert append(agent_client, run, "recent").status_code == 200
+        assert append(agent_client, run, "old").status_code == 200
+    messages = list(run.log_lines.order_by("seq").values_list("message", flat=True))
+    assert messages == ["old", "recent", "old"]
+
+
+@override_settings(IDEMPOTENCY_KEY_RETENTION_HOURS=1)
+def test_pruning_works_through_a_backlog_in_batches(agent_client, run, monkeypatch):
+    monkeypatch.setattr("runs.tasks.PRUNE_BATCH_SIZE", 3)
+    monkeypatch.setattr("runs.tasks.PRUNE_MAX_BATCHES", 2)
+    old = timezone.now() - timedelta(hours=2)
+    PatchReceipt.objects.bulk_create(
+        PatchReceipt(run=run, key=f"k{index}", created_at=old) for index in range(8)
+    )
+    assert prune_patch_receipts.call() == 6
+    assert prune_patch_receipts.call() == 2
+    assert prune_patch_receipts.call() == 0
+    assert not PatchReceipt.objects.exists()
