@@ -275,7 +275,10 @@ class Fleet:
             self.active_runs[index].discard(run_id)
 
     async def execute(self, token: str, run_id: str) -> None:
-        """Report on a claimed run: logs every 3 s, samples every 5 s, then finish it."""
+        """Report on a claimed run: logs every 3 s, samples every 5 s, then finish it.
+
+        A run keeps its own schedule after the load phase ends: finishing every run at that
+        moment would send one PATCH per gateway at once, a burst no real fleet produces."""
         cfg = self.config
         start = time.monotonic()
         ends = start + self.rng.uniform(*cfg.run_seconds)
@@ -284,7 +287,7 @@ class Fleet:
         cancel_seen = False
         while not self.hard_stop:
             now = time.monotonic()
-            if now >= ends or cancel_seen or not self.loading:
+            if now >= ends or cancel_seen:
                 break
             await asyncio.sleep(max(0.0, min(next_log, next_sample, ends) - now))
             now = time.monotonic()
