@@ -199,7 +199,9 @@ GATEWAY_DEFAULT_LEASE_SECONDS = env_int("GATEWAY_DEFAULT_LEASE_SECONDS", 600)
 GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS = env_int("GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS", 30)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
 # How long a PATCH's Idempotency-Key is remembered: a retry within this window is applied once.
-IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
+# At least an hour: runners retry a write for minutes, and a key forgotten sooner would let a
+# retry apply twice.
+IDEMPOTENCY_KEY_RETENTION_HOURS = max(1, env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24))
 # Queued runs for a gateway offline longer than this are flagged as stranded.
 GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS", 600)
 
@@ -215,8 +217,9 @@ WEBHOOK_RETRY_SCHEDULE_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3
 WEBHOOK_RETRY_AFTER_MAX_SECONDS = 24 * 3600
 WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
-# A sender's lease on a delivery: longer than any one attempt can take.
-WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 120)
+# A sender's lease on a delivery: longer than any one attempt can take (twice the timeout at
+# least), or the sweep could send again a delivery still in flight.
+WEBHOOK_LEASE_SECONDS = max(int(2 * WEBHOOK_TIMEOUT_SECONDS), env_int("WEBHOOK_LEASE_SECONDS", 120))
 # The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
 WEBHOOK_SWEEP_GRACE_SECONDS = 60
 
