@@ -27,17 +27,18 @@ def instance_from_row[M: Model](model: type[M], values: tuple | list) -> M:
 
 def select_joined(
     model: type[Model],
-    relations: list[tuple[str, bool]],
+    relations: list[str],
     where: str,
     params: list[Any],
     *,
     suffix: str = "",
 ) -> Model | None:
-    """One ``model`` row (alias ``t``) with the to-one ``relations`` it names, as
-    ``select_related`` would load them: ``[(field name, nullable), ...]``; the n-th relation is
-    aliased ``r<n>``. ``where`` and ``suffix`` (e.g. a row lock) are SQL over those aliases."""
+    """One ``model`` row (alias ``t``) with the to-one ``relations`` it names (field names), as
+    ``select_related`` would load them; the n-th relation is aliased ``r<n>``, joined LEFT OUTER
+    when its foreign key is nullable. ``where`` and ``suffix`` (e.g. a row lock) are SQL over
+    those aliases."""
     quote = connection.ops.quote_name
-    related = [(model._meta.get_field(name), nullable) for name, nullable in relations]
+    related = [(field, field.null) for field in (model._meta.get_field(name) for name in relations)]
     tables = [("t", model)] + [
         (f"r{index}", field.related_model) for index, (field, _) in enumerate(related)
     ]

@@ -116,7 +116,7 @@ def credential_revoke(*, credential: Credential) -> bool:
 def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
     digest = hash_secret(raw)
     # Every API request starts here, so it is plain SQL (see ``config.rows``).
-    credential = select_joined(model, [(relation, False)], "t.secret_hash = %s", [digest])
+    credential = select_joined(model, [relation], "t.secret_hash = %s", [digest])
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None
     if not credential.is_live():

@@ -242,7 +242,7 @@ def _select_locked(where: str, params: list[Any]) -> Run | None:
         if connection.features.has_select_for_update
         else ""
     )
-    return select_joined(Run, [("pipeline", False), ("gateway", True)], where, params, suffix=lock)
+    return select_joined(Run, ["pipeline", "gateway"], where, params, suffix=lock)
 
 
 def _lock(run: Run) -> Run:

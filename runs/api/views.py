@@ -1,7 +1,8 @@
 """The runner API: ``/api/elt/runs`` (session or API key) and ``/api/agent/runs`` (gateway token).
 
-Both PATCH routes validate with the same serializer and call the same ``run_update``; they
-differ only in authentication and in which runs the caller can see.
+Both PATCH routes validate with the same serializer and call the same
+``run_update_by_public_id``; they differ only in authentication and in which runs the caller can
+see.
 """
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
