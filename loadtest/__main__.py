@@ -66,10 +66,19 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarise(stats, elapsed: float, p99_limit_ms: float) -> dict:
+    """Counts of answers over the whole run, drain included; rates and latencies over the load
+    phase only (requests sent before it ended), since the drain is lighter: no new runs, no
+    analysts or API clients."""
+    window = stats.load_ended if stats.load_ended is not None else elapsed
+    in_window: dict[str, list[float]] = {name: [] for name in stats.latencies}
+    for finished_at, name, seconds in stats.timeline:
+        if finished_at - seconds < window:
+            in_window[name].append(seconds)
     rows, totals = [], {"requests": 0, "2xx": 0, "4xx": 0, "5xx": 0, "transport": 0}
     runner_latencies: list[float] = []
+    load_requests = 0
     for name in sorted(stats.latencies):
-        latencies, codes = stats.latencies[name], stats.codes[name]
+        latencies, codes = in_window[name], stats.codes[name]
         ok = sum(n for c, n in codes.items() if isinstance(c, int) and 200 <= c < 300)
         client = sum(n for c, n in codes.items() if isinstance(c, int) and 400 <= c < 500)
         server = sum(n for c, n in codes.items() if isinstance(c, int) and c >= 500)
@@ -77,11 +86,11 @@ def summarise(stats, elapsed: float, p99_limit_ms: float) -> dict:
         rows.append(
             {
                 "endpoint": name,
-                "requests": len(latencies),
-                "rps": round(len(latencies) / elapsed, 1),
+                "requests": len(stats.latencies[name]),
+                "rps": round(len(latencies) / window, 1),
                 "p50_ms": round(percentile(latencies, 50) * 1000, 1),
                 "p99_ms": round(percentile(latencies, 99) * 1000, 1),
-                "max_ms": round(max(latencies) * 1000, 1),
+                "max_ms": round(max(latencies, default=0.0) * 1000, 1),
                 "2xx": ok,
                 "4xx": client,
                 "5xx": server,
@@ -89,14 +98,16 @@ def summarise(stats, elapsed: float, p99_limit_ms: float) -> dict:
                 "codes": {str(c): n for c, n in sorted(codes.items(), key=str)},
             }
         )
-        totals["requests"] += len(latencies)
+        totals["requests"] += len(stats.latencies[name])
+        load_requests += len(latencies)
         totals["2xx"] += ok
         totals["4xx"] += client
         totals["5xx"] += server
         totals["transport"] += transport
         if name in RUNNER_PATCHES:
             runner_latencies += latencies
-    totals["rps"] = round(totals["requests"] / elapsed, 1)
+    totals["load_seconds"] = round(window, 1)
+    totals["rps"] = round(load_requests / window, 1)
     totals["runner_patch_p50_ms"] = round(percentile(runner_latencies, 50) * 1000, 1)
     totals["runner_patch_p99_ms"] = round(percentile(runner_latencies, 99) * 1000, 1)
     totals["runner_patch_p99_ok"] = totals["runner_patch_p99_ms"] < p99_limit_ms
@@ -114,10 +125,12 @@ def print_table(summary: dict) -> None:
         )
     t = summary["totals"]
     print(
-        f"total {t['requests']} requests, {t['rps']} req/s; 5xx {t['5xx']}, 4xx {t['4xx']},"
-        f" transport errors {t['transport']}; runner PATCH p50 {t['runner_patch_p50_ms']} ms,"
+        f"total {t['requests']} requests; 5xx {t['5xx']}, 4xx {t['4xx']},"
+        f" transport errors {t['transport']}. Load phase ({t['load_seconds']} s): {t['rps']}"
+        f" req/s, runner PATCH p50 {t['runner_patch_p50_ms']} ms,"
         f" p99 {t['runner_patch_p99_ms']} ms"
     )
+    print("(req/s and latencies: requests sent during the load phase; counts: the whole run)")
 
 
 def wait_for_webhooks(receiver, timeout: float) -> None:

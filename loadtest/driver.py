@@ -73,6 +73,8 @@ class Stats:
     # (monotonic second since start, name, code) of every non-2xx answer, for fault timelines.
     failures: list[tuple[float, str, str]] = field(default_factory=list)
     bad_503_bodies: int = 0
+    # Seconds since ``started`` at which the load phase ended (the drain follows); None before.
+    load_ended: float | None = None
 
     # (monotonic second since start, name, latency) of every answer, for before/after figures.
     timeline: list[tuple[float, str, float]] = field(default_factory=list)
@@ -451,6 +453,7 @@ class Fleet:
             side = asyncio.create_task(during(self)) if during else None
             await asyncio.sleep(cfg.duration)
             self.loading = False
+            self.stats.load_ended = time.monotonic() - self.stats.started
             drain_deadline = time.monotonic() + cfg.drain_seconds
             while self.tasks and time.monotonic() < drain_deadline:
                 await asyncio.sleep(0.5)
