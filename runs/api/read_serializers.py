@@ -9,6 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA
 from runs.models import LogLevel, Run, RunStatus, TriggerType
 
 TRIGGER_OBJECT_SCHEMA = {
@@ -77,15 +78,7 @@ class RunErrorSerializer(serializers.Serializer):
         "type": "object",
         "properties": {
             "summary": SCALAR_MAP_SCHEMA,
-            "samples": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"at": {"type": "string", "format": "date-time"}},
-                    "required": ["at"],
-                    "additionalProperties": {"type": "number"},
-                },
-            },
+            "samples": {"type": "array", "items": TELEMETRY_SAMPLE_SCHEMA},
         },
         "required": ["summary", "samples"],
     }

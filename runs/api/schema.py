@@ -10,6 +10,14 @@ from rest_framework import serializers
 
 from runs.models import LogLevel, RunStatus
 
+# One point of a run's telemetry series, as every run representation returns it.
+TELEMETRY_SAMPLE_SCHEMA = {
+    "type": "object",
+    "properties": {"at": {"type": "string", "format": "date-time"}},
+    "required": ["at"],
+    "additionalProperties": {"type": "number"},
+}
+
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "gateways.authentication.ApiKeyAuthentication"
@@ -85,15 +93,7 @@ class LogEntryDocSerializer(serializers.Serializer):
         "type": "object",
         "properties": {
             "summary": {"type": "object", "additionalProperties": True},
-            "samples": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"at": {"type": "string", "format": "date-time"}},
-                    "required": ["at"],
-                    "additionalProperties": {"type": "number"},
-                },
-            },
+            "samples": {"type": "array", "items": TELEMETRY_SAMPLE_SCHEMA},
         },
         "required": ["summary"],
     }

@@ -19,7 +19,8 @@ from gateways.authentication import (
     IsPerson,
 )
 from gateways.models import Gateway
-from pipelines.selectors import gateway_get_by_reference, pipeline_get
+from pipelines.api.views import gateway_from_reference
+from pipelines.selectors import pipeline_get
 from runs import selectors, services
 from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer, error_responses
 from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
@@ -122,11 +123,7 @@ class EltRunCreateView(APIView):
         pipeline = pipeline_get(public_id=data["pipelineId"])
         if pipeline is None:
             raise ValidationError({"pipelineId": ["No pipeline with this id."]})
-        gateway = None
-        if data.get("gateway"):
-            gateway = gateway_get_by_reference(reference=data["gateway"])
-            if gateway is None:
-                raise ValidationError({"gateway": ["No gateway with this name or id."]})
+        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
         trigger = data.get("trigger") or {"type": "api", "details": {}}
         run = services.run_create(
             pipeline=pipeline,
