@@ -135,11 +135,9 @@ def print_table(summary: dict) -> None:
 
 def wait_for_webhooks(receiver, timeout: float) -> None:
     """Until every event of a final fleet run has reached the receiver, or ``timeout``."""
-    try:
-        from webhooks.models import WebhookEvent
-    except ImportError:
-        return
     from django.db import connections
+
+    from webhooks.models import WebhookEvent
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -58,15 +58,12 @@ def seed(*, gateways: int, analysts: int, history: int, receiver_url: str | None
 
     secret = None
     if receiver_url:
-        try:
-            from webhooks.services import webhook_endpoint_create
-        except ImportError:
-            webhook_endpoint_create = None
-        if webhook_endpoint_create is not None:
-            _, secret = webhook_endpoint_create(
-                url=receiver_url,
-                events=["run.succeeded", "run.failed", "run.canceled"],
-                description="load test receiver",
-            )
+        from webhooks.services import webhook_endpoint_create
+
+        _, secret = webhook_endpoint_create(
+            url=receiver_url,
+            events=["run.succeeded", "run.failed", "run.canceled"],
+            description="load test receiver",
+        )
     connections.close_all()
     return Fixture(gateways=fleet, api_key=api_key, analyst_cookies=cookies, webhook_secret=secret)

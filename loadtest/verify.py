@@ -170,11 +170,8 @@ def verify(
 def _check_events(
     outcome: Outcome, fleet_runs: dict[str, Run], deliveries, *, pending_retry_ok: bool
 ) -> None:
-    try:
-        from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent
-    except ImportError:
-        outcome.figures["webhook_events"] = "webhooks app not installed"
-        return
+    from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+
     final = {run.pk: run for run in fleet_runs.values() if run.status in FINAL_STATUSES}
     events: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for run_pk, event_type, public_id in WebhookEvent.objects.filter(
