@@ -1,0 +1,66 @@
+"""``config.rows`` builds the same instances as ``select_related`` would, on both databases."""
+
+import pytest
+from django.db.models import Model
+
+from config.rows import select_joined
+from gateways.models import GatewayToken
+from gateways.services import gateway_token_authenticate
+from runs import selectors
+from runs.models import Run, RunStatus
+from runs.services import run_update
+from tests.factories import PipelineFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def columns(instance: Model) -> dict:
+    return {
+        field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields
+    }
+
+
+def assert_same_run(found: Run, expected: Run) -> None:
+    assert columns(found) == columns(expected)
+    assert columns(found.pipeline) == columns(expected.pipeline)
+    if expected.gateway_id is None:
+        assert found.gateway is None
+    else:
+        assert columns(found.gateway) == columns(expected.gateway)
+    assert not found._state.adding
+
+
+def test_a_run_with_every_kind_of_column_matches_the_orm(run):
+    run_update(
+        run=run,
+        changes={
+            "status": RunStatus.RUNNING,
+            "telemetry_summary": {"rowsLoaded": 12, "progress": 40.5, "currentPhase": "load"},
+            "append_log": {"level": "info", "message": "hello"},
+            "error_summary": "nothing yet",
+        },
+    )
+    found = select_joined(Run, ["pipeline", "gateway"], "t.id = %s", [run.pk])
+    assert_same_run(found, selectors.run_queryset().get(pk=run.pk))
+    assert found.telemetry_summary["progress"] == 40.5
+    assert found.started_at is not None and found.started_at.tzinfo is not None
+
+
+def test_a_nullable_relation_that_is_empty_is_none_not_a_missing_row():
+    run = RunFactory(pipeline=PipelineFactory(default_gateway=None), gateway=None)
+    found = select_joined(Run, ["pipeline", "gateway"], "t.id = %s", [run.pk])
+    assert found is not None
+    assert_same_run(found, selectors.run_queryset().get(pk=run.pk))
+
+
+def test_no_row_is_none(run):
+    assert select_joined(Run, ["pipeline", "gateway"], "t.id = %s", [run.pk + 1000]) is None
+
+
+def test_a_credential_lookup_matches_the_orm(gateway_token):
+    token = gateway_token_authenticate(raw=gateway_token, ip="10.0.0.7")
+    found = select_joined(GatewayToken, ["gateway"], "t.id = %s", [token.pk])
+    expected = GatewayToken.objects.select_related("gateway").get(pk=token.pk)
+    assert columns(found) == columns(expected)
+    assert columns(found.gateway) == columns(expected.gateway)
+    assert found.last_used_ip == "10.0.0.7"
