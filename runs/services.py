@@ -115,47 +115,43 @@ def _insert(model, rows: list[dict[str, Any]]) -> None:
             cursor.execute(head + ", ".join([row_sql] * len(chunk)), params)
 
 
+def _append_rows(run: Run, model, rows: list[dict[str, Any]], *, seq_field: str, cap: int) -> None:
+    """Store ``rows`` after the run's last sequence number (``seq_field`` on the run) and trim
+    the oldest beyond ``cap``: after a batch, or once every ``TRIM_EVERY`` single appends."""
+    first = getattr(run, seq_field) + 1
+    _insert(
+        model,
+        [{"run_id": run.pk, "seq": first + offset, **row} for offset, row in enumerate(rows)],
+    )
+    last = first + len(rows) - 1
+    setattr(run, seq_field, last)
+    if len(rows) > 1 or last % TRIM_EVERY == 0:
+        model.objects.filter(run=run, seq__lte=last - cap).delete()
+
+
 def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime) -> None:
     limit = settings.RUN_LOG_MESSAGE_MAX_CHARS
-    first = run.log_seq + 1
-    _insert(
-        LogLine,
-        [
-            {
-                "run_id": run.pk,
-                "seq": first + offset,
-                "at": entry.get("at") or now,
-                "level": entry["level"],
-                "message": _clean_text(entry["message"], limit=limit),
-                "node_id": entry.get("nodeId") or "",
-            }
-            for offset, entry in enumerate(entries)
-        ],
-    )
-    run.log_seq = first + len(entries) - 1
-    if len(entries) > 1 or run.log_seq % TRIM_EVERY == 0:
-        LogLine.objects.filter(run=run, seq__lte=run.log_seq - settings.RUN_LOG_CAP).delete()
+    rows = [
+        {
+            "at": entry.get("at") or now,
+            "level": entry["level"],
+            "message": _clean_text(entry["message"], limit=limit),
+            "node_id": entry.get("nodeId") or "",
+        }
+        for entry in entries
+    ]
+    _append_rows(run, LogLine, rows, seq_field="log_seq", cap=settings.RUN_LOG_CAP)
 
 
 def _append_samples(run: Run, samples: list[dict[str, Any]], *, now: datetime) -> None:
-    first = run.sample_seq + 1
-    _insert(
-        TelemetrySample,
-        [
-            {
-                "run_id": run.pk,
-                "seq": first + offset,
-                "at": sample.get("at") or now,
-                "values": {key: value for key, value in sample.items() if key != "at"},
-            }
-            for offset, sample in enumerate(samples)
-        ],
-    )
-    run.sample_seq = first + len(samples) - 1
-    if len(samples) > 1 or run.sample_seq % TRIM_EVERY == 0:
-        TelemetrySample.objects.filter(
-            run=run, seq__lte=run.sample_seq - settings.RUN_SAMPLE_CAP
-        ).delete()
+    rows = [
+        {
+            "at": sample.get("at") or now,
+            "values": {key: value for key, value in sample.items() if key != "at"},
+        }
+        for sample in samples
+    ]
+    _append_rows(run, TelemetrySample, rows, seq_field="sample_seq", cap=settings.RUN_SAMPLE_CAP)
 
 
 def _scrub_strings(values: dict[str, Any]) -> dict[str, Any]:
