@@ -181,38 +181,34 @@ def make_runs(
 
 def fill_rows(runs: list[Run], *, lines: int, samples: int, at) -> None:
     text = "Read batch of 50000 rows from source table accounts (partition {n})"
-    batch: list[Any] = []
-    for run in runs:
-        for seq in range(1, lines + 1):
-            batch.append(
-                LogLine(
-                    run=run,
-                    seq=seq,
-                    at=at,
-                    level="info",
-                    node_id="n_source",
-                    message=text.format(n=seq),
-                )
+    LogLine.objects.bulk_create(
+        (
+            LogLine(
+                run=run,
+                seq=seq,
+                at=at,
+                level="info",
+                node_id="n_source",
+                message=text.format(n=seq),
             )
-            if len(batch) >= 5000:
-                LogLine.objects.bulk_create(batch)
-                batch = []
-    LogLine.objects.bulk_create(batch)
-    batch = []
-    for run in runs:
-        for seq in range(1, samples + 1):
-            batch.append(
-                TelemetrySample(
-                    run=run,
-                    seq=seq,
-                    at=at,
-                    values={"rowsLoaded": seq * 1000, "bytesLoaded": seq * 250_000, "progress": 1},
-                )
+            for run in runs
+            for seq in range(1, lines + 1)
+        ),
+        batch_size=5000,
+    )
+    TelemetrySample.objects.bulk_create(
+        (
+            TelemetrySample(
+                run=run,
+                seq=seq,
+                at=at,
+                values={"rowsLoaded": seq * 1000, "bytesLoaded": seq * 250_000, "progress": 1},
             )
-            if len(batch) >= 5000:
-                TelemetrySample.objects.bulk_create(batch)
-                batch = []
-    TelemetrySample.objects.bulk_create(batch)
+            for run in runs
+            for seq in range(1, samples + 1)
+        ),
+        batch_size=5000,
+    )
 
 
 def detail_run(pipeline: Pipeline, gateway: Gateway) -> Run:
