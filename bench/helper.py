@@ -41,12 +41,12 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from common.api.pagination import Position, encode_cursor  # noqa: E402
+from common.ids import new_public_id  # noqa: E402
 from gateways.models import Gateway, GatewayToken  # noqa: E402
 from gateways.services import api_key_issue, gateway_token_issue  # noqa: E402
 from pipelines.models import Pipeline  # noqa: E402
-from runs.ids import new_public_id  # noqa: E402
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample  # noqa: E402
-from runs.pagination import Position, encode_cursor  # noqa: E402
 
 BENCH_PIPELINE = "bench_ingest"
 BENCH_USER = "bench"

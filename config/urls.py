@@ -7,10 +7,10 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("runs.api.urls")),
     path("api/", include("webhooks.api.urls")),
-    path("", include("gateways.urls")),
     path("", include("runs.api.read_urls")),
     path("", include("pipelines.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("webhooks.urls")),
     path("", include("runs.urls")),
 ]

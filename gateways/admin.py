@@ -6,7 +6,6 @@ log, and the page is sent with ``Cache-Control: no-store``.
 """
 
 from datetime import timedelta
-from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,11 +16,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
 
-from gateways.audit import AuditAction, audit_request
-from gateways.models import ApiKey, AuditEvent, Credential, Gateway, GatewayHealth, GatewayToken
-from gateways.selectors import gateway_queryset_with_counts
+from common.audit import AuditAction, audit_request
+from gateways.models import ApiKey, Credential, GatewayToken
 from gateways.services import (
     api_key_issue,
     credential_revoke,
@@ -269,62 +266,6 @@ class GatewayTokenInline(admin.TabularInline):
         return _credential_state(obj)
 
 
-@admin.register(Gateway)
-class GatewayAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "public_id",
-        "health",
-        "last_seen_at",
-        "last_seen_ip",
-        "running",
-        "queued",
-        "live_tokens",
-        "lease_seconds",
-        "poll_interval_seconds",
-    ]
-    search_fields = ["name", "=public_id"]
-    readonly_fields = ["public_id", "health", "last_seen_at", "last_seen_ip", "created_at"]
-    fields = [
-        "name",
-        "public_id",
-        "description",
-        "lease_seconds",
-        "poll_interval_seconds",
-        "health",
-        "last_seen_at",
-        "last_seen_ip",
-        "created_at",
-    ]
-    inlines = [GatewayTokenInline]
-    change_form_template = "admin/gateways/gateway/change_form.html"
-
-    def get_queryset(self, request):
-        return gateway_queryset_with_counts()
-
-    @admin.display(description="status")
-    def health(self, obj: Gateway) -> str:
-        status = obj.health()
-        label = GatewayHealth(status).label
-        if status == GatewayHealth.ONLINE or obj.last_seen_at is None:
-            return label
-        return f"{label} since {obj.last_seen_at:%Y-%m-%d %H:%M} UTC"
-
-    @admin.display(description="running", ordering="running_count")
-    def running(self, obj: Gateway) -> int:
-        return obj.running_count
-
-    @admin.display(description="queued", ordering="queued_count")
-    def queued(self, obj: Gateway) -> str:
-        if obj.queued_count and obj.queued_runs_stranded():
-            return f"{obj.queued_count} (stranded: gateway away)"
-        return str(obj.queued_count)
-
-    @admin.display(description="live tokens", ordering="live_token_count")
-    def live_tokens(self, obj: Gateway) -> int:
-        return obj.live_token_count
-
-
 @admin.register(GatewayToken)
 class GatewayTokenAdmin(CredentialAdmin):
     owner_field = "gateway"
@@ -440,52 +381,3 @@ class ApiKeyAdmin(CredentialAdmin):
         return api_key_issue(
             user=obj.user, created_by=request.user, name=obj.name, expires_at=obj.expires_at
         )
-
-
-class AuditActionFilter(admin.SimpleListFilter):
-    """Choices from the known actions, not a DISTINCT over a table that only grows."""
-
-    title = "action"
-    parameter_name = "action"
-
-    def lookups(self, request, model_admin):
-        actions = sorted(
-            value
-            for name, value in vars(AuditAction).items()
-            if name.isupper() and isinstance(value, str)
-        )
-        return [(action, action) for action in actions]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(action=self.value()) if self.value() else queryset
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = [
-        "created_at",
-        "actor_label",
-        "action",
-        "source",
-        "target_type",
-        "target_link",
-        "ip",
-    ]
-    list_filter = [AuditActionFilter]
-    search_fields = ["=target_id", "=actor_label"]
-    search_help_text = "A target's id (run_…, a token's number) or an actor's exact name."
-    show_full_result_count = False
-    list_per_page = 100
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="target")
-    def target_link(self, obj: AuditEvent) -> Any:
-        return format_html("{} <small>{}</small>", obj.target_repr, obj.target_id)

@@ -5,7 +5,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from runs.ids import gateway_id
+from common.ids import gateway_id
 
 
 def default_lease_seconds() -> int:
@@ -98,6 +98,7 @@ class Credential(models.Model):
 
 
 class GatewayToken(Credential):
+    throttle_scope = "gateway"
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="tokens")
 
     class Meta:
@@ -108,6 +109,7 @@ class GatewayToken(Credential):
 
 
 class ApiKey(Credential):
+    throttle_scope = "api_key"
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
     )
@@ -118,32 +120,3 @@ class ApiKey(Credential):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
-
-
-class AuditEvent(models.Model):
-    """Who did what to which object: token and key issue/revoke, run cancel/re-run, webhook
-    endpoint changes. Written by ``gateways.audit.audit_record`` from admin actions and the API."""
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # Kept as text as well, so the record survives the user's deletion and can name non-users
-    # ("gateway:edge-1", "system").
-    actor_label = models.CharField(max_length=200)
-    action = models.CharField(max_length=60, db_index=True)
-    source = models.CharField(max_length=20, blank=True, help_text="admin, api, web or system.")
-    target_type = models.CharField(max_length=100)
-    target_id = models.CharField(max_length=100)
-    target_repr = models.CharField(max_length=200)
-    details = models.JSONField(default=dict, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.actor_label} {self.action} {self.target_repr}"

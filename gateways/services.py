@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.rows import select_joined
+from common.sql import select_joined
 from gateways.models import ApiKey, Credential, Gateway, GatewayToken
 
 GATEWAY_TOKEN_PREFIX = "gwt_"  # noqa: S105
@@ -115,7 +115,7 @@ def credential_revoke(*, credential: Credential) -> bool:
 
 def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
     digest = hash_secret(raw)
-    # Every API request starts here, so it is plain SQL (see ``config.rows``).
+    # Every API request starts here, so it is plain SQL (see ``common.sql``).
     credential = select_joined(model, [relation], "t.secret_hash = %s", [digest])
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None

@@ -1,6 +1,6 @@
 from django.db import models
 
-from runs.ids import pipeline_id
+from common.ids import pipeline_id
 
 
 class Pipeline(models.Model):

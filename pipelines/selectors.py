@@ -1,10 +1,9 @@
-"""Reads of pipelines, and the lookup of a gateway by the name or id a caller sends."""
+"""Reads of pipelines."""
 
 from django.db.models import QuerySet
 
-from gateways.models import Gateway
+from common.ids import is_plausible_public_id
 from pipelines.models import Pipeline
-from runs.ids import is_plausible_public_id
 
 
 def pipeline_queryset() -> QuerySet[Pipeline]:
@@ -26,11 +25,3 @@ def pipeline_page(*, after_name: str | None, limit: int) -> tuple[list[Pipeline]
     rows = list(queryset[: limit + 1])
     items = rows[:limit]
     return items, items[-1].name if len(rows) > limit else None
-
-
-def gateway_get_by_reference(*, reference: str) -> Gateway | None:
-    """A gateway by public id (``gw_...``) or by name."""
-    return (
-        Gateway.objects.filter(public_id=reference).first()
-        or Gateway.objects.filter(name=reference).first()
-    )

@@ -19,9 +19,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 
-from config.exceptions import Conflict
-from gateways.audit import AuditAction, audit_request
+from common.audit import AuditAction, audit_request
+from common.errors import Conflict
+from gateways.admin import GatewayTokenInline
+from gateways.models import Gateway, GatewayHealth
 from runs.models import Run, RunStatus
+from runs.selectors import gateway_queryset_with_counts
 from runs.services import run_cancel, run_rerun
 
 RUN_ID_PREFIX = re.compile(r"^run_[0-9a-z]{1,26}$")
@@ -294,3 +297,63 @@ class RunAdmin(admin.ModelAdmin):
             text="A new queued run of the same pipeline, on the same gateway, is created.",
             button="Yes, re-run",
         )
+
+
+# Gateways are administered here rather than in gateways/admin.py because their change list
+# shows each gateway's running and queued runs (gateways do not know about runs).
+
+
+@admin.register(Gateway)
+class GatewayAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "public_id",
+        "health",
+        "last_seen_at",
+        "last_seen_ip",
+        "running",
+        "queued",
+        "live_tokens",
+        "lease_seconds",
+        "poll_interval_seconds",
+    ]
+    search_fields = ["name", "=public_id"]
+    readonly_fields = ["public_id", "health", "last_seen_at", "last_seen_ip", "created_at"]
+    fields = [
+        "name",
+        "public_id",
+        "description",
+        "lease_seconds",
+        "poll_interval_seconds",
+        "health",
+        "last_seen_at",
+        "last_seen_ip",
+        "created_at",
+    ]
+    inlines = [GatewayTokenInline]
+    change_form_template = "admin/gateways/gateway/change_form.html"
+
+    def get_queryset(self, request):
+        return gateway_queryset_with_counts()
+
+    @admin.display(description="status")
+    def health(self, obj: Gateway) -> str:
+        status = obj.health()
+        label = GatewayHealth(status).label
+        if status == GatewayHealth.ONLINE or obj.last_seen_at is None:
+            return label
+        return f"{label} since {obj.last_seen_at:%Y-%m-%d %H:%M} UTC"
+
+    @admin.display(description="running", ordering="running_count")
+    def running(self, obj: Gateway) -> int:
+        return obj.running_count
+
+    @admin.display(description="queued", ordering="queued_count")
+    def queued(self, obj: Gateway) -> str:
+        if obj.queued_count and obj.queued_runs_stranded():
+            return f"{obj.queued_count} (stranded: gateway away)"
+        return str(obj.queued_count)
+
+    @admin.display(description="live tokens", ordering="live_token_count")
+    def live_tokens(self, obj: Gateway) -> int:
+        return obj.live_token_count

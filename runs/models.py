@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.ids import run_id
+from common.ids import run_id
 
 
 class RunStatus(models.TextChoices):

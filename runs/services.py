@@ -9,11 +9,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from config.exceptions import Conflict
-from config.rows import select_joined
+from common.errors import Conflict
+from common.hooks import RunFinished, run_finished
+from common.ids import is_plausible_public_id
+from common.sql import select_joined
 from gateways.models import Gateway
 from pipelines.models import Pipeline
-from runs.ids import is_plausible_public_id
 from runs.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
@@ -25,6 +26,7 @@ from runs.models import (
     TelemetrySample,
     TriggerType,
 )
+from runs.representations import run_event_data
 from runs.scrubbing import scrub
 
 # Physical trimming runs once per this many appends; reads already cut at the cap exactly.
@@ -190,10 +192,20 @@ def _upsert_nodes(run: Run, nodes: list[dict[str, Any]], *, now: datetime) -> No
         RunNode.objects.bulk_update(to_update, [*fields.values(), "updated_at"])
 
 
-def _record_final(run: Run) -> None:
-    from webhooks.services import webhook_events_record_for_run
+def run_finished_event(run: Run) -> RunFinished:
+    return RunFinished(
+        run_pk=run.pk,
+        run_id=run.public_id,
+        pipeline_pk=run.pipeline_id,
+        status=run.status,
+        data=run_event_data(run),
+    )
 
-    webhook_events_record_for_run(run=run)
+
+def _record_final(run: Run) -> None:
+    """Announce, inside the transaction, a run that has just become final (the webhooks app
+    records its outbox event then, atomically with the status)."""
+    run_finished.send(run_finished_event(run))
 
 
 # Every column a write may change. Ids, pipeline, gateway, trigger and creation never change
@@ -225,7 +237,7 @@ def _select_locked(where: str, params: list[Any]) -> Run | None:
     in one statement that locks the run row until the transaction ends.
 
     Runners PATCH every few seconds, so this and ``_write_back`` are the hottest statements of
-    the app; they are plain SQL (see ``config.rows``).
+    the app; they are plain SQL (see ``common.sql``).
 
     ``FOR NO KEY UPDATE`` serializes writers of the row exactly like ``FOR UPDATE`` but does not
     block transactions that only insert rows referencing it.

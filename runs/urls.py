@@ -14,4 +14,5 @@ urlpatterns = [
     path("runs/<str:public_id>/log/", views.run_log_tail, name="log-tail"),
     path("runs/<str:public_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<str:public_id>/rerun/", views.run_rerun, name="rerun"),
+    path("gateways/", views.gateway_list, name="gateways"),
 ]

@@ -21,9 +21,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 
-from gateways.audit import AuditAction, audit_request
+from common.api.pagination import Position, decode_cursor, encode_cursor, keyset_page
+from common.audit import AuditAction, audit_request
+from common.errors import DomainError
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
@@ -36,9 +38,7 @@ from runs.dashboard import (
 )
 from runs.filters import WINDOW_LABELS, WINDOWS, RunFilter
 from runs.models import FINAL_STATUSES, LogLevel, Run, RunStatus, TriggerType
-from runs.pagination import Position, decode_cursor, encode_cursor, keyset_page
 from runs.sparklines import DETAIL_POINTS, histogram_svg, sample_series, sparkline_svg
-from webhooks.selectors import webhook_deliveries_for_run
 
 PAGE_SIZE = 50
 DASHBOARD_LIVE_SPAN = timedelta(days=8)
@@ -355,7 +355,6 @@ def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "log_filters": filters,
         "log_levels": LOG_LEVELS,
         "log_after": run.log_seq,
-        "deliveries": list(webhook_deliveries_for_run(run=run)),
     }
     if _wants_fragment(request) and request.htmx.target == "log-panel":
         return render(request, "runs/run_detail.html#log-panel", context)
@@ -415,8 +414,8 @@ def run_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
             audit_request(
                 request, action=AuditAction.RUN_CANCELED, target=run, details={"status": run.status}
             )
-    except APIException as error:
-        messages.error(request, str(error.detail))
+    except DomainError as error:
+        messages.error(request, error.message)
     else:
         if run.status == RunStatus.CANCELED:
             messages.success(request, f"Run {run.public_id} was canceled.")
@@ -443,3 +442,18 @@ def run_rerun(request: HttpRequest, public_id: str) -> HttpResponse:
         )
     messages.success(request, f"Queued {new_run.public_id}, a re-run of {run.public_id}.")
     return redirect("runs:detail", public_id=new_run.public_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateways panel (here, not in gateways/, because it shows each gateway's runs)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def gateway_list(request: HttpRequest) -> HttpResponse:
+    """The gateways panel: status, last seen, running and queued runs per gateway."""
+    template = "gateways/gateway_list.html"
+    if _wants_fragment(request):
+        template += "#gateway-table"
+    return render(request, template, {"rows": selectors.gateway_health_list()})

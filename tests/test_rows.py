@@ -1,9 +1,9 @@
-"""``config.rows`` builds the same instances as ``select_related`` would, on both databases."""
+"""``common.sql`` builds the same instances as ``select_related`` would, on both databases."""
 
 import pytest
 from django.db.models import Model
 
-from config.rows import select_joined
+from common.sql import select_joined
 from gateways.models import GatewayToken
 from gateways.services import gateway_token_authenticate
 from runs import selectors

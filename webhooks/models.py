@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.ids import webhook_endpoint_id, webhook_event_id
+from common.ids import webhook_endpoint_id, webhook_event_id
 from webhooks.fields import EncryptedSecretField
 from webhooks.signing import new_signing_secret
 

@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch, QuerySet
 
-from runs.ids import is_plausible_public_id
+from common.ids import is_plausible_public_id
 from runs.models import Run
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 

@@ -1,7 +1,8 @@
 """Every webhook write: endpoints, the outbox, deliveries and their attempts.
 
-Flow: the run write path calls ``webhook_events_record_for_run`` inside the transaction that
-saves a final status. It records one event (a unique constraint on run and type makes repeats and
+Flow: the run write path announces ``common.hooks.run_finished`` inside the transaction that
+saves a final status, and ``webhook_events_record_for_run`` (subscribed in ``WebhooksConfig``)
+records it. It records one event (a unique constraint on run and type makes repeats and
 races harmless) and one pending delivery per matching enabled endpoint, and on commit enqueues a
 ``webhook_delivery_send`` task per delivery. The task takes a short lease on the delivery, sends,
 records the attempt and either finishes the delivery or schedules the next attempt (a task with
@@ -24,8 +25,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.hooks import RunFinished
 from pipelines.models import Pipeline
-from runs.models import FINAL_STATUSES, Run
+from runs.models import FINAL_STATUSES
 from webhooks import delivery as http_delivery
 from webhooks import payloads, signing, ssrf
 from webhooks.models import (
@@ -191,9 +193,14 @@ def _enqueue_on_commit(delivery_ids: Iterable[int], run_after: datetime | None =
 
 
 def _record_event(
-    *, event_type: str, body: str, run: Run | None, endpoints: list[WebhookEndpoint], at: datetime
+    *,
+    event_type: str,
+    body: str,
+    run_pk: int | None,
+    endpoints: list[WebhookEndpoint],
+    at: datetime,
 ) -> WebhookEvent:
-    event = WebhookEvent.objects.create(type=event_type, run=run, body=body, created_at=at)
+    event = WebhookEvent.objects.create(type=event_type, run_id=run_pk, body=body, created_at=at)
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=at, created_at=at)
         for endpoint in endpoints
@@ -202,29 +209,30 @@ def _record_event(
     return event
 
 
-def webhook_events_record_for_run(*, run: Run) -> WebhookEvent | None:
+def webhook_events_record_for_run(event: RunFinished) -> WebhookEvent | None:
     """Record the event for a run that has just entered a final status (the outbox write).
 
-    Call inside the transaction that saved the status. Returns the new event, or None when the
-    run is not final or its event already exists (a repeated or raced final status).
+    Subscribed to ``common.hooks.run_finished``, so it runs inside the transaction that saved the
+    status. Returns the new event, or None when the run is not final or its event already exists
+    (a repeated or raced final status).
     """
-    if run.status not in FINAL_STATUSES:
+    if event.status not in FINAL_STATUSES:
         return None
-    event_type = f"run.{run.status}"
+    event_type = f"run.{event.status}"
     now = timezone.now()
     endpoints = [
         endpoint
         for endpoint in WebhookEndpoint.objects.filter(enabled=True).order_by("id")
-        if endpoint.wants(event_type=event_type, pipeline_id=run.pipeline_id)
+        if endpoint.wants(event_type=event_type, pipeline_id=event.pipeline_pk)
     ]
-    body = payloads.run_event_body(run=run, event_type=event_type, at=now)
+    body = payloads.run_event_body(data=event.data, event_type=event_type, at=now)
     try:
         with transaction.atomic():
             return _record_event(
-                event_type=event_type, body=body, run=run, endpoints=endpoints, at=now
+                event_type=event_type, body=body, run_pk=event.run_pk, endpoints=endpoints, at=now
             )
     except IntegrityError:
-        if WebhookEvent.objects.filter(run=run, type=event_type).exists():
+        if WebhookEvent.objects.filter(run_id=event.run_pk, type=event_type).exists():
             return None
         raise
 
@@ -235,7 +243,7 @@ def webhook_endpoint_send_test(*, endpoint: WebhookEndpoint) -> WebhookEvent:
     body = payloads.test_event_body(endpoint_public_id=endpoint.public_id, at=now)
     with transaction.atomic():
         return _record_event(
-            event_type="webhook.test", body=body, run=None, endpoints=[endpoint], at=now
+            event_type="webhook.test", body=body, run_pk=None, endpoints=[endpoint], at=now
         )
 
 

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import gateways.models
-import runs.ids
+import common.ids
 from django.conf import settings
 from django.db import migrations, models
 
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             name='Gateway',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=runs.ids.gateway_id, editable=False, max_length=40, unique=True)),
+                ('public_id', models.CharField(default=common.ids.gateway_id, editable=False, max_length=40, unique=True)),
                 ('name', models.CharField(max_length=100, unique=True)),
                 ('description', models.TextField(blank=True)),
                 ('lease_seconds', models.PositiveIntegerField(default=gateways.models.default_lease_seconds, help_text='A running run with no report for this long is failed as lost.')),

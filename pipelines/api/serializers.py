@@ -3,9 +3,8 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from runs.api.fields import StrictCharField, StrictSerializer
-from runs.api.read_serializers import GatewayRefSerializer
-from runs.api.serializers import TriggerField
+from common.api.fields import StrictCharField, StrictSerializer
+from gateways.api.serializers import GatewayRefSerializer
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -43,17 +42,3 @@ class PipelineUpdateSerializer(PipelineCreateSerializer):
     """Every field optional; the ones sent are changed together."""
 
     name = StrictCharField(required=False, max_length=NAME_MAX)
-
-
-class PipelineRunSerializer(StrictSerializer):
-    gateway = StrictCharField(
-        required=False,
-        allow_null=True,
-        max_length=100,
-        help_text="Target this gateway (id or name) instead of the pipeline's default.",
-    )
-    trigger = TriggerField(
-        required=False,
-        help_text="A trigger type, or {type, ...scalar details}; default `api` for an API key, "
-        "`manual` for a session.",
-    )

@@ -1,37 +1,31 @@
-"""``/api/pipelines``: list, create, read and change pipelines, and trigger a run of one."""
+"""``/api/pipelines``: list, create, read and change pipelines (triggering a run of one,
+``POST /api/pipelines/{id}/run``, is a runs route: ``runs.api.views``)."""
 
 from django.core import signing
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from gateways.audit import AuditAction, audit_request
-from gateways.authentication import ApiKeyAuthentication, IsPerson
-from gateways.models import ApiKey, Gateway
-from pipelines import selectors, services
-from pipelines.api.serializers import (
-    PipelineCreateSerializer,
-    PipelinePageSerializer,
-    PipelineRunSerializer,
-    PipelineSerializer,
-    PipelineUpdateSerializer,
-)
-from pipelines.models import Pipeline
-from runs import services as run_services
-from runs.api.read_serializers import RunDetailSerializer
-from runs.api.read_views import (
+from common.api.params import (
     CURSOR_PARAMETER,
     LIMIT_PARAMETER,
     HasActionPermission,
     parse_limit,
     refuse_nul_characters,
 )
-from runs.api.schema import error_responses
-from runs.models import TriggerType
+from common.api.schema import error_responses
+from gateways.authentication import ApiKeyAuthentication, IsPerson
+from gateways.selectors import gateway_from_reference
+from pipelines import selectors, services
+from pipelines.api.serializers import (
+    PipelineCreateSerializer,
+    PipelinePageSerializer,
+    PipelineSerializer,
+    PipelineUpdateSerializer,
+)
+from pipelines.models import Pipeline
 
 CURSOR_SALT = "pipelines.cursor"
 PIPELINE_ID_PARAMETER = OpenApiParameter(
@@ -45,15 +39,6 @@ def json_object(request) -> dict:
     return request.data
 
 
-def gateway_from_reference(reference: str | None, *, field: str) -> Gateway | None:
-    if reference is None or reference == "":
-        return None
-    gateway = selectors.gateway_get_by_reference(reference=reference)
-    if gateway is None:
-        raise ValidationError({field: ["No gateway with this id or name."]})
-    return gateway
-
-
 @extend_schema(tags=["pipelines"], parameters=[PIPELINE_ID_PARAMETER])
 class PipelineViewSet(viewsets.GenericViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
@@ -61,7 +46,6 @@ class PipelineViewSet(viewsets.GenericViewSet):
     action_permissions = {
         "create": "pipelines.add_pipeline",
         "partial_update": "pipelines.change_pipeline",
-        "run": "runs.trigger_run",
     }
     lookup_url_kwarg = "pipeline_id"
     lookup_value_regex = "[^/]+"
@@ -146,35 +130,3 @@ class PipelineViewSet(viewsets.GenericViewSet):
             )
         pipeline = services.pipeline_update(pipeline=pipeline, changes=changes)
         return Response(PipelineSerializer(pipeline).data)
-
-    @extend_schema(
-        operation_id="pipelines_run",
-        request=PipelineRunSerializer,
-        responses={
-            201: RunDetailSerializer,
-            **error_responses(400, 401, 403, 404, 413, 415),
-        },
-        summary="Trigger a run of a pipeline",
-        description="Creates a queued run, targeted at the pipeline's default gateway unless "
-        "the body names another. The body may be empty.",
-    )
-    @action(detail=True, methods=["post"])
-    def run(self, request, pipeline_id: str):
-        pipeline = self.get_pipeline()
-        serializer = PipelineRunSerializer(data=json_object(request))
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        default_type = TriggerType.API if isinstance(request.auth, ApiKey) else TriggerType.MANUAL
-        trigger = data.get("trigger") or {"type": default_type, "details": {}}
-        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
-        with transaction.atomic():
-            run = run_services.run_create(
-                pipeline=pipeline,
-                gateway=gateway,
-                trigger_type=trigger["type"],
-                trigger=trigger["details"],
-                created_by=request.user,
-            )
-            audit_request(request, action=AuditAction.RUN_TRIGGERED, target=run)
-        body = RunDetailSerializer(run, context={"samples": []}).data
-        return Response(body, status=status.HTTP_201_CREATED)

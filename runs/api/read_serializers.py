@@ -9,6 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from gateways.api.serializers import GatewayRefSerializer
 from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA
 from runs.models import LogLevel, Run, RunStatus, TriggerType
 
@@ -26,11 +27,6 @@ SCALAR_MAP_SCHEMA = {
         "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
     },
 }
-
-
-class GatewayRefSerializer(serializers.Serializer):
-    id = serializers.CharField(source="public_id")
-    name = serializers.CharField()
 
 
 class RunListItemSerializer(serializers.Serializer):

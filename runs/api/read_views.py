@@ -16,10 +16,18 @@ from rest_framework import viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from gateways.audit import AuditAction, audit_request
+from common.api.pagination import decode_cursor, encode_cursor, keyset_page
+from common.api.params import (
+    CURSOR_PARAMETER,
+    LIMIT_PARAMETER,
+    HasActionPermission,
+    parse_limit,
+    refuse_nul_characters,
+)
+from common.api.schema import error_responses
+from common.audit import AuditAction, audit_request
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import selectors, services
 from runs.api.read_serializers import (
@@ -32,51 +40,11 @@ from runs.api.read_serializers import (
     RunNodesSerializer,
     RunPageSerializer,
 )
-from runs.api.schema import error_responses
 from runs.filters import InstantField, RunFilter
 from runs.models import Run, RunStatus, TriggerType
-from runs.pagination import decode_cursor, encode_cursor, keyset_page
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 LOG_CURSOR_PREFIX = "crs_"
 LOG_CURSOR_SALT = "runs.log-cursor"
-
-
-class HasActionPermission(BasePermission):
-    """The Django permission a viewset names for the action, e.g. ``runs.cancel_run``."""
-
-    message = "You do not have permission to perform this action."
-
-    def has_permission(self, request, view) -> bool:
-        perm = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
-        if perm is None:
-            return True
-        if request.user.has_perm(perm):
-            return True
-        self.message = f"This needs the {perm} permission."
-        return False
-
-
-def refuse_nul_characters(params) -> None:
-    """A NUL character cannot reach PostgreSQL; name the parameter instead of failing later."""
-    bad = {
-        name: ["NUL characters are not allowed."]
-        for name, values in params.lists()
-        if "\x00" in name or any("\x00" in value for value in values)
-    }
-    if bad:
-        raise ValidationError(bad)
-
-
-def parse_limit(params, errors: dict[str, list[str]]) -> int:
-    raw = params.get("limit")
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        errors["limit"] = [f"Must be an integer from 1 to {MAX_LIMIT}."]
-        return DEFAULT_LIMIT
-    return int(raw)
 
 
 def in_utc_range(value: datetime | None) -> bool:
@@ -144,14 +112,6 @@ def parse_since_timestamp(raw: str) -> datetime:
 
 _STATUS = "(" + "|".join([*RunStatus.values, "cancelled"]) + ")"
 _DATE = r"\d{4}-\d{2}-\d{2}"
-LIMIT_PARAMETER = OpenApiParameter(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-    description=f"Page size, 1 to {MAX_LIMIT}.",
-)
-CURSOR_PARAMETER = OpenApiParameter(
-    "cursor", str, description="Opaque: `meta.cursor` of the previous page."
-)
 INSTANT_SCHEMA = {
     "type": "string",
     "anyOf": [{"format": "date"}, {"format": "date-time"}],

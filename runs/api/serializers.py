@@ -1,13 +1,12 @@
 """Input serializers per caller role, and the run as the runner routes return it."""
 
 import copy
-from datetime import UTC, datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runs.api.fields import (
+from common.api.fields import (
     ScalarMapField,
     StrictCharField,
     StrictChoiceField,
@@ -16,7 +15,7 @@ from runs.api.fields import (
     StrictNumberField,
     StrictSerializer,
 )
-from runs.models import LogLevel, Run, RunNode, RunStatus, TriggerType
+from runs.models import LogLevel, RunStatus, TriggerType
 
 STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
 NODE_STATUSES = [
@@ -201,67 +200,15 @@ class RunCreateSerializer(StrictSerializer):
     trigger = TriggerField(required=False)
 
 
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def trigger_repr(run: Run) -> dict[str, Any]:
-    return {"type": run.trigger_type, **run.trigger}
-
-
-def gateway_repr(run: Run) -> dict[str, str] | None:
-    if run.gateway_id is None:
-        return None
-    return {"id": run.gateway.public_id, "name": run.gateway.name}
-
-
-def log_line_repr(line) -> dict[str, Any]:
-    entry = {"at": iso(line.at), "level": line.level, "message": line.message}
-    if line.node_id:
-        entry["nodeId"] = line.node_id
-    return entry
-
-
-def sample_repr(sample) -> dict[str, Any]:
-    return {"at": iso(sample.at), **sample.values}
-
-
-def node_repr(node: RunNode) -> dict[str, Any]:
-    return {
-        "nodeId": node.node_id,
-        "type": node.type,
-        "status": node.status,
-        "startedAt": iso(node.started_at),
-        "finishedAt": iso(node.finished_at),
-        "retries": node.retries,
-        "metrics": node.metrics,
-    }
-
-
-def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[str, Any]:
-    """The run as GET, POST and every PATCH of the runner routes return it.
-
-    Lists passed as None are left out (the agent poll list is light).
-    """
-    body: dict[str, Any] = {
-        "id": run.public_id,
-        "pipelineId": run.pipeline.public_id,
-        "gateway": gateway_repr(run),
-        "status": run.status,
-        "trigger": trigger_repr(run),
-        "createdAt": iso(run.created_at),
-        "startedAt": iso(run.started_at),
-        "finishedAt": iso(run.finished_at),
-        "durationSeconds": run.duration_seconds,
-        "errorSummary": run.error_summary or None,
-    }
-    if logs is not None:
-        body["logEntries"] = [log_line_repr(line) for line in logs]
-    body["telemetry"] = {"summary": run.telemetry_summary}
-    if samples is not None:
-        body["telemetry"]["samples"] = [sample_repr(sample) for sample in samples]
-    if nodes is not None:
-        body["nodes"] = [node_repr(node) for node in nodes]
-    return body
+class PipelineRunSerializer(StrictSerializer):
+    gateway = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=100,
+        help_text="Target this gateway (id or name) instead of the pipeline's default.",
+    )
+    trigger = TriggerField(
+        required=False,
+        help_text="A trigger type, or {type, ...scalar details}; default `api` for an API key, "
+        "`manual` for a session.",
+    )

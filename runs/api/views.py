@@ -5,26 +5,31 @@ Both PATCH routes validate with the same serializer and call the same
 see.
 """
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api.schema import error_responses
+from common.audit import AuditAction, audit_request
 from gateways.authentication import (
     ApiKeyAuthentication,
     GatewayTokenAuthentication,
     IsGateway,
     IsPerson,
 )
-from gateways.models import Gateway
-from pipelines.api.views import gateway_from_reference
+from gateways.models import ApiKey, Gateway
+from gateways.selectors import gateway_from_reference
 from pipelines.selectors import pipeline_get
 from runs import selectors, services
-from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer, error_responses
-from runs.api.serializers import RunCreateSerializer, RunPatchSerializer, runner_run_repr
-from runs.models import Run
+from runs.api.read_serializers import RunDetailSerializer
+from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer
+from runs.api.serializers import PipelineRunSerializer, RunCreateSerializer, RunPatchSerializer
+from runs.models import Run, TriggerType
+from runs.representations import runner_run_repr
 
 IDEMPOTENCY_KEY_MAX = 200
 PREFER_HEADER = OpenApiParameter(
@@ -76,10 +81,13 @@ def idempotency_key(request) -> str | None:
     return key
 
 
-def json_object_body(request) -> dict:
-    """The parsed body, which must be a JSON object (DRF leaves an empty body unparsed)."""
+def json_object_body(request, *, allow_empty: bool = False) -> dict:
+    """The parsed body, which must be a JSON object (DRF leaves an empty body unparsed); with
+    ``allow_empty``, no body at all stands for ``{}``."""
     data = request.data
     if not data and request.META.get("CONTENT_LENGTH") in (None, "", "0"):
+        if allow_empty:
+            return {}
         raise ParseError("Request body is empty; send a JSON object.")
     if not isinstance(data, dict):
         raise ValidationError({"body": ["Must be a JSON object."]})
@@ -214,3 +222,47 @@ class AgentRunDetailView(APIView):
     )
     def patch(self, request, run_id: str):
         return apply_patch(request, run_id, gateway=request.user.gateway)
+
+
+class PipelineRunView(APIView):
+    """``POST /api/pipelines/{id}/run``: a route of the pipelines API, served here because it
+    makes a run."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        operation_id="pipelines_run",
+        request=PipelineRunSerializer,
+        responses={
+            201: RunDetailSerializer,
+            **error_responses(400, 401, 403, 404, 413, 415),
+        },
+        summary="Trigger a run of a pipeline",
+        description="Creates a queued run, targeted at the pipeline's default gateway unless "
+        "the body names another. The body may be empty.",
+        tags=["pipelines"],
+    )
+    def post(self, request, pipeline_id: str):
+        if not request.user.has_perm("runs.trigger_run"):
+            raise PermissionDenied("This needs the runs.trigger_run permission.")
+        pipeline = pipeline_get(public_id=pipeline_id)
+        if pipeline is None:
+            raise NotFound("No pipeline with this id.")
+        serializer = PipelineRunSerializer(data=json_object_body(request, allow_empty=True))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        default_type = TriggerType.API if isinstance(request.auth, ApiKey) else TriggerType.MANUAL
+        trigger = data.get("trigger") or {"type": default_type, "details": {}}
+        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
+        with transaction.atomic():
+            run = services.run_create(
+                pipeline=pipeline,
+                gateway=gateway,
+                trigger_type=trigger["type"],
+                trigger=trigger["details"],
+                created_by=request.user,
+            )
+            audit_request(request, action=AuditAction.RUN_TRIGGERED, target=run)
+        body = RunDetailSerializer(run, context={"samples": []}).data
+        return Response(body, status=status.HTTP_201_CREATED)

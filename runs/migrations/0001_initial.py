@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import runs.ids
+import common.ids
 from django.conf import settings
 from django.db import migrations, models
 
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
             name='Run',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=runs.ids.run_id, editable=False, max_length=40, unique=True)),
+                ('public_id', models.CharField(default=common.ids.run_id, editable=False, max_length=40, unique=True)),
                 ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('cancel_requested', 'Cancel Requested'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled')], default='queued', max_length=20)),
                 ('trigger_type', models.CharField(choices=[('manual', 'Manual'), ('schedule', 'Schedule'), ('api', 'Api'), ('webhook', 'Webhook'), ('backfill', 'Backfill'), ('rerun', 'Rerun')], default='api', max_length=20)),
                 ('trigger', models.JSONField(blank=True, default=dict, help_text='Trigger details.')),

@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from gateways.audit import audit_record
-from gateways.models import ApiKey, AuditEvent, GatewayToken
+from common.audit import audit_record
+from common.models import AuditEvent
+from gateways.models import ApiKey, GatewayToken
 from gateways.services import api_key_authenticate, api_key_issue, gateway_token_issue
 from runs.models import RunStatus
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
@@ -80,7 +81,7 @@ def test_issuing_shows_the_plaintext_exactly_once_and_stores_only_a_hash(
         f"/admin/gateways/gatewaytoken/{token.pk}/change/",
         "/admin/gateways/gatewaytoken/",
         f"/admin/gateways/gateway/{gateway.pk}/change/",
-        "/admin/gateways/auditevent/",
+        "/admin/common/auditevent/",
         "/admin/",
     ]:
         page = admin_client.get(url)
@@ -263,7 +264,7 @@ def add_gateways_with_tokens_and_runs(count: int, offset: int) -> None:
         "/admin/gateways/gatewaytoken/",
         "/admin/gateways/apikey/",
         "/admin/pipelines/pipeline/",
-        "/admin/gateways/auditevent/",
+        "/admin/common/auditevent/",
     ],
 )
 def test_changelist_query_count_is_constant(admin_client, url):
@@ -286,11 +287,11 @@ def test_audit_list_filters_by_action_and_searches_by_target(admin_client, gatew
     token, _ = gateway_token_issue(gateway=gateway)
     audit_record(actor=None, action="gateway_token.issued", target=token, source="api")
     audit_record(actor=None, action="gateway_token.revoked", target=token, source="api")
-    html = admin_client.get("/admin/gateways/auditevent/?action=gateway_token.revoked").content
+    html = admin_client.get("/admin/common/auditevent/?action=gateway_token.revoked").content
     assert html.decode().count('class="field-action"') == 1
-    html = admin_client.get("/admin/gateways/auditevent/", {"q": str(token.pk)}).content
+    html = admin_client.get("/admin/common/auditevent/", {"q": str(token.pk)}).content
     assert html.decode().count('class="field-action"') == 2
-    assert admin_client.get("/admin/gateways/auditevent/add/").status_code == 403
+    assert admin_client.get("/admin/common/auditevent/add/").status_code == 403
 
 
 @pytest.mark.parametrize("action", ["revoke", "rotate"])

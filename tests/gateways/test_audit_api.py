@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
-from gateways.models import AuditEvent
+from common.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from gateways.selectors import gateway_health_list
 from runs.models import RunStatus
+from runs.selectors import gateway_health_list
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory
 
 pytestmark = pytest.mark.django_db

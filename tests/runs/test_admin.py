@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from gateways.models import AuditEvent
+from common.models import AuditEvent
 from runs.admin import EstimatedCountPaginator, RunAdmin
 from runs.models import Run, RunStatus, TriggerType
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory

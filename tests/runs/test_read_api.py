@@ -11,11 +11,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from common.api.pagination import Position, encode_cursor
 from gateways.models import ApiKey
 from gateways.services import api_key_issue, credential_revoke
 from runs import services
 from runs.models import LogLine, Run, RunStatus
-from runs.pagination import Position, encode_cursor
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,15 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from gateways.models import AuditEvent
+from common.models import AuditEvent
 from runs import services
 from runs.models import Run, RunStatus, TriggerType
 from runs.sparklines import DETAIL_POINTS, ROW_POINTS
 from runs.templatetags.runs_ui import duration, human_bytes, human_count
 from runs.views import PAGE_SIZE
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
-from webhooks.models import WebhookDelivery
-from webhooks.services import webhook_delivery_attempt, webhook_endpoint_create
 
 LIST = "/runs/"
 RUN_ID = re.compile(r'id="run-(run_[0-9a-z]+)"')
@@ -712,24 +710,6 @@ def test_human_count(value, text):
 )
 def test_duration(value, text):
     assert duration(value) == text
-
-
-@pytest.mark.django_db
-def test_run_detail_lists_webhook_deliveries_and_their_attempts(analyst_client, busy_run, settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
-    # Nothing listens on the discard port: the attempt fails at once, on this machine.
-    webhook_endpoint_create(url="http://127.0.0.1:9/hooks/runs", events=["run.failed"])
-    before = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
-    assert "Webhook deliveries" in before and "Webhooks are sent when the run finishes." in before
-
-    report(busy_run, status=RunStatus.FAILED, error_summary="warehouse suspended")
-    delivery = WebhookDelivery.objects.get()
-    webhook_delivery_attempt(delivery_id=delivery.pk)
-    body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
-    section = body[body.index("Webhook deliveries") :]
-    assert "run.failed" in section and "http://127.0.0.1:9/hooks/runs" in section
-    assert '<details class="attempts"><summary>1</summary>' in section
-    assert "failed" in section
 
 
 @pytest.mark.django_db

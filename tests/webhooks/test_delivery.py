@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 
 from gateways.services import api_key_issue
 from runs.models import RunStatus
+from runs.services import run_finished_event
 from webhooks import services, tasks
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent
 
@@ -339,14 +340,14 @@ def test_recording_twice_makes_one_event(receiver):
     make_endpoint(receiver.url)
     run = finish_run(make_run())
     with transaction.atomic():
-        assert services.webhook_events_record_for_run(run=run) is None
+        assert services.webhook_events_record_for_run(run_finished_event(run)) is None
     run_worker()
     assert WebhookEvent.objects.count() == 1
     assert len(receiver.requests) == 1
 
 
 def test_a_run_that_is_not_final_records_nothing():
-    assert services.webhook_events_record_for_run(run=make_run()) is None
+    assert services.webhook_events_record_for_run(run_finished_event(make_run())) is None
     assert not WebhookEvent.objects.exists()
 
 
@@ -488,7 +489,7 @@ def test_fifty_unlocked_racers_still_make_one_event(receiver):
                 racer.status = RunStatus.SUCCEEDED
                 racer.finished_at = timezone.now()
                 racer.save()
-                services.webhook_events_record_for_run(run=racer)
+                services.webhook_events_record_for_run(run_finished_event(racer))
         except Exception as exc:
             errors.append(exc)
         finally:

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
+from common.time import iso
 from webhooks import services
 from webhooks.models import EventType, WebhookEndpoint
-from webhooks.payloads import iso
 
 
 class StrictFieldsMixin:

@@ -8,7 +8,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateways.audit import AuditAction, audit_request
+from common.audit import AuditAction, audit_request
 from gateways.authentication import IsPerson
 from pipelines.models import Pipeline
 from webhooks import selectors, services

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import runs.ids
+import common.ids
 import webhooks.signing
 from django.conf import settings
 from django.db import migrations, models
@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
             name='WebhookEndpoint',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=runs.ids.webhook_endpoint_id, editable=False, max_length=40, unique=True)),
+                ('public_id', models.CharField(default=common.ids.webhook_endpoint_id, editable=False, max_length=40, unique=True)),
                 ('url', models.URLField(max_length=2000, verbose_name='URL')),
                 ('description', models.TextField(blank=True)),
                 ('events', models.JSONField(default=list, help_text="Event types sent to this endpoint, e.g. ['run.failed'].")),
@@ -88,7 +88,7 @@ class Migration(migrations.Migration):
             name='WebhookEvent',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=runs.ids.webhook_event_id, editable=False, max_length=40, unique=True)),
+                ('public_id', models.CharField(default=common.ids.webhook_event_id, editable=False, max_length=40, unique=True)),
                 ('type', models.CharField(max_length=40)),
                 ('body', models.TextField(help_text='The exact JSON text that is signed and sent.')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),

@@ -16,10 +16,10 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common.ids import new_public_id
 from gateways.models import Gateway
 from gateways.services import gateway_token_issue
 from pipelines.models import Pipeline
-from runs.ids import new_public_id
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample, TriggerType
 
 PIPELINES = [

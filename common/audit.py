@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import models
 
-from gateways.models import AuditEvent
+from common.models import AuditEvent
 
 
 class AuditAction:

@@ -9,19 +9,12 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
-
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.field = field
+from common.errors import DomainError
+from common.errors import PermissionDenied as DomainPermissionDenied
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -49,7 +42,18 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+def domain_error_body(exc: DomainError) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
+    if exc.errors:
+        body["errors"] = exc.errors
+    if isinstance(exc, DomainPermissionDenied) and exc.role:
+        body["role"] = exc.role
+    return body
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(domain_error_body(exc), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

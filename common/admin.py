@@ -1,0 +1,58 @@
+"""Admin for the audit trail: read-only, filtered by the known actions."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from common.audit import AuditAction
+from common.models import AuditEvent
+
+
+class AuditActionFilter(admin.SimpleListFilter):
+    """Choices from the known actions, not a DISTINCT over a table that only grows."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = sorted(
+            value
+            for name, value in vars(AuditAction).items()
+            if name.isupper() and isinstance(value, str)
+        )
+        return [(action, action) for action in actions]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "source",
+        "target_type",
+        "target_link",
+        "ip",
+    ]
+    list_filter = [AuditActionFilter]
+    search_fields = ["=target_id", "=actor_label"]
+    search_help_text = "A target's id (run_…, a token's number) or an actor's exact name."
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="target")
+    def target_link(self, obj: AuditEvent) -> Any:
+        return format_html("{} <small>{}</small>", obj.target_repr, obj.target_id)

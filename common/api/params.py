@@ -1,0 +1,55 @@
+"""Query parameters every list takes (``limit``, ``cursor``), the checks every API view makes of
+its query string, and the action-permission gate of the viewsets."""
+
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class HasActionPermission(BasePermission):
+    """The Django permission a viewset names for the action, e.g. ``runs.cancel_run``."""
+
+    message = "You do not have permission to perform this action."
+
+    def has_permission(self, request, view) -> bool:
+        perm = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if perm is None:
+            return True
+        if request.user.has_perm(perm):
+            return True
+        self.message = f"This needs the {perm} permission."
+        return False
+
+
+def refuse_nul_characters(params) -> None:
+    """A NUL character cannot reach PostgreSQL; name the parameter instead of failing later."""
+    bad = {
+        name: ["NUL characters are not allowed."]
+        for name, values in params.lists()
+        if "\x00" in name or any("\x00" in value for value in values)
+    }
+    if bad:
+        raise ValidationError(bad)
+
+
+def parse_limit(params, errors: dict[str, list[str]]) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        errors["limit"] = [f"Must be an integer from 1 to {MAX_LIMIT}."]
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    description=f"Page size, 1 to {MAX_LIMIT}.",
+)
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor", str, description="Opaque: `meta.cursor` of the previous page."
+)

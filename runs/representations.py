@@ -1,0 +1,90 @@
+"""The run as the runner routes and the webhooks carry it: plain functions over a loaded run, so a
+runner's PATCH answer costs little more than its bytes."""
+
+from typing import Any
+
+from common.time import iso
+from runs.models import Run, RunNode
+from runs.scrubbing import scrub
+
+
+def trigger_repr(run: Run) -> dict[str, Any]:
+    return {"type": run.trigger_type, **run.trigger}
+
+
+def gateway_repr(run: Run) -> dict[str, str] | None:
+    if run.gateway_id is None:
+        return None
+    return {"id": run.gateway.public_id, "name": run.gateway.name}
+
+
+def log_line_repr(line) -> dict[str, Any]:
+    entry = {"at": iso(line.at), "level": line.level, "message": line.message}
+    if line.node_id:
+        entry["nodeId"] = line.node_id
+    return entry
+
+
+def sample_repr(sample) -> dict[str, Any]:
+    return {"at": iso(sample.at), **sample.values}
+
+
+def node_repr(node: RunNode) -> dict[str, Any]:
+    return {
+        "nodeId": node.node_id,
+        "type": node.type,
+        "status": node.status,
+        "startedAt": iso(node.started_at),
+        "finishedAt": iso(node.finished_at),
+        "retries": node.retries,
+        "metrics": node.metrics,
+    }
+
+
+def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[str, Any]:
+    """The run as GET, POST and every PATCH of the runner routes return it.
+
+    Lists passed as None are left out (the agent poll list is light).
+    """
+    body: dict[str, Any] = {
+        "id": run.public_id,
+        "pipelineId": run.pipeline.public_id,
+        "gateway": gateway_repr(run),
+        "status": run.status,
+        "trigger": trigger_repr(run),
+        "createdAt": iso(run.created_at),
+        "startedAt": iso(run.started_at),
+        "finishedAt": iso(run.finished_at),
+        "durationSeconds": run.duration_seconds,
+        "errorSummary": run.error_summary or None,
+    }
+    if logs is not None:
+        body["logEntries"] = [log_line_repr(line) for line in logs]
+    body["telemetry"] = {"summary": run.telemetry_summary}
+    if samples is not None:
+        body["telemetry"]["samples"] = [sample_repr(sample) for sample in samples]
+    if nodes is not None:
+        body["nodes"] = [node_repr(node) for node in nodes]
+    return body
+
+
+def run_event_data(run: Run) -> dict[str, Any]:
+    """The run as announcements (webhook bodies) carry it."""
+    data: dict[str, Any] = {
+        "id": run.public_id,
+        "pipelineId": run.pipeline.public_id,
+        "pipelineName": run.pipeline.name,
+        "gateway": gateway_repr(run),
+        "status": run.status,
+        "trigger": trigger_repr(run),
+        "createdAt": iso(run.created_at),
+        "startedAt": iso(run.started_at),
+        "finishedAt": iso(run.finished_at),
+        "durationSeconds": run.duration_seconds,
+        # Stored summaries are scrubbed already; scrubbing again costs little and keeps a
+        # credential out of a third party's inbox should a write ever skip it.
+        "errorSummary": scrub(run.error_summary) if run.error_summary else None,
+    }
+    if run.telemetry_summary:
+        data["telemetrySummary"] = run.telemetry_summary
+    return data
