@@ -25,6 +25,8 @@ from typing import Any
 
 import django
 
+from common.actors import Actor
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
@@ -258,7 +260,7 @@ def cmd_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     tokens = []
     for index in range(spec["clients"]):
         gateway, _ = Gateway.objects.get_or_create(name=f"{BENCH_GATEWAY_PREFIX}{index}")
-        _, raw = gateway_token_issue(gateway=gateway, name="bench")
+        _, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="bench")
         tokens.append(raw)
     gateway = Gateway.objects.get(name=f"{BENCH_GATEWAY_PREFIX}0")
     big = detail_run(pipeline, gateway)
@@ -272,7 +274,7 @@ def cmd_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     filter_pipeline = (
         Pipeline.objects.exclude(pk=pipeline.pk).order_by("name").values("public_id", "name")
     ).first()
-    _, api_key = api_key_issue(user=user, name="bench")
+    _, api_key = api_key_issue(actor=Actor.system(), user=user, name="bench")
     vacuum()
     return {
         "removed_ingest_runs": removed,

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import signal
 import socket
 import statistics
@@ -106,8 +107,13 @@ def database_sessions(base: str, url: str) -> int:
         return int(row.fetchone()[0] or 0)
 
 
+# One key for every process of a run (the app refuses to start without one when DEBUG=false).
+SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
+
+
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("SECRET_KEY", SECRET_KEY)
     env.update(DATABASE_URL=database_url, DEBUG="false", PYTHONUNBUFFERED="1", **extra)
     # `python` and `gunicorn` in the Procfile resolve to this interpreter's environment.
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"

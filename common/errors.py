@@ -10,6 +10,8 @@ them to HTTP, so a service never speaks HTTP and every caller refuses the same w
 
 from typing import Any
 
+from django.core import exceptions as django_exceptions
+
 
 class DomainError(Exception):
     status_code = 400
@@ -43,7 +45,9 @@ class InvalidInput(DomainError):
         return self._errors or super().errors
 
 
-class PermissionDenied(DomainError):
+class PermissionDenied(DomainError, django_exceptions.PermissionDenied):
+    """Also Django's own, so that a page raising it answers with the 403 page."""
+
     status_code = 403
     code = "permission_denied"
 

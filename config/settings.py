@@ -1,6 +1,7 @@
 """Settings, read from the environment (see README "Configuration")."""
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -26,12 +27,23 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
+# The development key this project once published: never accepted.
+_PUBLISHED_KEYS = {"dev-only-insecure-key-set-SECRET_KEY-in-production-0123456789abcdef"}
+if SECRET_KEY in _PUBLISHED_KEYS:
+    SECRET_KEY = ""
+if not SECRET_KEY and DEBUG:
+    # A development install keeps a random key of its own beside the code (git-ignored), so
+    # sessions survive restarts and no two installs share one.
+    _key_file = BASE_DIR / ".secret_key"
+    if not _key_file.exists():
+        _key_file.write_text(secrets.token_urlsafe(50))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
 if not SECRET_KEY:
-    if not DEBUG and os.environ.get("DJANGO_REQUIRE_SECRET_KEY") == "true":
-        raise RuntimeError("SECRET_KEY must be set")
-    # A fixed development key keeps sessions valid across restarts of a local install.
-    SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production-0123456789abcdef"  # noqa: S105
+    raise SystemExit(
+        "SECRET_KEY is not set: set it to a long random value (DEBUG=true uses a local key)."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -207,6 +219,7 @@ GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING
 
 # Webhooks
 # Keys that encrypt signing secrets at rest: the first encrypts, any decrypts (for rotation).
+# Defaults to this install's own SECRET_KEY (never a published value: see above).
 WEBHOOK_SECRET_KEYS = env_list("WEBHOOK_SECRET_KEYS", "") or [SECRET_KEY]
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 WEBHOOK_TIMEOUT_SECONDS = 15.0

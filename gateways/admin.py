@@ -1,4 +1,4 @@
-"""Admin for gateways, their tokens, API keys and the audit trail.
+"""Admin for gateway tokens and API keys (gateways themselves: ``runs.admin``, beside their runs).
 
 Secrets are issued through the services and their plaintext is rendered once, in the response
 to the POST that created them: it is never put in a message, the session, a cookie or the admin
@@ -10,14 +10,14 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
+from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from common.audit import AuditAction, audit_request
+from common.actors import actor_from_request
 from gateways.models import ApiKey, Credential, GatewayToken
 from gateways.services import (
     api_key_issue,
@@ -77,8 +77,6 @@ class CredentialAdmin(admin.ModelAdmin):
     """Shared admin for bearer secrets: issue on add (plaintext shown once), revoke, never
     delete (the row is the record of who had access)."""
 
-    audit_issued: str
-    audit_revoked: str
     list_per_page = 50
     show_full_result_count = False
     actions = ["revoke_selected"]
@@ -133,12 +131,6 @@ class CredentialAdmin(admin.ModelAdmin):
             return
         # The admin's add form collected the fields; the service creates the row and the secret.
         credential, raw = self.issue(request, obj)
-        audit_request(
-            request,
-            action=self.audit_issued,
-            target=credential,
-            details={"prefix": credential.prefix, "name": credential.name},
-        )
         for field in credential._meta.concrete_fields:
             setattr(obj, field.attname, getattr(credential, field.attname))
         obj._state.adding = False
@@ -180,16 +172,9 @@ class CredentialAdmin(admin.ModelAdmin):
         return super().add_view(request, form_url, extra_context)
 
     def _revoke(self, request: HttpRequest, credential: Credential) -> bool:
-        with transaction.atomic():
-            revoked = credential_revoke(credential=credential)
-            if revoked:
-                audit_request(
-                    request,
-                    action=self.audit_revoked,
-                    target=credential,
-                    details={"prefix": credential.prefix},
-                )
-                self.log_change(request, credential, "Revoked.")
+        revoked = credential_revoke(actor=actor_from_request(request), credential=credential)
+        if revoked:
+            self.log_change(request, credential, "Revoked.")
         return revoked
 
     @admin.action(description="Revoke selected", permissions=["change"])
@@ -269,8 +254,6 @@ class GatewayTokenInline(admin.TabularInline):
 @admin.register(GatewayToken)
 class GatewayTokenAdmin(CredentialAdmin):
     owner_field = "gateway"
-    audit_issued = AuditAction.GATEWAY_TOKEN_ISSUED
-    audit_revoked = AuditAction.GATEWAY_TOKEN_REVOKED
     list_display = [
         "prefix",
         "name",
@@ -290,8 +273,8 @@ class GatewayTokenAdmin(CredentialAdmin):
 
     def issue(self, request, obj):
         return gateway_token_issue(
+            actor=actor_from_request(request),
             gateway=obj.gateway,
-            created_by=request.user,
             name=obj.name,
             expires_at=obj.expires_at,
         )
@@ -319,22 +302,11 @@ class GatewayTokenAdmin(CredentialAdmin):
         form = RotateForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             overlap = timedelta(seconds=form.cleaned_data["overlap"])
-            with transaction.atomic():
-                new_token, raw = gateway_token_rotate(
-                    token=token, created_by=request.user, overlap=overlap
-                )
-                audit_request(
-                    request,
-                    action=AuditAction.GATEWAY_TOKEN_ROTATED,
-                    target=token,
-                    details={
-                        "prefix": token.prefix,
-                        "replacement": new_token.prefix,
-                        "overlapSeconds": int(overlap.total_seconds()),
-                    },
-                )
-                self.log_change(request, token, f"Rotated: replaced by {new_token.prefix}.")
-                self.log_addition(request, new_token, f"Issued to replace {token.prefix}.")
+            new_token, raw = gateway_token_rotate(
+                actor=actor_from_request(request), token=token, overlap=overlap
+            )
+            self.log_change(request, token, f"Rotated: replaced by {new_token.prefix}.")
+            self.log_addition(request, new_token, f"Issued to replace {token.prefix}.")
             if token.revoked_at is not None:
                 note = f"The old token {token.prefix}… is revoked."
             else:
@@ -358,8 +330,6 @@ class GatewayTokenAdmin(CredentialAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(CredentialAdmin):
     owner_field = "user"
-    audit_issued = AuditAction.API_KEY_ISSUED
-    audit_revoked = AuditAction.API_KEY_REVOKED
     list_display = [
         "prefix",
         "name",
@@ -379,5 +349,8 @@ class ApiKeyAdmin(CredentialAdmin):
 
     def issue(self, request, obj):
         return api_key_issue(
-            user=obj.user, created_by=request.user, name=obj.name, expires_at=obj.expires_at
+            actor=actor_from_request(request),
+            user=obj.user,
+            name=obj.name,
+            expires_at=obj.expires_at,
         )

@@ -24,6 +24,7 @@ class GatewayPrincipal:
     is_active: bool = True
     is_staff: bool = False
     is_superuser: bool = False
+    is_gateway: bool = True
     pk = None
     id = None
 

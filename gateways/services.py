@@ -15,6 +15,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.actors import Actor
+from common.audit import AuditAction, audit_record
+from common.roles import Perm
 from common.sql import select_joined
 from gateways.models import ApiKey, Credential, Gateway, GatewayToken
 
@@ -32,25 +35,41 @@ def _new_secret(prefix: str) -> tuple[str, str, str]:
     return raw, raw[:DISPLAY_PREFIX_CHARS], hash_secret(raw)
 
 
-def gateway_create(*, name: str, description: str = "") -> Gateway:
-    return Gateway.objects.create(name=name, description=description)
+def _user_of(actor: Actor) -> AbstractBaseUser | None:
+    return actor.user if getattr(actor.user, "pk", None) else None
 
 
+@transaction.atomic
+def gateway_create(*, actor: Actor, name: str, description: str = "") -> Gateway:
+    actor.require(Perm.ADD_GATEWAYS, doing="creating a gateway")
+    gateway = Gateway.objects.create(name=name, description=description)
+    audit_record(actor=actor, action=AuditAction.GATEWAY_CREATED, target=gateway)
+    return gateway
+
+
+@transaction.atomic
 def gateway_token_issue(
     *,
+    actor: Actor,
     gateway: Gateway,
-    created_by: AbstractBaseUser | None = None,
     name: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[GatewayToken, str]:
+    actor.require(Perm.ISSUE_GATEWAY_TOKENS, doing="issuing a gateway token")
     raw, prefix, digest = _new_secret(GATEWAY_TOKEN_PREFIX)
     token = GatewayToken.objects.create(
         gateway=gateway,
         name=name,
         prefix=prefix,
         secret_hash=digest,
-        created_by=created_by,
+        created_by=_user_of(actor),
         expires_at=expires_at,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.GATEWAY_TOKEN_ISSUED,
+        target=token,
+        details={"prefix": token.prefix, "name": token.name},
     )
     return token, raw
 
@@ -58,8 +77,8 @@ def gateway_token_issue(
 @transaction.atomic
 def gateway_token_rotate(
     *,
+    actor: Actor,
     token: GatewayToken,
-    created_by: AbstractBaseUser | None = None,
     overlap: timedelta = timedelta(0),
 ) -> tuple[GatewayToken, str]:
     """Issue a replacement for ``token`` and retire the old one after ``overlap``.
@@ -67,41 +86,56 @@ def gateway_token_rotate(
     A zero overlap revokes the old token now; otherwise it expires then (never later than it
     already would), so the gateway can switch to the new token without downtime.
     """
-    new_token, raw = gateway_token_issue(
-        gateway=token.gateway, created_by=created_by, name=token.name
-    )
+    actor.require(Perm.REVOKE_GATEWAY_TOKENS, doing="rotating a gateway token")
+    new_token, raw = gateway_token_issue(actor=actor, gateway=token.gateway, name=token.name)
     if overlap <= timedelta(0):
-        credential_revoke(credential=token)
+        _revoke(token)
     else:
         retire_at = timezone.now() + overlap
         if token.expires_at is None or token.expires_at > retire_at:
             token.expires_at = retire_at
             token.save(update_fields=["expires_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.GATEWAY_TOKEN_ROTATED,
+        target=token,
+        details={
+            "prefix": token.prefix,
+            "replacement": new_token.prefix,
+            "overlapSeconds": int(overlap.total_seconds()),
+        },
+    )
     return new_token, raw
 
 
+@transaction.atomic
 def api_key_issue(
     *,
+    actor: Actor,
     user: AbstractBaseUser,
-    created_by: AbstractBaseUser | None = None,
     name: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
+    actor.require(Perm.ISSUE_API_KEYS, doing="issuing an API key")
     raw, prefix, digest = _new_secret(API_KEY_PREFIX)
     key = ApiKey.objects.create(
         user=user,
         name=name,
         prefix=prefix,
         secret_hash=digest,
-        created_by=created_by,
+        created_by=_user_of(actor),
         expires_at=expires_at,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.API_KEY_ISSUED,
+        target=key,
+        details={"prefix": key.prefix, "name": key.name},
     )
     return key, raw
 
 
-def credential_revoke(*, credential: Credential) -> bool:
-    """Revoke at once: every lookup checks ``revoked_at``, so the very next request is refused.
-    False when it was already revoked."""
+def _revoke(credential: Credential) -> bool:
     now = timezone.now()
     updated = (
         type(credential)
@@ -113,10 +147,30 @@ def credential_revoke(*, credential: Credential) -> bool:
     return bool(updated)
 
 
+@transaction.atomic
+def credential_revoke(*, actor: Actor, credential: Credential) -> bool:
+    """Revoke at once: every lookup checks ``revoked_at``, so the very next request is refused.
+    False when it was already revoked (and nothing is recorded)."""
+    is_token = isinstance(credential, GatewayToken)
+    actor.require(
+        Perm.REVOKE_GATEWAY_TOKENS if is_token else Perm.REVOKE_API_KEYS,
+        doing="revoking a gateway token" if is_token else "revoking an API key",
+    )
+    revoked = _revoke(credential)
+    if revoked:
+        audit_record(
+            actor=actor,
+            action=AuditAction.GATEWAY_TOKEN_REVOKED if is_token else AuditAction.API_KEY_REVOKED,
+            target=credential,
+            details={"prefix": credential.prefix},
+        )
+    return revoked
+
+
 def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
     digest = hash_secret(raw)
     # Every API request starts here, so it is plain SQL (see ``common.sql``).
-    credential = select_joined(model, [relation], "t.secret_hash = %s", [digest])
+    credential = select_joined(model, [relation], filters={"secret_hash": digest})
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None
     if not credential.is_live():

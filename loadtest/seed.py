@@ -10,6 +10,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
 from django.db import connections
 
+from common.actors import Actor
 from gateways.services import api_key_issue, gateway_create, gateway_token_issue
 from pipelines.models import Pipeline
 
@@ -37,14 +38,14 @@ def seed(*, gateways: int, analysts: int, history: int, receiver_url: str | None
             connections.close_all()
     fleet = []
     for index in range(gateways):
-        gateway = gateway_create(name=f"lt-gw-{index:04d}")
-        _, token = gateway_token_issue(gateway=gateway, name="load")
+        gateway = gateway_create(actor=Actor.system(), name=f"lt-gw-{index:04d}")
+        _, token = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="load")
         pipeline = Pipeline.objects.create(name=f"lt_pipeline_{index:04d}", default_gateway=gateway)
         fleet.append({"token": token, "pipeline": pipeline.public_id})
 
     client = get_user_model().objects.create_user(username="lt-api-client")
     client.user_permissions.add(*Permission.objects.filter(codename__in=["cancel_run"]))
-    _, api_key = api_key_issue(user=client, name="load")
+    _, api_key = api_key_issue(actor=Actor.system(), user=client, name="load")
 
     cookies = []
     for index in range(analysts):
@@ -61,6 +62,7 @@ def seed(*, gateways: int, analysts: int, history: int, receiver_url: str | None
         from webhooks.services import webhook_endpoint_create
 
         _, secret = webhook_endpoint_create(
+            actor=Actor.system(),
             url=receiver_url,
             events=["run.succeeded", "run.failed", "run.canceled"],
             description="load test receiver",

@@ -6,6 +6,7 @@ same database and settings.
 """
 
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -60,8 +61,13 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+# One key for every process of a run (the app refuses to start without one when DEBUG=false).
+SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
+
+
 def process_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("SECRET_KEY", SECRET_KEY)
     env.update(
         {
             "DATABASE_URL": database_url,

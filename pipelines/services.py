@@ -3,32 +3,45 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import ValidationError
 
+from common.actors import Actor
+from common.audit import AuditAction, audit_record
+from common.errors import InvalidInput
+from common.roles import Perm
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 
 NAME_TAKEN = "A pipeline with this name already exists."
 
 
+def _name_taken() -> InvalidInput:
+    return InvalidInput(errors={"name": [NAME_TAKEN]})
+
+
+@transaction.atomic
 def pipeline_create(
-    *, name: str, description: str = "", default_gateway: Gateway | None = None
+    *, actor: Actor, name: str, description: str = "", default_gateway: Gateway | None = None
 ) -> Pipeline:
+    actor.require(Perm.ADD_PIPELINES, doing="creating a pipeline")
     if Pipeline.objects.filter(name=name).exists():
-        raise ValidationError({"name": [NAME_TAKEN]})
+        raise _name_taken()
     try:
-        # The savepoint keeps an outer transaction usable when a concurrent create wins the
-        # race for the name and the unique index refuses this one.
+        # The savepoint keeps the transaction usable when a concurrent create wins the race
+        # for the name and the unique index refuses this one.
         with transaction.atomic():
-            return Pipeline.objects.create(
+            pipeline = Pipeline.objects.create(
                 name=name, description=description, default_gateway=default_gateway
             )
     except IntegrityError:
-        raise ValidationError({"name": [NAME_TAKEN]}) from None
+        raise _name_taken() from None
+    audit_record(actor=actor, action=AuditAction.PIPELINE_CREATED, target=pipeline)
+    return pipeline
 
 
-def pipeline_update(*, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
+@transaction.atomic
+def pipeline_update(*, actor: Actor, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
     """Apply ``name``, ``description`` and ``default_gateway`` where present."""
+    actor.require(Perm.CHANGE_PIPELINES, doing="changing a pipeline")
     fields = [field for field in ("name", "description", "default_gateway") if field in changes]
     if not fields:
         return pipeline
@@ -36,12 +49,18 @@ def pipeline_update(*, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
         "name" in changes
         and Pipeline.objects.filter(name=changes["name"]).exclude(pk=pipeline.pk).exists()
     ):
-        raise ValidationError({"name": [NAME_TAKEN]})
+        raise _name_taken()
     for field in fields:
         setattr(pipeline, field, changes[field])
     try:
         with transaction.atomic():
             pipeline.save(update_fields=[*fields, "updated_at"])
     except IntegrityError:
-        raise ValidationError({"name": [NAME_TAKEN]}) from None
+        raise _name_taken() from None
+    audit_record(
+        actor=actor,
+        action=AuditAction.PIPELINE_CHANGED,
+        target=pipeline,
+        details={"fields": sorted(fields)},
+    )
     return pipeline

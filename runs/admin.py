@@ -13,13 +13,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connections, transaction
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 
-from common.audit import AuditAction, audit_request
+from common.actors import actor_from_request
 from common.errors import Conflict
 from gateways.admin import GatewayTokenInline
 from gateways.models import Gateway, GatewayHealth
@@ -183,31 +183,21 @@ class RunAdmin(admin.ModelAdmin):
         return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
 
     def _cancel(self, request: HttpRequest, run: Run) -> bool:
-        """Cancel one run and audit it; False when it was already final."""
+        """Cancel one run (the service checks and records it); False when it was final."""
         try:
-            with transaction.atomic():
-                run = run_cancel(run=run, actor=request.user)
-                audit_request(
-                    request,
-                    action=AuditAction.RUN_CANCELED,
-                    target=run,
-                    details={"status": run.status},
-                )
-                self.log_change(request, run, f"Cancel requested: now {run.status}.")
+            run = run_cancel(run=run, actor=actor_from_request(request))
         except Conflict:
             return False
+        self.log_change(request, run, f"Cancel requested: now {run.status}.")
         return True
 
-    def _rerun(self, request: HttpRequest, run: Run) -> Run:
-        with transaction.atomic():
-            new_run = run_rerun(run=run, created_by=request.user)
-            audit_request(
-                request,
-                action=AuditAction.RUN_RERUN,
-                target=run,
-                details={"newRunId": new_run.public_id},
-            )
-            self.log_change(request, run, f"Re-run as {new_run.public_id}.")
+    def _rerun(self, request: HttpRequest, run: Run) -> Run | None:
+        """Re-run one run; None when it has not finished yet."""
+        try:
+            new_run = run_rerun(run=run, actor=actor_from_request(request))
+        except Conflict:
+            return None
+        self.log_change(request, run, f"Re-run as {new_run.public_id}.")
         return new_run
 
     @admin.action(description="Cancel selected runs", permissions=["cancel"])
@@ -222,10 +212,14 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-run selected runs", permissions=["rerun"])
     def rerun_selected(self, request, queryset):
-        new_runs = [self._rerun(request, run) for run in queryset]
+        runs = list(queryset)
+        new_runs = [new for new in (self._rerun(request, run) for run in runs) if new]
         ids = ", ".join(run.public_id for run in new_runs[:5])
         more = f" and {len(new_runs) - 5} more" if len(new_runs) > 5 else ""
-        self.message_user(request, f"Queued {len(new_runs)} re-run(s): {ids}{more}.")
+        message = f"Queued {len(new_runs)} re-run(s): {ids}{more}."
+        if len(new_runs) < len(runs):
+            message += f" {len(runs) - len(new_runs)} not finished yet, left as they were."
+        self.message_user(request, message)
 
     def get_urls(self):
         return [
@@ -285,6 +279,13 @@ class RunAdmin(admin.ModelAdmin):
     def rerun_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def act(run: Run, change_url: str) -> HttpResponse:
             new_run = self._rerun(request, run)
+            if new_run is None:
+                self.message_user(
+                    request,
+                    f"{run} has not finished; only a finished run can be re-run.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(change_url)
             self.message_user(request, f"Queued {new_run} as a re-run of {run}.")
             return HttpResponseRedirect(reverse("admin:runs_run_change", args=[new_run.pk]))
 

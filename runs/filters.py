@@ -17,9 +17,8 @@ from django.utils import timezone
 
 from gateways.models import Gateway
 from pipelines.models import Pipeline
-from runs.models import Run, RunStatus, TriggerType
+from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
-STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 WINDOW_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
 

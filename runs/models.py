@@ -37,6 +37,13 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+# Other spellings accepted as input, wherever a run status is read (bodies, filters).
+STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
+
+# Node statuses that mean the node is done; the others are closed when their run becomes final.
+NODE_FINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "skipped"})
+
+
 class TriggerType(models.TextChoices):
     MANUAL = "manual"
     SCHEDULE = "schedule"
@@ -59,6 +66,22 @@ class Run(models.Model):
     every line and sample ever appended, so the newest N are those with ``seq > *_seq - N``
     whatever the physical trimming has reached.
     """
+
+    # Fields fixed when the run is made; every other column is written back by the services
+    # after a change (``runs.services``), so a new column needs no list kept by hand.
+    IMMUTABLE_FIELDS = frozenset(
+        {
+            "id",
+            "public_id",
+            "pipeline",
+            "gateway",
+            "trigger_type",
+            "trigger",
+            "created_at",
+            "created_by",
+            "rerun_of",
+        }
+    )
 
     public_id = models.CharField(max_length=40, unique=True, default=run_id, editable=False)
     pipeline = models.ForeignKey(
@@ -127,6 +150,7 @@ class Run(models.Model):
         permissions = [
             ("cancel_run", "Can cancel runs"),
             ("trigger_run", "Can trigger and re-run runs"),
+            ("report_run", "Can report on runs as a runner (status, logs, telemetry, nodes)"),
         ]
 
     def __str__(self) -> str:

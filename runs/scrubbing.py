@@ -162,7 +162,22 @@ def _redact(match: re.Match[str]) -> str:
     return text[: start - offset] + REDACTED + text[end - offset :]
 
 
-def scrub(text: str) -> str:
-    """Return ``text`` with every recognised credential replaced by ``[REDACTED]``."""
+# A redaction can complete a shape that was not there before (``A://PASSWORD:/;@`` scrubs as a
+# ``PASSWORD:`` pair, which leaves a URI password behind it), so text that was changed is scrubbed
+# again until it settles; text with no credential, nearly every log line, is scanned once.
+_MAX_PASSES = 4
+
+
+def _scrub_once(text: str) -> str:
     text = _PRIVATE_KEY_BLOCK.sub(REDACTED, text)
     return _CREDENTIAL.sub(_redact, text)
+
+
+def scrub(text: str) -> str:
+    """Return ``text`` with every recognised credential replaced by ``[REDACTED]``."""
+    for _ in range(_MAX_PASSES):
+        scrubbed = _scrub_once(text)
+        if scrubbed == text:
+            break
+        text = scrubbed
+    return text

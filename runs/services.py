@@ -1,23 +1,27 @@
 """Every write to a run. Both PATCH routes, the read API, the web app and the background jobs
 change runs only through these functions, so the lifecycle rules live in one place."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Field
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
-from common.errors import Conflict
+from common.actors import Actor, Source
+from common.audit import AuditAction, audit_record
+from common.errors import Conflict, InvalidInput, NotFound
 from common.hooks import RunFinished, run_finished
 from common.ids import is_plausible_public_id
-from common.sql import select_joined
+from common.roles import Perm
+from common.sql import insert_rows, select_joined, update_columns
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
+    NODE_FINAL_STATUSES,
     LogLine,
     PatchReceipt,
     Run,
@@ -42,34 +46,63 @@ def _clean_text(text: str, *, limit: int) -> str:
     return cleaned
 
 
-def run_create(
+def _default_trigger_type(actor: Actor) -> str:
+    """One rule for every way a run is made: a person at a page or in admin makes a manual run;
+    anything through the API is an API run."""
+    return TriggerType.MANUAL if actor.source in (Source.WEB, Source.ADMIN) else TriggerType.API
+
+
+@transaction.atomic
+def run_trigger(
     *,
+    actor: Actor,
     pipeline: Pipeline,
     gateway: Gateway | None = None,
-    trigger_type: str = TriggerType.API,
+    trigger_type: str | None = None,
     trigger: dict[str, Any] | None = None,
-    created_by=None,
     rerun_of: Run | None = None,
 ) -> Run:
-    return Run.objects.create(
+    """Queue a run of ``pipeline``: the one way a run is made (the runner create route, a
+    pipeline's trigger, re-runs, admin, the pages). Targets the pipeline's default gateway unless
+    ``gateway`` names another; the trigger type defaults by the actor's source."""
+    actor.require(Perm.TRIGGER_RUNS, doing="making a run")
+    run = Run.objects.create(
         pipeline=pipeline,
         gateway=gateway if gateway is not None else pipeline.default_gateway,
-        trigger_type=trigger_type,
+        trigger_type=trigger_type or _default_trigger_type(actor),
         trigger=trigger or {},
-        created_by=created_by if getattr(created_by, "pk", None) else None,
+        created_by=actor.user if getattr(actor.user, "pk", None) else None,
         rerun_of=rerun_of,
     )
+    details: dict[str, Any] = {"trigger": run.trigger_type}
+    if rerun_of is not None:
+        details["rerunOf"] = rerun_of.public_id
+    audit_record(actor=actor, action=AuditAction.RUN_CREATED, target=run, details=details)
+    return run
 
 
-def run_rerun(*, run: Run, created_by=None) -> Run:
-    return run_create(
+@transaction.atomic
+def run_rerun(*, actor: Actor, run: Run) -> Run:
+    """A new queued run of the same pipeline on the same gateway; only a finished run can be run
+    again (re-running a run still in flight would queue a duplicate of it)."""
+    actor.require(Perm.TRIGGER_RUNS, doing="re-running a run")
+    if not run.is_final:
+        raise Conflict(f"Run is {run.status}; only a finished run can be re-run.", field="status")
+    new_run = run_trigger(
+        actor=actor,
         pipeline=run.pipeline,
         gateway=run.gateway,
         trigger_type=TriggerType.RERUN,
         trigger={"rerunOf": run.public_id},
-        created_by=created_by,
         rerun_of=run,
     )
+    audit_record(
+        actor=actor,
+        action=AuditAction.RUN_RERUN,
+        target=run,
+        details={"newRunId": new_run.public_id},
+    )
+    return new_run
 
 
 def _set_status(run: Run, new_status: str, *, now: datetime) -> bool:
@@ -95,33 +128,11 @@ def _set_status(run: Run, new_status: str, *, now: datetime) -> bool:
     return False
 
 
-def _insert(model, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (dicts with the same keys, field attnames) in plain SQL: ``bulk_create``
-    compiles its statement anew on every call, which costs more than storing one log line."""
-    fields = [model._meta.get_field(name) for name in rows[0]]
-    quote = connection.ops.quote_name
-    head = (
-        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
-        f"({', '.join(quote(field.column) for field in fields)}) VALUES "
-    )
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    batch = connection.ops.bulk_batch_size(fields, rows) or len(rows)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), batch):
-            chunk = rows[start : start + batch]
-            params = [
-                field.get_db_prep_save(row[field.attname], connection)
-                for row in chunk
-                for field in fields
-            ]
-            cursor.execute(head + ", ".join([row_sql] * len(chunk)), params)
-
-
 def _append_rows(run: Run, model, rows: list[dict[str, Any]], *, seq_field: str, cap: int) -> None:
     """Store ``rows`` after the run's last sequence number (``seq_field`` on the run) and trim
     the oldest beyond ``cap``: after a batch, or once every ``TRIM_EVERY`` single appends."""
     first = getattr(run, seq_field) + 1
-    _insert(
+    insert_rows(
         model,
         [{"run_id": run.pk, "seq": first + offset, **row} for offset, row in enumerate(rows)],
     )
@@ -208,81 +219,45 @@ def _record_final(run: Run) -> None:
     run_finished.send(run_finished_event(run))
 
 
-# Every column a write may change. Ids, pipeline, gateway, trigger and creation never change
-# after run_create, so the write-back stores only these.
-RUN_UPDATE_FIELDS = [
-    "status",
-    "finished_by_system",
-    "started_at",
-    "finished_at",
-    "cancel_requested_at",
-    "error_summary",
-    "telemetry_summary",
-    "rows_loaded",
-    "bytes_loaded",
-    "progress",
-    "log_seq",
-    "sample_seq",
-    "last_report_at",
-    "updated_at",
-]
+def _mutable_fields() -> list[Field]:
+    """The columns a write may change: every concrete field but the immutable ones."""
+    return [field for field in Run._meta.concrete_fields if field.name not in Run.IMMUTABLE_FIELDS]
 
 
-def _mutable_fields() -> list:
-    return [Run._meta.get_field(name) for name in RUN_UPDATE_FIELDS]
-
-
-def _select_locked(where: str, params: list[Any]) -> Run | None:
-    """The run (alias ``t``) with its pipeline and gateway, as ``run_queryset()`` loads them,
-    in one statement that locks the run row until the transaction ends.
-
-    Runners PATCH every few seconds, so this and ``_write_back`` are the hottest statements of
-    the app; they are plain SQL (see ``common.sql``).
-
-    ``FOR NO KEY UPDATE`` serializes writers of the row exactly like ``FOR UPDATE`` but does not
-    block transactions that only insert rows referencing it.
-    """
-    lock = (
-        connection.ops.for_update_sql(
-            no_key=connection.features.has_select_for_no_key_update,
-            of=("t",) if connection.features.has_select_for_update_of else (),
-        )
-        if connection.features.has_select_for_update
-        else ""
-    )
-    return select_joined(Run, ["pipeline", "gateway"], where, params, suffix=lock)
-
-
-def _lock(run: Run) -> Run:
-    """A fresh copy of ``run`` under a row lock; the caller's instance is left as it was, as
-    when the transaction rolls back."""
-    locked = _select_locked("t.id = %s", [run.pk])
-    if locked is None:
-        raise Run.DoesNotExist(f"Run {run.pk} no longer exists.")
-    return locked
-
-
-def _lock_by_public_id(public_id: str, *, gateway: Gateway | None) -> Run | None:
-    if not is_plausible_public_id(public_id):
-        return None
-    if gateway is None:
-        return _select_locked("t.public_id = %s", [public_id])
-    return _select_locked("t.public_id = %s AND t.gateway_id = %s", [public_id, gateway.pk])
+def _lock(**filters: Any) -> Run | None:
+    """The run matching ``filters`` (column attnames) with its pipeline and gateway, locked
+    until the transaction ends: the one lock of every run write (``common.sql``)."""
+    return select_joined(Run, ["pipeline", "gateway"], filters=filters, lock=True)
 
 
 def _write_back(run: Run) -> None:
     """Store the mutable columns of a locked run (see ``_lock``)."""
-    fields = _mutable_fields()
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-    params = [field.get_db_prep_save(getattr(run, field.attname), connection) for field in fields]
-    table = connection.ops.quote_name(Run._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*params, run.pk])  # noqa: S608
+    update_columns(run, _mutable_fields())
+
+
+def _close_unfinished_nodes(run: Run, *, now: datetime) -> None:
+    """A final run leaves no node running: unfinished nodes take the run's status and finish
+    time (a runner may still backfill their real outcome)."""
+    RunNode.objects.filter(run=run).exclude(status__in=NODE_FINAL_STATUSES).update(
+        status=run.status, finished_at=run.finished_at, updated_at=now
+    )
+
+
+def _became_final(run: Run, *, now: datetime) -> None:
+    _close_unfinished_nodes(run, now=now)
+    _record_final(run)
+
+
+def run_report_authorize(*, actor: Actor) -> None:
+    """Whether ``actor`` may report on runs as a runner: a gateway (on its own runs, which the
+    lookup ensures) or a person holding the runner role."""
+    if actor.gateway is None:
+        actor.require(Perm.REPORT_RUNS, doing="reporting on a run")
 
 
 @transaction.atomic
 def run_update(
-    *, run: Run, changes: dict[str, Any], actor: Any = None, idempotency_key: str | None = None
+    *, run: Run, changes: dict[str, Any], actor: Actor, idempotency_key: str | None = None
 ) -> Run:
     """Apply one validated PATCH to a run, all of it or none of it.
 
@@ -291,28 +266,42 @@ def run_update(
     in commit order. A PATCH whose ``idempotency_key`` was already applied to this run changes
     nothing and returns the run as it is.
     """
-    return _apply_update(_lock(run), changes, idempotency_key=idempotency_key)
+    run_report_authorize(actor=actor)
+    filters: dict[str, Any] = {"id": run.pk}
+    if actor.gateway is not None:
+        filters["gateway_id"] = actor.gateway.pk
+    locked = _lock(**filters)
+    if locked is None:
+        raise NotFound("No run with this id.")
+    return _apply_update(locked, changes, actor=actor, idempotency_key=idempotency_key)
 
 
 @transaction.atomic
 def run_update_by_public_id(
     *,
     public_id: str,
-    gateway: Gateway | None = None,
     changes: dict[str, Any],
-    actor: Any = None,
+    actor: Actor,
     idempotency_key: str | None = None,
 ) -> Run | None:
     """``run_update`` for the runner routes, which know the run by its public id: the run is
-    found and locked in one statement. With ``gateway``, only a run targeted at it is found.
-    None when there is no such run."""
-    run = _lock_by_public_id(public_id, gateway=gateway)
+    found and locked in one statement. A gateway finds only runs targeted at it. None when there
+    is no such run."""
+    run_report_authorize(actor=actor)
+    if not is_plausible_public_id(public_id):
+        return None
+    filters: dict[str, Any] = {"public_id": public_id}
+    if actor.gateway is not None:
+        filters["gateway_id"] = actor.gateway.pk
+    run = _lock(**filters)
     if run is None:
         return None
-    return _apply_update(run, changes, idempotency_key=idempotency_key)
+    return _apply_update(run, changes, actor=actor, idempotency_key=idempotency_key)
 
 
-def _apply_update(run: Run, changes: dict[str, Any], *, idempotency_key: str | None) -> Run:
+def _apply_update(
+    run: Run, changes: dict[str, Any], *, actor: Actor, idempotency_key: str | None
+) -> Run:
     now = timezone.now()
     if run.finished_by_system:
         if changes == {"status": run.status}:
@@ -327,6 +316,7 @@ def _apply_update(run: Run, changes: dict[str, Any], *, idempotency_key: str | N
             return run
         PatchReceipt.objects.create(run=run, key=idempotency_key, created_at=now)
     became_final = False
+    previous_status = run.status
 
     if "status" in changes:
         became_final = _set_status(run, changes["status"], now=now)
@@ -335,7 +325,7 @@ def _apply_update(run: Run, changes: dict[str, Any], *, idempotency_key: str | N
     if "finished_at" in changes and (changes["finished_at"] is not None or not run.is_final):
         run.finished_at = changes["finished_at"]
     if run.started_at and run.finished_at and run.finished_at < run.started_at:
-        raise ValidationError({"finishedAt": ["finishedAt is before startedAt."]})
+        raise InvalidInput(errors={"finishedAt": ["finishedAt is before startedAt."]})
     if "error_summary" in changes:
         summary = changes["error_summary"] or ""
         run.error_summary = _clean_text(summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
@@ -361,15 +351,26 @@ def _apply_update(run: Run, changes: dict[str, Any], *, idempotency_key: str | N
     run.last_report_at = now
     run.updated_at = now
     _write_back(run)
+    if run.status != previous_status:
+        audit_record(
+            actor=actor,
+            action=AuditAction.RUN_STATUS_CHANGED,
+            target=run,
+            details={"from": previous_status, "to": run.status},
+        )
     if became_final:
-        _record_final(run)
+        _became_final(run, now=now)
     return run
 
 
 @transaction.atomic
-def run_cancel(*, run: Run, actor: Any = None) -> Run:
+def run_cancel(*, run: Run, actor: Actor) -> Run:
     """Cancel a queued run at once; ask a running one to stop; refuse a final one (409)."""
-    run = _lock(run)
+    actor.require(Perm.CANCEL_RUNS, doing="cancelling a run")
+    locked = _lock(id=run.pk)
+    if locked is None:
+        raise NotFound("No run with this id.")
+    run = locked
     now = timezone.now()
     if run.is_final:
         raise Conflict(f"Run is already {run.status}; there is nothing to cancel.", field="status")
@@ -378,37 +379,90 @@ def run_cancel(*, run: Run, actor: Any = None) -> Run:
     target = RunStatus.CANCELED if run.status == RunStatus.QUEUED else RunStatus.CANCEL_REQUESTED
     became_final = _set_status(run, target, now=now)
     run.updated_at = now
-    run.save(update_fields=["status", "finished_at", "cancel_requested_at", "updated_at"])
+    _write_back(run)
+    audit_record(
+        actor=actor,
+        action=AuditAction.RUN_CANCEL_REQUESTED,
+        target=run,
+        details={"status": run.status},
+    )
     if became_final:
-        _record_final(run)
+        _became_final(run, now=now)
     return run
+
+
+def _finish_by_system(
+    run: Run, *, status: str, error_summary: str, log_level: str, log_message: str
+) -> Run:
+    """Close a locked run on the system's behalf, say why in its log, and record it."""
+    now = timezone.now()
+    _set_status(run, status, now=now)
+    run.error_summary = _clean_text(error_summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
+    run.finished_by_system = True
+    run.updated_at = now
+    _append_log_lines(run, [{"level": log_level, "message": log_message}], now=now)
+    _write_back(run)
+    audit_record(
+        actor=Actor.system(),
+        action=AuditAction.RUN_FINISHED_BY_SYSTEM,
+        target=run,
+        details={"status": run.status, "reason": run.error_summary},
+    )
+    _became_final(run, now=now)
+    return run
+
+
+def lost_run_error(silence: timedelta) -> str:
+    return f"runner lost: no report for {int(silence.total_seconds() // 60)} minutes"
+
+
+def _lease(run: Run) -> timedelta:
+    seconds = run.gateway.lease_seconds if run.gateway else settings.GATEWAY_DEFAULT_LEASE_SECONDS
+    return timedelta(seconds=seconds)
 
 
 @transaction.atomic
-def run_finish_by_system(
-    *, run_pk: int, expected_status: str, status: str, error_summary: str = ""
-) -> Run | None:
-    """Finish a run on the system's behalf (lost runner, unconfirmed cancel).
-
-    Conditional on the status the caller saw: when a runner's own final PATCH commits first, or
-    another job got there first, nothing happens and None is returned.
-    """
-    run = (
-        Run.objects.select_for_update(of=("self",))
-        .select_related("pipeline", "gateway")
-        .filter(pk=run_pk, status=expected_status)
-        .first()
-    )
+def run_fail_if_lost(*, run_pk: int, now: datetime) -> Run | None:
+    """Fail a running (or cancel-requested) run whose runner has not reported for longer than its
+    gateway's lease. Re-checked under the run's lock: a report that committed since the caller
+    looked renews the lease, and a final status makes the run none of our business. None when
+    nothing was done."""
+    run = _lock(id=run_pk, status=[RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED])
     if run is None:
         return None
-    now = timezone.now()
-    _set_status(run, status, now=now)
-    if error_summary:
-        run.error_summary = _clean_text(error_summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
-    run.finished_by_system = True
-    run.updated_at = now
-    run.save(
-        update_fields=["status", "finished_at", "error_summary", "finished_by_system", "updated_at"]
+    silence = now - (run.last_report_at or run.started_at or run.created_at)
+    if silence <= _lease(run):
+        return None
+    return _finish_by_system(
+        run,
+        status=RunStatus.FAILED,
+        error_summary=lost_run_error(silence),
+        log_level="error",
+        log_message=f"Failed by the control plane: no report from the runner for "
+        f"{_duration_words(silence)}, longer than the gateway's lease of "
+        f"{_duration_words(_lease(run))}.",
     )
-    _record_final(run)
-    return run
+
+
+def _duration_words(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds} seconds" if seconds < 120 else f"{seconds // 60} minutes"
+
+
+@transaction.atomic
+def run_cancel_if_unconfirmed(*, run_pk: int, now: datetime) -> Run | None:
+    """Mark ``canceled`` a run whose runner has not confirmed a cancel within
+    ``RUN_CANCEL_GRACE_SECONDS``; None when it has since finished or the grace has not lapsed."""
+    grace = timedelta(seconds=settings.RUN_CANCEL_GRACE_SECONDS)
+    run = _lock(id=run_pk, status=RunStatus.CANCEL_REQUESTED)
+    if run is None or run.cancel_requested_at is None or run.cancel_requested_at >= now - grace:
+        return None
+    return _finish_by_system(
+        run,
+        status=RunStatus.CANCELED,
+        error_summary="canceled by the system: the runner did not confirm the cancel within "
+        f"{_duration_words(grace)}",
+        log_level="warn",
+        log_message="Canceled by the control plane: the runner did not confirm the cancel "
+        f"within {_duration_words(grace)} of the request.",
+    )

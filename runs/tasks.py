@@ -1,16 +1,16 @@
 """Periodic jobs, enqueued by the worker's clock (``settings.PERIODIC_TASKS``).
 
 The two that finish runs are idempotent and safe with several workers: candidates are read
-without locks, then each run is re-checked under its row lock and finished through
-``run_finish_by_system``, which is conditional on the status seen. Whoever commits first wins
+without locks, then each run is re-checked under its row lock and finished by a service
+(``run_fail_if_lost``, ``run_cancel_if_unconfirmed``) that does nothing unless the run still
+qualifies. Whoever commits first wins
 (a runner's final PATCH, another worker); everyone else changes nothing.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Min
 from django.db.models.functions import Coalesce
 from django.tasks import task
@@ -18,21 +18,12 @@ from django.utils import timezone
 
 from gateways.models import Gateway
 from runs.models import ACTIVE_STATUSES, PatchReceipt, Run, RunStatus
-from runs.services import run_finish_by_system
+from runs.services import run_cancel_if_unconfirmed, run_fail_if_lost
 
 logger = logging.getLogger(__name__)
 
 # Bounds the work of one tick; anything left over is picked up by the next one.
 BATCH_SIZE = 500
-
-
-def _lease(run: Run) -> timedelta:
-    seconds = run.gateway.lease_seconds if run.gateway else settings.GATEWAY_DEFAULT_LEASE_SECONDS
-    return timedelta(seconds=seconds)
-
-
-def _last_sign_of_life(run: Run) -> datetime:
-    return run.last_report_at or run.started_at or run.created_at
 
 
 def _shortest_lease() -> timedelta:
@@ -41,39 +32,6 @@ def _shortest_lease() -> timedelta:
     if shortest is not None:
         seconds = min(seconds, shortest)
     return timedelta(seconds=seconds)
-
-
-def _duration_words(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    return f"{seconds} seconds" if seconds < 120 else f"{seconds // 60} minutes"
-
-
-def lost_run_error(silence: timedelta) -> str:
-    return f"runner lost: no report for {int(silence.total_seconds() // 60)} minutes"
-
-
-def _reap_one(pk: int, now: datetime) -> bool:
-    with transaction.atomic():
-        # Re-read under the row lock: a report that committed since the candidate query renews
-        # the lease, and a final status makes this run none of our business.
-        run = (
-            Run.objects.select_for_update(of=("self",))
-            .select_related("gateway")
-            .filter(pk=pk, status__in=ACTIVE_STATUSES)
-            .first()
-        )
-        if run is None:
-            return False
-        silence = now - _last_sign_of_life(run)
-        if silence <= _lease(run):
-            return False
-        finished = run_finish_by_system(
-            run_pk=run.pk,
-            expected_status=run.status,
-            status=RunStatus.FAILED,
-            error_summary=lost_run_error(silence),
-        )
-    return finished is not None
 
 
 @task
@@ -90,10 +48,7 @@ def reap_lost_runs() -> int:
         .order_by("pk")
         .values_list("pk", flat=True)[:BATCH_SIZE]
     )
-    reaped = 0
-    for pk in list(candidates):
-        if _reap_one(pk, now):
-            reaped += 1
+    reaped = sum(run_fail_if_lost(run_pk=pk, now=now) is not None for pk in list(candidates))
     if reaped:
         logger.warning("failed %d run(s) whose runner was lost", reaped)
     return reaped
@@ -110,17 +65,9 @@ def finish_unconfirmed_cancels() -> int:
         .order_by("pk")
         .values_list("pk", flat=True)[:BATCH_SIZE]
     )
-    finished = 0
-    for pk in list(candidates):
-        run = run_finish_by_system(
-            run_pk=pk,
-            expected_status=RunStatus.CANCEL_REQUESTED,
-            status=RunStatus.CANCELED,
-            error_summary="canceled by the system: the runner did not confirm the cancel within "
-            f"{_duration_words(grace)}",
-        )
-        if run is not None:
-            finished += 1
+    finished = sum(
+        run_cancel_if_unconfirmed(run_pk=pk, now=now) is not None for pk in list(candidates)
+    )
     return finished
 
 

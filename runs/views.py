@@ -12,8 +12,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,9 +21,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from rest_framework.exceptions import ValidationError
 
+from common.actors import actor_from_request, page_requires
 from common.api.pagination import Position, decode_cursor, encode_cursor, keyset_page
-from common.audit import AuditAction, audit_request
-from common.errors import DomainError
+from common.errors import Conflict
+from common.roles import Perm
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
@@ -175,6 +174,7 @@ def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
@@ -231,6 +231,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 def run_list_live(request: HttpRequest) -> HttpResponse:
     """What changed on the page since the last poll; 204 when nothing did.
@@ -342,6 +343,7 @@ def _actions(request: HttpRequest, run: Run) -> dict[str, bool]:
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 @vary_on_headers("HX-Request")
 def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -362,6 +364,7 @@ def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 def run_detail_live(request: HttpRequest, public_id: str) -> HttpResponse:
     """The live part of run detail (status, timing, telemetry, nodes); 204 when unchanged."""
@@ -374,6 +377,7 @@ def run_detail_live(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 def run_log_tail(request: HttpRequest, public_id: str) -> HttpResponse:
     """Log lines after ``after`` (a seq), for the live tail; 204 when there are none yet."""
@@ -400,21 +404,16 @@ def run_log_tail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@page_requires(Perm.CANCEL_RUNS, doing="cancelling a run")
 @require_http_methods(["GET", "POST"])
 def run_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
     """GET asks for confirmation (the page works without JavaScript); POST cancels."""
-    if not request.user.has_perm("runs.cancel_run"):
-        raise PermissionDenied("You may not cancel runs.")
     run = _get_run(public_id)
     if request.method == "GET":
         return render(request, "runs/run_cancel_confirm.html", {"run": run})
     try:
-        with transaction.atomic():
-            run = services.run_cancel(run=run, actor=request.user)
-            audit_request(
-                request, action=AuditAction.RUN_CANCELED, target=run, details={"status": run.status}
-            )
-    except DomainError as error:
+        run = services.run_cancel(run=run, actor=actor_from_request(request))
+    except Conflict as error:
         messages.error(request, error.message)
     else:
         if run.status == RunStatus.CANCELED:
@@ -427,19 +426,15 @@ def run_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@page_requires(Perm.TRIGGER_RUNS, doing="re-running a run")
 @require_POST
 def run_rerun(request: HttpRequest, public_id: str) -> HttpResponse:
-    if not request.user.has_perm("runs.trigger_run"):
-        raise PermissionDenied("You may not trigger runs.")
     run = _get_run(public_id)
-    with transaction.atomic():
-        new_run = services.run_rerun(run=run, created_by=request.user)
-        audit_request(
-            request,
-            action=AuditAction.RUN_RERUN,
-            target=run,
-            details={"newRunId": new_run.public_id},
-        )
+    try:
+        new_run = services.run_rerun(run=run, actor=actor_from_request(request))
+    except Conflict as error:
+        messages.error(request, error.message)
+        return redirect("runs:detail", public_id=run.public_id)
     messages.success(request, f"Queued {new_run.public_id}, a re-run of {run.public_id}.")
     return redirect("runs:detail", public_id=new_run.public_id)
 
@@ -449,6 +444,7 @@ def run_rerun(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@page_requires(Perm.VIEW_GATEWAYS, doing="seeing gateways")
 @require_GET
 @vary_on_headers("HX-Request")
 def gateway_list(request: HttpRequest) -> HttpResponse:

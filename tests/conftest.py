@@ -1,6 +1,9 @@
 import pytest
+from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
+from common.actors import Actor
+from common.roles import Role
 from gateways.services import api_key_issue, gateway_token_issue
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
@@ -12,7 +15,10 @@ def fast_password_hashing(settings):
 
 @pytest.fixture
 def user(db):
-    return UserFactory(username="ana")
+    """A person who reads runs and reports on them: the viewer and runner roles."""
+    ana = UserFactory(username="ana")
+    ana.groups.add(*Group.objects.filter(name__in=[Role.VIEWER, Role.RUNNER]))
+    return ana
 
 
 @pytest.fixture
@@ -32,13 +38,13 @@ def run(pipeline):
 
 @pytest.fixture
 def gateway_token(gateway) -> str:
-    _, raw = gateway_token_issue(gateway=gateway)
+    _, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     return raw
 
 
 @pytest.fixture
 def api_key(user) -> str:
-    _, raw = api_key_issue(user=user)
+    _, raw = api_key_issue(actor=Actor.system(), user=user)
     return raw
 
 

@@ -3,6 +3,7 @@
 import pytest
 from django.db.models import Model
 
+from common.actors import Actor
 from common.sql import select_joined
 from gateways.models import GatewayToken
 from gateways.services import gateway_token_authenticate
@@ -32,6 +33,7 @@ def assert_same_run(found: Run, expected: Run) -> None:
 
 def test_a_run_with_every_kind_of_column_matches_the_orm(run):
     run_update(
+        actor=Actor.system(),
         run=run,
         changes={
             "status": RunStatus.RUNNING,
@@ -40,7 +42,7 @@ def test_a_run_with_every_kind_of_column_matches_the_orm(run):
             "error_summary": "nothing yet",
         },
     )
-    found = select_joined(Run, ["pipeline", "gateway"], "t.id = %s", [run.pk])
+    found = select_joined(Run, ["pipeline", "gateway"], filters={"id": run.pk})
     assert_same_run(found, selectors.run_queryset().get(pk=run.pk))
     assert found.telemetry_summary["progress"] == 40.5
     assert found.started_at is not None and found.started_at.tzinfo is not None
@@ -48,18 +50,18 @@ def test_a_run_with_every_kind_of_column_matches_the_orm(run):
 
 def test_a_nullable_relation_that_is_empty_is_none_not_a_missing_row():
     run = RunFactory(pipeline=PipelineFactory(default_gateway=None), gateway=None)
-    found = select_joined(Run, ["pipeline", "gateway"], "t.id = %s", [run.pk])
+    found = select_joined(Run, ["pipeline", "gateway"], filters={"id": run.pk})
     assert found is not None
     assert_same_run(found, selectors.run_queryset().get(pk=run.pk))
 
 
 def test_no_row_is_none(run):
-    assert select_joined(Run, ["pipeline", "gateway"], "t.id = %s", [run.pk + 1000]) is None
+    assert select_joined(Run, ["pipeline", "gateway"], filters={"id": run.pk + 1000}) is None
 
 
 def test_a_credential_lookup_matches_the_orm(gateway_token):
     token = gateway_token_authenticate(raw=gateway_token, ip="10.0.0.7")
-    found = select_joined(GatewayToken, ["gateway"], "t.id = %s", [token.pk])
+    found = select_joined(GatewayToken, ["gateway"], filters={"id": token.pk})
     expected = GatewayToken.objects.select_related("gateway").get(pk=token.pk)
     assert columns(found) == columns(expected)
     assert columns(found.gateway) == columns(expected.gateway)

@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from common.actors import Actor
 from gateways.services import api_key_issue, gateway_token_issue
 from runs import services
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
@@ -46,6 +47,7 @@ def api_data(db):
     pipeline = PipelineFactory(name="schema_pipeline", default_gateway=gateway)
     runs = [RunFactory(pipeline=pipeline) for _ in range(3)]
     services.run_update(
+        actor=Actor.system(),
         run=runs[0],
         changes={
             "status": "running",
@@ -55,11 +57,13 @@ def api_data(db):
             "nodes": [{"nodeId": "n_source", "type": "source.postgres", "status": "running"}],
         },
     )
-    services.run_update(run=runs[1], changes={"status": "running"})
-    services.run_update(run=runs[1], changes={"status": "failed", "error_summary": "boom"})
+    services.run_update(actor=Actor.system(), run=runs[1], changes={"status": "running"})
+    services.run_update(
+        actor=Actor.system(), run=runs[1], changes={"status": "failed", "error_summary": "boom"}
+    )
     return {
-        "api_key": api_key_issue(user=user)[1],
-        "gateway_token": gateway_token_issue(gateway=gateway)[1],
+        "api_key": api_key_issue(actor=Actor.system(), user=user)[1],
+        "gateway_token": gateway_token_issue(actor=Actor.system(), gateway=gateway)[1],
         "run_ids": [run.public_id for run in runs],
         "pipeline_id": pipeline.public_id,
     }
@@ -115,6 +119,7 @@ def test_every_operation_answers_as_the_schema_says(api_data, wsgi_app, no_dns, 
         "GET /api/runs/{run_id}",
         "DELETE /api/runs/{run_id}",
         "GET /api/runs/{run_id}/nodes",
+        "POST /api/runs/{run_id}/rerun",
         "GET /api/runs/{run_id}/logs",
         "GET /api/pipelines",
         "POST /api/pipelines",
@@ -159,6 +164,7 @@ def test_schema_is_served_and_covers_every_route(client):
         "/api/runs",
         "/api/runs/{run_id}",
         "/api/runs/{run_id}/nodes",
+        "/api/runs/{run_id}/rerun",
         "/api/runs/{run_id}/logs",
         "/api/pipelines",
         "/api/pipelines/{pipeline_id}",

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from common.actors import actor_from_request
 from webhooks import services
 from webhooks.models import (
     EventType,
@@ -83,19 +84,29 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         if change:
             current = WebhookEndpoint.objects.get(pk=obj.pk)
             changes = {name: data[name] for name in form.changed_data}
-            updated = services.webhook_endpoint_update(endpoint=current, changes=changes)
+            updated = services.webhook_endpoint_update(
+                actor=actor_from_request(request), endpoint=current, changes=changes
+            )
             obj.__dict__.update(updated.__dict__)
             return
         endpoint, secret = services.webhook_endpoint_create(
+            actor=actor_from_request(request),
             url=data["url"],
             events=data["events"],
             pipeline=data.get("pipeline"),
             description=data.get("description", ""),
             enabled=data.get("enabled", True),
-            created_by=request.user,
         )
         obj.__dict__.update(endpoint.__dict__)
         self.message_user(request, _secret_message(endpoint, secret), messages.WARNING)
+
+    def delete_model(self, request, obj) -> None:
+        services.webhook_endpoint_delete(actor=actor_from_request(request), endpoint=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        actor = actor_from_request(request)
+        for endpoint in queryset:
+            services.webhook_endpoint_delete(actor=actor, endpoint=endpoint)
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         auto_disabled = (
@@ -119,13 +130,17 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     )
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
-            secret = services.webhook_endpoint_secret_rotate(endpoint=endpoint)
+            secret = services.webhook_endpoint_secret_rotate(
+                actor=actor_from_request(request), endpoint=endpoint
+            )
             self.message_user(request, _secret_message(endpoint, secret), messages.WARNING)
 
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
-            event = services.webhook_endpoint_send_test(endpoint=endpoint)
+            event = services.webhook_endpoint_send_test(
+                actor=actor_from_request(request), endpoint=endpoint
+            )
             self.message_user(
                 request, f"Test event {event.public_id} queued for {endpoint.public_id}."
             )
@@ -184,7 +199,10 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Redeliver to every endpoint it was sent to")
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        count = sum(services.webhook_event_redeliver(event=event) for event in queryset)
+        actor = actor_from_request(request)
+        count = sum(
+            services.webhook_event_redeliver(actor=actor, event=event) for event in queryset
+        )
         self.message_user(request, f"{count} deliveries queued again (same webhook-id).")
 
 
@@ -220,8 +238,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Redeliver (same webhook-id, fresh retry schedule)")
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        actor = actor_from_request(request)
         count = 0
-        for delivery in queryset:
-            services.webhook_delivery_redeliver(delivery=delivery)
+        for delivery in queryset.select_related("event", "endpoint"):
+            services.webhook_delivery_redeliver(actor=actor, delivery=delivery)
             count += 1
         self.message_user(request, f"{count} deliveries queued again (same webhook-id).")

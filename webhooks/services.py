@@ -19,13 +19,15 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.actors import Actor
+from common.audit import AuditAction, audit_record
 from common.hooks import RunFinished
+from common.roles import Perm
 from pipelines.models import Pipeline
 from runs.models import FINAL_STATUSES
 from webhooks import delivery as http_delivery
@@ -74,16 +76,18 @@ def webhook_url_check(url: str) -> None:
         raise ValidationError({"url": [str(exc)]}) from None
 
 
+@transaction.atomic
 def webhook_endpoint_create(
     *,
+    actor: Actor,
     url: str,
     events: Iterable[str],
     pipeline: Pipeline | None = None,
     description: str = "",
     enabled: bool = True,
-    created_by: AbstractBaseUser | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint; returns it and its signing secret, which is never shown again."""
+    actor.require(Perm.ADD_WEBHOOK_ENDPOINTS, doing="creating a webhook endpoint")
     webhook_url_check(url)
     try:
         event_types = webhook_event_types_parse(list(events))
@@ -95,14 +99,22 @@ def webhook_endpoint_create(
         pipeline=pipeline,
         description=description,
         enabled=enabled,
-        created_by=created_by if created_by and created_by.pk else None,
+        created_by=actor.user if getattr(actor.user, "pk", None) else None,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.WEBHOOK_ENDPOINT_CREATED,
+        target=endpoint,
+        details={"url": endpoint.url, "events": endpoint.events},
     )
     return endpoint, endpoint.secret
 
 
+@transaction.atomic
 def webhook_endpoint_update(
-    *, endpoint: WebhookEndpoint, changes: dict[str, Any]
+    *, actor: Actor, endpoint: WebhookEndpoint, changes: dict[str, Any]
 ) -> WebhookEndpoint:
+    actor.require(Perm.CHANGE_WEBHOOK_ENDPOINTS, doing="changing a webhook endpoint")
     unknown = set(changes) - ENDPOINT_FIELDS
     if unknown:
         raise ValidationError({name: ["This field cannot be changed."] for name in sorted(unknown)})
@@ -127,15 +139,30 @@ def webhook_endpoint_update(
         setattr(endpoint, name, value)
     endpoint.updated_at = now
     endpoint.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.WEBHOOK_ENDPOINT_CHANGED,
+        target=endpoint,
+        details={"fields": sorted(changes)},
+    )
     return endpoint
 
 
-def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+@transaction.atomic
+def webhook_endpoint_delete(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
+    actor.require(Perm.DELETE_WEBHOOK_ENDPOINTS, doing="deleting a webhook endpoint")
+    audit_record(
+        actor=actor,
+        action=AuditAction.WEBHOOK_ENDPOINT_DELETED,
+        target=endpoint,
+        details={"url": endpoint.url},
+    )
     endpoint.delete()
 
 
-def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint) -> str:
+def webhook_endpoint_secret_rotate(*, actor: Actor, endpoint: WebhookEndpoint) -> str:
     """Issue a new secret; the old one keeps signing beside it for the overlap window."""
+    actor.require(Perm.CHANGE_WEBHOOK_ENDPOINTS, doing="rotating a webhook signing secret")
     now = timezone.now()
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
@@ -147,6 +174,9 @@ def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint) -> str:
         endpoint.updated_at = now
         endpoint.save(
             update_fields=["previous_secret", "previous_secret_expires_at", "secret", "updated_at"]
+        )
+        audit_record(
+            actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_SECRET_ROTATED, target=endpoint
         )
     return endpoint.secret
 
@@ -237,20 +267,35 @@ def webhook_events_record_for_run(event: RunFinished) -> WebhookEvent | None:
         raise
 
 
-def webhook_endpoint_send_test(*, endpoint: WebhookEndpoint) -> WebhookEvent:
+def webhook_endpoint_send_test(*, actor: Actor, endpoint: WebhookEndpoint) -> WebhookEvent:
     """Send a ``webhook.test`` event to this endpoint alone (also while it is disabled)."""
+    actor.require(Perm.CHANGE_WEBHOOK_ENDPOINTS, doing="sending a test event")
     now = timezone.now()
     body = payloads.test_event_body(endpoint_public_id=endpoint.public_id, at=now)
     with transaction.atomic():
-        return _record_event(
+        event = _record_event(
             event_type="webhook.test", body=body, run_pk=None, endpoints=[endpoint], at=now
         )
+        audit_record(
+            actor=actor,
+            action=AuditAction.WEBHOOK_ENDPOINT_TESTED,
+            target=endpoint,
+            details={"eventId": event.public_id},
+        )
+    return event
 
 
-def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> None:
+def webhook_delivery_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> None:
     """Send again from a fresh retry schedule, with the same ``webhook-id``."""
+    actor.require(Perm.CHANGE_WEBHOOK_ENDPOINTS, doing="redelivering a webhook")
     now = timezone.now()
     with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditAction.WEBHOOK_REDELIVERED,
+            target=delivery.event,
+            details={"endpointId": delivery.endpoint.public_id},
+        )
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING,
             attempt_count=0,
@@ -261,10 +306,10 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> None:
         _enqueue_on_commit([delivery.pk])
 
 
-def webhook_event_redeliver(*, event: WebhookEvent) -> int:
-    deliveries = list(event.deliveries.all())
+def webhook_event_redeliver(*, actor: Actor, event: WebhookEvent) -> int:
+    deliveries = list(event.deliveries.select_related("event", "endpoint"))
     for item in deliveries:
-        webhook_delivery_redeliver(delivery=item)
+        webhook_delivery_redeliver(actor=actor, delivery=item)
     return len(deliveries)
 
 

@@ -7,12 +7,15 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from common.actors import page_requires
+from common.roles import Perm
 from runs.selectors import run_get
 from webhooks.models import DeliveryStatus
 from webhooks.selectors import webhook_deliveries_for_run
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 @vary_on_headers("HX-Request")
 def run_deliveries(request: HttpRequest, public_id: str) -> HttpResponse:

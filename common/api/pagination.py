@@ -8,13 +8,11 @@ start the index scan at ``t`` instead of filtering the whole index.
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
-
-from runs.models import Run
 
 CURSOR_SALT = "runs.keyset-cursor"
 Direction = Literal["older", "newer"]
@@ -29,7 +27,7 @@ class Position:
 
 @dataclass
 class Page:
-    items: list[Run]
+    items: list[Any]
     older: Position | None
     newer: Position | None
 
@@ -51,7 +49,7 @@ def decode_cursor(cursor: str, *, field: str = "cursor") -> Position:
         raise ValidationError({field: ["Invalid or tampered cursor."]}) from None
 
 
-def keyset_page(queryset: QuerySet[Run], *, position: Position | None, limit: int) -> Page:
+def keyset_page[M: Model](queryset: QuerySet[M], *, position: Position | None, limit: int) -> Page:
     if position is None or position.direction == "older":
         if position is not None:
             queryset = queryset.filter(

@@ -9,7 +9,10 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from common.actors import Actor
+from common.audit import audit_events_for
 from gateways.api.serializers import GatewayRefSerializer
+from runs import selectors
 from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA
 from runs.models import LogLevel, Run, RunStatus, TriggerType
 
@@ -122,6 +125,25 @@ def run_error(run: Run) -> dict[str, str] | None:
     return error
 
 
+class RunEventSerializer(serializers.Serializer):
+    """One audited action on a run: who did what, how (``source``) and when."""
+
+    at = serializers.DateTimeField(source="created_at")
+    action = serializers.CharField()
+    actor = serializers.CharField(source="actor_label")
+    source = serializers.CharField()
+    details = serializers.DictField(help_text="Ids and statuses only; never a secret.")
+    ip = serializers.IPAddressField(
+        required=False, allow_null=True, help_text="The client's address; shown to admins only."
+    )
+
+    def to_representation(self, event):
+        data = super().to_representation(event)
+        if not self.context.get("show_ips"):
+            data.pop("ip", None)
+        return data
+
+
 class RunDetailSerializer(serializers.Serializer):
     """The full record of the Runs API reference, plus gateway, telemetry and createdAt."""
 
@@ -139,6 +161,14 @@ class RunDetailSerializer(serializers.Serializer):
     error = serializers.SerializerMethodField()
     errorSummary = serializers.SerializerMethodField()
     telemetry = serializers.SerializerMethodField()
+    events = serializers.SerializerMethodField()
+
+    @extend_schema_field(RunEventSerializer(many=True))
+    def get_events(self, run: Run) -> list[dict[str, Any]]:
+        """Every audited action on the run, from its creation on, oldest first."""
+        return RunEventSerializer(
+            self.context.get("events", []), many=True, context=self.context
+        ).data
 
     @extend_schema_field(TRIGGER_OBJECT_SCHEMA)
     def get_trigger(self, run: Run) -> dict[str, Any]:
@@ -213,3 +243,13 @@ class RunCancelSerializer(serializers.Serializer):
     id = serializers.CharField()
     status = serializers.ChoiceField(choices=RunStatus.choices)
     message = serializers.CharField()
+
+
+def run_detail_body(run: Run, *, actor: Actor) -> dict[str, Any]:
+    """``GET /api/runs/{id}``: the run with its samples and its audited actions."""
+    context = {
+        "samples": selectors.run_samples(run=run),
+        "events": audit_events_for(target=run),
+        "show_ips": bool(getattr(actor.user, "is_staff", False)),
+    }
+    return RunDetailSerializer(run, context=context).data

@@ -7,17 +7,17 @@ is not an API key, so it is refused with 401 like any unknown bearer secret.
 from datetime import UTC, datetime
 
 from django import forms
-from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from common.actors import actor_from_request
 from common.api.pagination import decode_cursor, encode_cursor, keyset_page
 from common.api.params import (
     CURSOR_PARAMETER,
@@ -27,7 +27,7 @@ from common.api.params import (
     refuse_nul_characters,
 )
 from common.api.schema import error_responses
-from common.audit import AuditAction, audit_request
+from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import selectors, services
 from runs.api.read_serializers import (
@@ -39,9 +39,10 @@ from runs.api.read_serializers import (
     RunNodeOutSerializer,
     RunNodesSerializer,
     RunPageSerializer,
+    run_detail_body,
 )
 from runs.filters import InstantField, RunFilter
-from runs.models import Run, RunStatus, TriggerType
+from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 LOG_CURSOR_PREFIX = "crs_"
 LOG_CURSOR_SALT = "runs.log-cursor"
@@ -110,7 +111,7 @@ def parse_since_timestamp(raw: str) -> datetime:
     return since
 
 
-_STATUS = "(" + "|".join([*RunStatus.values, "cancelled"]) + ")"
+_STATUS = "(" + "|".join([*RunStatus.values, *STATUS_ALIASES]) + ")"
 _DATE = r"\d{4}-\d{2}-\d{2}"
 INSTANT_SCHEMA = {
     "type": "string",
@@ -150,7 +151,13 @@ RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, descri
 class RunViewSet(viewsets.GenericViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
-    action_permissions = {"destroy": "runs.cancel_run"}
+    # Reads need a viewer; cancel and re-run are checked (and recorded) by their services.
+    action_permissions = {
+        "list": Perm.VIEW_RUNS,
+        "retrieve": Perm.VIEW_RUNS,
+        "nodes": Perm.VIEW_RUNS,
+        "logs": Perm.VIEW_RUNS,
+    }
     lookup_url_kwarg = "run_id"
     lookup_value_regex = "[^/]+"
     serializer_class = RunDetailSerializer
@@ -208,9 +215,7 @@ class RunViewSet(viewsets.GenericViewSet):
         summary="A run's full record",
     )
     def retrieve(self, request, run_id: str):
-        run = self.get_run()
-        samples = selectors.run_samples(run=run)
-        return Response(RunDetailSerializer(run, context={"samples": samples}).data)
+        return Response(run_detail_body(self.get_run(), actor=actor_from_request(request)))
 
     @extend_schema(
         operation_id="runs_cancel",
@@ -220,16 +225,29 @@ class RunViewSet(viewsets.GenericViewSet):
         "`cancel_requested` and its runner stops at its next safe point. A final run: 409.",
     )
     def destroy(self, request, run_id: str):
-        with transaction.atomic():
-            run = services.run_cancel(run=self.get_run(), actor=request.user)
-            audit_request(
-                request, action=AuditAction.RUN_CANCELED, target=run, details={"status": run.status}
-            )
+        actor = actor_from_request(request)
+        actor.require(Perm.CANCEL_RUNS, doing="cancelling a run")
+        run = services.run_cancel(run=self.get_run(), actor=actor)
         if run.status == RunStatus.CANCELED:
             message = "Run canceled before it started."
         else:
             message = "Cancellation accepted; the runner will stop at its next safe point."
         return Response({"id": run.public_id, "status": run.status, "message": message})
+
+    @extend_schema(
+        operation_id="runs_rerun",
+        request=None,
+        responses={201: RunDetailSerializer, **error_responses(401, 403, 404, 409)},
+        summary="Re-run a finished run",
+        description="Queues a new run of the same pipeline on the same gateway (trigger "
+        "`rerun`, `rerunOf` the original). A run that has not finished: 409.",
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, run_id: str):
+        actor = actor_from_request(request)
+        actor.require(Perm.TRIGGER_RUNS, doing="re-running a run")
+        new_run = services.run_rerun(run=self.get_run(), actor=actor)
+        return Response(run_detail_body(new_run, actor=actor), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         operation_id="runs_nodes",

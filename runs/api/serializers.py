@@ -15,9 +15,8 @@ from common.api.fields import (
     StrictNumberField,
     StrictSerializer,
 )
-from runs.models import LogLevel, RunStatus, TriggerType
+from runs.models import STATUS_ALIASES, LogLevel, RunStatus, TriggerType
 
-STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
 NODE_STATUSES = [
     "pending",
     "queued",
@@ -92,7 +91,7 @@ class AppendLogSerializer(LogEntrySerializer):
 class NodeSerializer(StrictSerializer):
     nodeId = StrictCharField(max_length=200)
     type = StrictCharField(required=False, allow_blank=True, max_length=200)
-    status = StrictChoiceField(NODE_STATUSES, aliases={"cancelled": "canceled"})
+    status = StrictChoiceField(NODE_STATUSES, aliases=STATUS_ALIASES)
     startedAt = StrictDateTimeField(required=False, allow_null=True)
     finishedAt = StrictDateTimeField(required=False, allow_null=True)
     retries = StrictIntegerField(required=False, max_value=2**31 - 1)

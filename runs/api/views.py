@@ -5,30 +5,29 @@ Both PATCH routes validate with the same serializer and call the same
 see.
 """
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ParseError, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.actors import actor_from_request
 from common.api.schema import error_responses
-from common.audit import AuditAction, audit_request
+from common.roles import Perm
 from gateways.authentication import (
     ApiKeyAuthentication,
     GatewayTokenAuthentication,
     IsGateway,
     IsPerson,
 )
-from gateways.models import ApiKey, Gateway
 from gateways.selectors import gateway_from_reference
 from pipelines.selectors import pipeline_get
 from runs import selectors, services
-from runs.api.read_serializers import RunDetailSerializer
+from runs.api.read_serializers import RunDetailSerializer, run_detail_body
 from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer
 from runs.api.serializers import PipelineRunSerializer, RunCreateSerializer, RunPatchSerializer
-from runs.models import Run, TriggerType
+from runs.models import Run
 from runs.representations import runner_run_repr
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -94,15 +93,19 @@ def json_object_body(request, *, allow_empty: bool = False) -> dict:
     return data
 
 
-def apply_patch(request, run_id: str, *, gateway: Gateway | None = None) -> Response:
+def apply_patch(request, run_id: str) -> Response:
+    """Both PATCH routes: a gateway (its own runs only) or a person with the runner role. A
+    person without it is refused before the body is read: every field of the body is a runner's
+    report."""
+    actor = actor_from_request(request)
+    services.run_report_authorize(actor=actor)
     data = json_object_body(request)
     serializer = RunPatchSerializer(data=data)
     serializer.is_valid(raise_exception=True)
     run = services.run_update_by_public_id(
         public_id=run_id,
-        gateway=gateway,
         changes=serializer.to_changes(),
-        actor=request.user,
+        actor=actor,
         idempotency_key=idempotency_key(request),
     )
     if run is None:
@@ -125,20 +128,21 @@ class EltRunCreateView(APIView):
         tags=["runner"],
     )
     def post(self, request):
+        actor = actor_from_request(request)
+        actor.require(Perm.TRIGGER_RUNS, doing="making a run")
         serializer = RunCreateSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         pipeline = pipeline_get(public_id=data["pipelineId"])
         if pipeline is None:
             raise ValidationError({"pipelineId": ["No pipeline with this id."]})
-        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
-        trigger = data.get("trigger") or {"type": "api", "details": {}}
-        run = services.run_create(
+        trigger = data.get("trigger") or {}
+        run = services.run_trigger(
+            actor=actor,
             pipeline=pipeline,
-            gateway=gateway,
-            trigger_type=trigger["type"],
-            trigger=trigger["details"],
-            created_by=request.user,
+            gateway=gateway_from_reference(data.get("gateway"), field="gateway"),
+            trigger_type=trigger.get("type"),
+            trigger=trigger.get("details"),
         )
         return runner_response(run, request, status_code=status.HTTP_201_CREATED)
 
@@ -148,6 +152,9 @@ class EltRunDetailView(APIView):
     permission_classes = [IsPerson]
 
     def get_run(self, run_id: str) -> Run:
+        actor = actor_from_request(self.request)
+        if not actor.has_perm(Perm.VIEW_RUNS):
+            services.run_report_authorize(actor=actor)
         run = selectors.run_get(public_id=run_id)
         if run is None:
             raise NotFound("No run with this id.")
@@ -221,7 +228,7 @@ class AgentRunDetailView(APIView):
         tags=["runner"],
     )
     def patch(self, request, run_id: str):
-        return apply_patch(request, run_id, gateway=request.user.gateway)
+        return apply_patch(request, run_id)
 
 
 class PipelineRunView(APIView):
@@ -244,25 +251,20 @@ class PipelineRunView(APIView):
         tags=["pipelines"],
     )
     def post(self, request, pipeline_id: str):
-        if not request.user.has_perm("runs.trigger_run"):
-            raise PermissionDenied("This needs the runs.trigger_run permission.")
+        actor = actor_from_request(request)
+        actor.require(Perm.TRIGGER_RUNS, doing="triggering a run")
         pipeline = pipeline_get(public_id=pipeline_id)
         if pipeline is None:
             raise NotFound("No pipeline with this id.")
         serializer = PipelineRunSerializer(data=json_object_body(request, allow_empty=True))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        default_type = TriggerType.API if isinstance(request.auth, ApiKey) else TriggerType.MANUAL
-        trigger = data.get("trigger") or {"type": default_type, "details": {}}
-        gateway = gateway_from_reference(data.get("gateway"), field="gateway")
-        with transaction.atomic():
-            run = services.run_create(
-                pipeline=pipeline,
-                gateway=gateway,
-                trigger_type=trigger["type"],
-                trigger=trigger["details"],
-                created_by=request.user,
-            )
-            audit_request(request, action=AuditAction.RUN_TRIGGERED, target=run)
-        body = RunDetailSerializer(run, context={"samples": []}).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        trigger = data.get("trigger") or {}
+        run = services.run_trigger(
+            actor=actor,
+            pipeline=pipeline,
+            gateway=gateway_from_reference(data.get("gateway"), field="gateway"),
+            trigger_type=trigger.get("type"),
+            trigger=trigger.get("details"),
+        )
+        return Response(run_detail_body(run, actor=actor), status=status.HTTP_201_CREATED)

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from playwright.sync_api import sync_playwright
 
+from common.actors import Actor
 from gateways.services import gateway_token_issue
 from runs import services
 from runs.models import RunStatus
@@ -74,7 +75,7 @@ def operator(transactional_db):
 def demo(transactional_db):
     """Two pipelines on one gateway, finished runs of every kind and one running run."""
     gateway = GatewayFactory(name="edge-eu-1")
-    _, token = gateway_token_issue(gateway=gateway)
+    _, token = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     crm = PipelineFactory(name="crm_to_warehouse", default_gateway=gateway)
     billing = PipelineFactory(name="billing_events", default_gateway=gateway)
     now = timezone.now()
@@ -93,6 +94,7 @@ def demo(transactional_db):
             error_summary="Snowflake: warehouse is suspended" if status == RunStatus.FAILED else "",
         )
         services.run_update(
+            actor=Actor.system(),
             run=run,
             changes={
                 "telemetry_samples": [
@@ -102,8 +104,9 @@ def demo(transactional_db):
             },
         )
     running = RunFactory(pipeline=crm, created_at=now - timedelta(minutes=2))
-    services.run_update(run=running, changes={"status": RunStatus.RUNNING})
+    services.run_update(actor=Actor.system(), run=running, changes={"status": RunStatus.RUNNING})
     services.run_update(
+        actor=Actor.system(),
         run=running,
         changes={
             "telemetry_summary": {"rowsLoaded": 10, "progress": 5, "currentPhase": "extract"},

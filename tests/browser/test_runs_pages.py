@@ -6,6 +6,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from common.actors import Actor
 from runs import services
 from runs.models import Run, RunStatus
 from tests.browser.conftest import sign_in
@@ -87,11 +88,11 @@ def test_a_running_run_updates_itself_while_the_runner_reports(page, live_server
     expect(row.locator(".c-rows")).to_have_text("30.0k")
 
     # A run created meanwhile appears at the top, and the strip counts it.
-    new_run = services.run_create(pipeline=demo["billing"])
+    new_run = services.run_trigger(actor=Actor.system(), pipeline=demo["billing"])
     expect(page.locator("tbody#run-rows tr").first).to_have_id(f"run-{new_run.public_id}")
     expect(page.locator("tbody#run-rows tr")).to_have_count(14)
     expect(page.locator("#board")).to_contain_text("14 runs")
-    services.run_cancel(run=new_run)
+    services.run_cancel(actor=Actor.system(), run=new_run)
 
     patch_as_runner(live_server, demo, {"status": "succeeded"})
     expect(row.locator(".badge")).to_have_text(re.compile("Succeeded"))

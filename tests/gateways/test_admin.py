@@ -12,10 +12,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from common.audit import audit_record
+from common.actors import Actor, Source
 from common.models import AuditEvent
 from gateways.models import ApiKey, GatewayToken
-from gateways.services import api_key_authenticate, api_key_issue, gateway_token_issue
+from gateways.services import (
+    api_key_authenticate,
+    api_key_issue,
+    credential_revoke,
+    gateway_token_issue,
+)
 from runs.models import RunStatus
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
@@ -26,9 +31,16 @@ KEY_RE = re.compile(r"eltk_[A-Za-z0-9_-]{43}")
 TOKEN_ADD = "/admin/gateways/gatewaytoken/add/"
 
 
-def plain_user(username: str):
+def plain_user(username: str, **fields):
     """A user without a password: hashing one per user would dominate these tests' time."""
-    return get_user_model().objects.create(username=username)
+    return get_user_model().objects.create(username=username, **fields)
+
+
+def admin_actor(username: str) -> Actor:
+    """An admin acting in Django admin (a superuser: every permission)."""
+    return Actor.of_user(
+        plain_user(username, is_staff=True, is_superuser=True), source=Source.ADMIN
+    )
 
 
 def agent_status(raw: str) -> int:
@@ -111,7 +123,7 @@ def test_token_issued_with_an_expiry_stops_working_then(admin_client, gateway):
 
 
 def test_revoke_button_refuses_the_token_on_the_next_request(admin_client, admin_user, gateway):
-    token, raw = gateway_token_issue(gateway=gateway)
+    token, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     assert agent_status(raw) == 200
     change = admin_client.get(f"/admin/gateways/gatewaytoken/{token.pk}/change/").content
     assert f"/admin/gateways/gatewaytoken/{token.pk}/revoke/" in change.decode()
@@ -133,7 +145,7 @@ def test_revoke_button_refuses_the_token_on_the_next_request(admin_client, admin
 
 
 def test_revoke_action_on_the_token_list(admin_client, gateway):
-    tokens = [gateway_token_issue(gateway=gateway) for _ in range(3)]
+    tokens = [gateway_token_issue(actor=Actor.system(), gateway=gateway) for _ in range(3)]
     keep_token = tokens[2][0]
     response = admin_client.post(
         "/admin/gateways/gatewaytoken/",
@@ -145,13 +157,14 @@ def test_revoke_action_on_the_token_list(admin_client, gateway):
     assert response.status_code == 302
     assert [agent_status(raw) for _, raw in tokens] == [401, 401, 200]
     assert AuditEvent.objects.filter(action="gateway_token.revoked").count() == 2
-    assert str(keep_token.pk) not in AuditEvent.objects.values_list("target_id", flat=True)
+    revoked = AuditEvent.objects.filter(action="gateway_token.revoked")
+    assert str(keep_token.pk) not in revoked.values_list("target_id", flat=True)
 
 
 def test_rotate_issues_a_replacement_and_keeps_the_old_token_for_the_overlap(
     admin_client, admin_user, gateway
 ):
-    old, old_raw = gateway_token_issue(gateway=gateway, name="primary")
+    old, old_raw = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="primary")
     form = admin_client.get(f"/admin/gateways/gatewaytoken/{old.pk}/rotate/")
     assert form.status_code == 200 and b"Old token stays valid for" in form.content
 
@@ -181,7 +194,7 @@ def test_rotate_issues_a_replacement_and_keeps_the_old_token_for_the_overlap(
 
 
 def test_rotate_with_no_overlap_revokes_at_once(admin_client, gateway):
-    old, old_raw = gateway_token_issue(gateway=gateway)
+    old, old_raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     response = admin_client.post(f"/admin/gateways/gatewaytoken/{old.pk}/rotate/", {"overlap": "0"})
     new_raw = TOKEN_RE.findall(response.content.decode())[0]
     assert agent_status(old_raw) == 401
@@ -189,13 +202,13 @@ def test_rotate_with_no_overlap_revokes_at_once(admin_client, gateway):
 
 
 def test_tokens_cannot_be_deleted_only_revoked(admin_client, gateway):
-    token, _ = gateway_token_issue(gateway=gateway)
+    token, _ = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     response = admin_client.get(f"/admin/gateways/gatewaytoken/{token.pk}/delete/")
     assert response.status_code == 403
 
 
 def test_staff_without_change_permission_cannot_revoke(client, gateway):
-    token, raw = gateway_token_issue(gateway=gateway)
+    token, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     viewer = UserFactory(username="viewer", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_gatewaytoken"))
     client.force_login(viewer)
@@ -249,12 +262,11 @@ def changelist_queries(admin_client, url: str) -> int:
 
 def add_gateways_with_tokens_and_runs(count: int, offset: int) -> None:
     for index in range(offset, offset + count):
-        creator = plain_user(f"issuer-{index}")
+        creator = admin_actor(f"issuer-{index}")
         gateway = GatewayFactory(name=f"gw-{index}")
-        token, _ = gateway_token_issue(gateway=gateway, created_by=creator)
-        api_key_issue(user=plain_user(f"owner-{index}"), created_by=creator)
+        gateway_token_issue(actor=creator, gateway=gateway)
+        api_key_issue(actor=creator, user=plain_user(f"owner-{index}"))
         RunFactory(pipeline=PipelineFactory(default_gateway=gateway), status=RunStatus.QUEUED)
-        audit_record(actor=creator, action="gateway_token.issued", target=token, source="admin")
 
 
 @pytest.mark.parametrize(
@@ -275,18 +287,17 @@ def test_changelist_query_count_is_constant(admin_client, url):
 
 
 def test_gateway_change_page_query_count_does_not_grow_with_tokens(admin_client, gateway):
-    gateway_token_issue(gateway=gateway, created_by=plain_user("a"))
+    gateway_token_issue(actor=admin_actor("a"), gateway=gateway)
     url = f"/admin/gateways/gateway/{gateway.pk}/change/"
     few = changelist_queries(admin_client, url)
     for index in range(8):
-        gateway_token_issue(gateway=gateway, created_by=plain_user(f"u{index}"))
+        gateway_token_issue(actor=admin_actor(f"u{index}"), gateway=gateway)
     assert changelist_queries(admin_client, url) == few
 
 
 def test_audit_list_filters_by_action_and_searches_by_target(admin_client, gateway):
-    token, _ = gateway_token_issue(gateway=gateway)
-    audit_record(actor=None, action="gateway_token.issued", target=token, source="api")
-    audit_record(actor=None, action="gateway_token.revoked", target=token, source="api")
+    token, _ = gateway_token_issue(actor=Actor.system(), gateway=gateway)
+    credential_revoke(actor=Actor.system(), credential=token)
     html = admin_client.get("/admin/common/auditevent/?action=gateway_token.revoked").content
     assert html.decode().count('class="field-action"') == 1
     html = admin_client.get("/admin/common/auditevent/", {"q": str(token.pk)}).content

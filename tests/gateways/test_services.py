@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from common.actors import Actor
 from gateways.models import Gateway, GatewayToken
 from gateways.services import (
     credential_revoke,
@@ -36,7 +37,7 @@ def gateway_writes(queries) -> list[str]:
 
 
 def test_issued_token_has_a_scannable_prefix_and_only_its_hash_is_stored(gateway):
-    token, raw = gateway_token_issue(gateway=gateway)
+    token, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     assert raw.startswith("gwt_")
     assert len(raw) - len("gwt_") >= 43  # 32 random bytes, url-safe base64
     stored = GatewayToken.objects.values().get(pk=token.pk)
@@ -74,19 +75,23 @@ def test_last_seen_is_written_at_most_once_per_interval(gateway, gateway_token):
 
 
 def test_revoked_token_is_refused_on_the_very_next_request(gateway):
-    token, raw = gateway_token_issue(gateway=gateway)
+    token, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     client = client_for(raw)
     assert client.get(AGENT_RUNS).status_code == 200
-    assert credential_revoke(credential=token) is True
+    assert credential_revoke(actor=Actor.system(), credential=token) is True
     response = client.get(AGENT_RUNS)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
-    assert credential_revoke(credential=token) is False  # revoking twice changes nothing
+    assert (
+        credential_revoke(actor=Actor.system(), credential=token) is False
+    )  # revoking twice changes nothing
 
 
 def test_expired_token_is_refused(gateway):
     now = timezone.now()
-    _, raw = gateway_token_issue(gateway=gateway, expires_at=now + timedelta(minutes=5))
+    _, raw = gateway_token_issue(
+        actor=Actor.system(), gateway=gateway, expires_at=now + timedelta(minutes=5)
+    )
     client = client_for(raw)
     assert client.get(AGENT_RUNS).status_code == 200
     with time_machine.travel(now + timedelta(minutes=5, seconds=1)):
@@ -94,10 +99,12 @@ def test_expired_token_is_refused(gateway):
 
 
 def test_several_live_tokens_and_rotation_without_downtime(gateway):
-    old, old_raw = gateway_token_issue(gateway=gateway, name="primary")
+    old, old_raw = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="primary")
     now = timezone.now()
     with time_machine.travel(now, tick=False):
-        new, new_raw = gateway_token_rotate(token=old, overlap=timedelta(hours=1))
+        new, new_raw = gateway_token_rotate(
+            actor=Actor.system(), token=old, overlap=timedelta(hours=1)
+        )
     assert new.gateway == gateway and new.name == "primary" and new_raw != old_raw
     # Both work during the overlap: the gateway can switch without a failed poll.
     assert client_for(old_raw).get(AGENT_RUNS).status_code == 200
@@ -110,22 +117,22 @@ def test_several_live_tokens_and_rotation_without_downtime(gateway):
 
 
 def test_rotation_with_no_overlap_revokes_the_old_token(gateway):
-    old, old_raw = gateway_token_issue(gateway=gateway)
-    _, new_raw = gateway_token_rotate(token=old, overlap=timedelta(0))
+    old, old_raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
+    _, new_raw = gateway_token_rotate(actor=Actor.system(), token=old, overlap=timedelta(0))
     assert client_for(old_raw).get(AGENT_RUNS).status_code == 401
     assert client_for(new_raw).get(AGENT_RUNS).status_code == 200
 
 
 def test_rotation_never_extends_an_earlier_expiry(gateway):
     soon = timezone.now() + timedelta(minutes=5)
-    old, _ = gateway_token_issue(gateway=gateway, expires_at=soon)
-    gateway_token_rotate(token=old, overlap=timedelta(days=1))
+    old, _ = gateway_token_issue(actor=Actor.system(), gateway=gateway, expires_at=soon)
+    gateway_token_rotate(actor=Actor.system(), token=old, overlap=timedelta(days=1))
     old.refresh_from_db()
     assert old.expires_at == soon
 
 
 def test_token_of_another_gateway_sees_nothing_of_this_one(gateway, run):
     other = Gateway.objects.create(name="edge-2")
-    _, raw = gateway_token_issue(gateway=other)
+    _, raw = gateway_token_issue(actor=Actor.system(), gateway=other)
     assert client_for(raw).get(AGENT_RUNS).json() == {"data": []}
     assert client_for(raw).get(f"{AGENT_RUNS}/{run.public_id}").status_code == 404

@@ -1,12 +1,15 @@
 """``/api/pipelines``: list, create, read, change, and trigger a run."""
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
+from common.actors import Actor
+from common.roles import Role
+from gateways.services import api_key_issue
 from pipelines.models import Pipeline
 from runs.models import Run
-from tests.factories import GatewayFactory, PipelineFactory
+from tests.factories import GatewayFactory, PipelineFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -296,14 +299,14 @@ def test_trigger_on_a_named_gateway_with_details(key_client, trigger, pipeline):
     assert by_id.json()["trigger"] == {"type": "schedule"}
 
 
-def test_trigger_from_a_session_is_manual(user, trigger, pipeline):
+def test_trigger_through_the_api_is_an_api_run_whatever_the_credential(user, trigger, pipeline):
     client = APIClient()
     client.force_login(user)
 
     response = client.post(f"/api/pipelines/{pipeline.public_id}/run", {}, format="json")
 
     assert response.status_code == 201
-    assert response.json()["trigger"] == {"type": "manual"}
+    assert response.json()["trigger"] == {"type": "api"}
 
 
 @pytest.mark.parametrize(
@@ -325,9 +328,19 @@ def test_trigger_refuses_bad_bodies_and_creates_no_run(key_client, trigger, pipe
     assert Run.objects.count() == 0
 
 
-def test_trigger_needs_the_trigger_permission(key_client, pipeline):
-    response = key_client.post(f"/api/pipelines/{pipeline.public_id}/run")
+def test_trigger_needs_a_role_that_makes_runs(pipeline):
+    viewer = UserFactory(username="vera")
+    viewer.groups.add(Group.objects.get(name=Role.VIEWER))
+    _, raw = api_key_issue(actor=Actor.system(), user=viewer)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    response = client.post(f"/api/pipelines/{pipeline.public_id}/run")
 
     assert response.status_code == 403
-    assert "runs.trigger_run" in response.json()["detail"]
+    assert response.json() == {
+        "detail": "Triggering a run needs the operator or runner role.",
+        "code": "permission_denied",
+        "role": "operator",
+    }
     assert Run.objects.count() == 0

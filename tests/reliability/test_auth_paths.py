@@ -14,6 +14,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from common.actors import Actor
 from gateways.models import ApiKey
 from gateways.services import api_key_issue, credential_revoke, gateway_token_issue
 from runs.models import LogLine, Run
@@ -30,10 +31,10 @@ def world(db):
     gateway = GatewayFactory(name="edge-auth")
     pipeline = PipelineFactory(name="auth_pipeline", default_gateway=gateway)
     run = RunFactory(pipeline=pipeline)
-    _, token = gateway_token_issue(gateway=gateway)
-    _, key = api_key_issue(user=user)
-    revoked, revoked_raw = api_key_issue(user=user)
-    credential_revoke(credential=revoked)
+    _, token = gateway_token_issue(actor=Actor.system(), gateway=gateway)
+    _, key = api_key_issue(actor=Actor.system(), user=user)
+    revoked, revoked_raw = api_key_issue(actor=Actor.system(), user=user)
+    credential_revoke(actor=Actor.system(), credential=revoked)
     return {
         "token": token,
         "key": key,

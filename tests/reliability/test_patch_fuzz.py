@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from common.actors import Actor
 from gateways.services import gateway_token_issue
 from runs.models import RunStatus
 from runs.services import run_update
@@ -200,7 +201,7 @@ json_value = st.recursive(
 @pytest.fixture
 def fleet(db):
     gateway = GatewayFactory(name="fuzz-gw")
-    _, token = gateway_token_issue(gateway=gateway)
+    _, token = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return {"pipeline": PipelineFactory(name="fuzz", default_gateway=gateway), "client": client}
@@ -208,7 +209,7 @@ def fleet(db):
 
 def running_run(fleet):
     run = RunFactory(pipeline=fleet["pipeline"])
-    return run_update(run=run, changes={"status": RunStatus.RUNNING})
+    return run_update(actor=Actor.system(), run=run, changes={"status": RunStatus.RUNNING})
 
 
 def send(client, run, raw: str):

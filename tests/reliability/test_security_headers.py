@@ -155,3 +155,25 @@ def test_debug_false_alone_gives_secure_cookies_and_headers():
         "same-origin",
         True,
     ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "dev-only-insecure-key-set-SECRET_KEY-in-production-0123456789abcdef"],
+    ids=["unset", "the-published-development-key"],
+)
+def test_production_settings_refuse_to_start_without_a_key_of_their_own(key):
+    env = {key_: value for key_, value in os.environ.items() if key_ not in ("SECRET_KEY", "DEBUG")}
+    env.update(DEBUG="false", SECRET_KEY=key, DJANGO_SETTINGS_MODULE="config.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "SECRET_KEY is not set: set it to a long random value (DEBUG=true uses a local key)."
+    ]

@@ -3,6 +3,8 @@
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
@@ -34,12 +36,35 @@ def test_create_gateway_issues_a_working_token_each_time():
 
 def test_create_api_key_prints_a_working_key():
     UserFactory(username="ana")
-    key = last_line("create_api_key", "ana")
+    key = last_line("create_api_key", "ana", "--role", "runner")
     assert key.startswith("eltk_") and len(key) >= 5 + 43
     assert ApiKey.objects.get().prefix == key[:12]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert client.get("/api/elt/runs/run_missing").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("args", "groups"),
+    [
+        (["--create-user"], ["viewer"]),
+        (["--create-user", "--role", "operator"], ["operator"]),
+        (["--create-user", "--role", "runner"], ["runner"]),
+    ],
+)
+def test_create_api_key_gives_a_new_user_a_role(args, groups):
+    last_line("create_api_key", "newcomer", *args)
+    user = get_user_model().objects.get(username="newcomer")
+    assert list(user.groups.values_list("name", flat=True)) == groups
+
+
+def test_an_existing_user_keeps_their_roles_unless_a_role_is_given():
+    user = UserFactory(username="ana")
+    user.groups.add(Group.objects.get(name="operator"))
+    last_line("create_api_key", "ana")
+    assert list(user.groups.values_list("name", flat=True)) == ["operator"]
+    last_line("create_api_key", "ana", "--role", "viewer")
+    assert list(user.groups.values_list("name", flat=True)) == ["viewer"]
 
 
 def test_create_api_key_refuses_unknown_user_unless_asked_to_create():

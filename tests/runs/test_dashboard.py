@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from runs.dashboard import dashboard_summary
@@ -115,7 +116,9 @@ def test_an_empty_window_is_all_zeros(db):
 
 @pytest.mark.django_db
 def test_the_strip_on_the_page_says_which_window_it_covers(client, history):
-    client.force_login(UserFactory(username="viewer"))
+    viewer = UserFactory(username="viewer")
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    client.force_login(viewer)
     default = client.get("/runs/").content.decode()
     assert "No time range chosen: the summary covers the last 24 hours." in default
     assert (

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from common.actors import Actor
 from gateways.services import credential_revoke, gateway_token_issue
 from runs.models import LogLine, Run, TelemetrySample
 from tests.factories import GatewayFactory, RunFactory, UserFactory
@@ -172,7 +173,7 @@ class TestLifecycle:
     ):
         from runs.services import run_cancel
 
-        run_cancel(run=running_run)
+        run_cancel(actor=Actor.system(), run=running_run)
         response = patch(
             agent_client, running_run, {"appendLog": {"level": "info", "message": "x"}}
         )
@@ -471,14 +472,16 @@ class TestAuth:
         assert snapshot(run) == before
 
     def test_revoked_and_expired_tokens_are_refused_at_once(self, gateway, run):
-        token, raw = gateway_token_issue(gateway=gateway)
+        token, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         assert client.get(agent_url(run)).status_code == 200
-        credential_revoke(credential=token)
+        credential_revoke(actor=Actor.system(), credential=token)
         assert client.get(agent_url(run)).status_code == 401
         _, raw = gateway_token_issue(
-            gateway=gateway, expires_at=datetime.now(UTC) - timedelta(seconds=1)
+            actor=Actor.system(),
+            gateway=gateway,
+            expires_at=datetime.now(UTC) - timedelta(seconds=1),
         )
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         assert client.get(agent_url(run)).status_code == 401
@@ -540,7 +543,7 @@ class TestAuth:
         from gateways.services import api_key_issue
 
         user = UserFactory(username="gone", is_active=False)
-        _, raw = api_key_issue(user=user)
+        _, raw = api_key_issue(actor=Actor.system(), user=user)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         assert client.get(elt_url(run)).status_code == 401

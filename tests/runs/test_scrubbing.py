@@ -512,6 +512,14 @@ def test_scrub_is_idempotent_and_never_raises(text: str) -> None:
     assert scrub(once) == once
 
 
+def test_a_redaction_that_completes_another_shape_is_scrubbed_to_the_end() -> None:
+    # The ``PASSWORD:`` pair is redacted first, which leaves a URI password behind it.
+    once = scrub("A://PASSWORD:/;@")
+
+    assert once == "A://PASSWORD:[REDACTED]@"
+    assert scrub(once) == once
+
+
 # Secrets as a user might type them: anything printable except the delimiters that end an
 # unquoted value.
 secret_text = st.text(

@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from common.actors import Actor
 from runs.models import PatchReceipt, Run, RunStatus
 from runs.services import run_cancel
 from runs.tasks import finish_unconfirmed_cancels, prune_patch_receipts, reap_lost_runs
@@ -139,7 +140,13 @@ def test_late_patch_from_a_reaped_runner_gets_409(agent_client, run):
         )
     assert late.status_code == late_log.status_code == 409
     assert late.json()["code"] == "conflict"
-    assert not run.log_lines.exists()
+    # The only line is the control plane's own, saying why it closed the run.
+    [line] = run.log_lines.all()
+    assert line.level == "error" and not line.node_id
+    assert line.message == (
+        "Failed by the control plane: no report from the runner for 11 minutes, "
+        "longer than the gateway's lease of 10 minutes."
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.error_summary.startswith("runner lost")
@@ -268,7 +275,7 @@ def test_unconfirmed_cancel_is_marked_canceled_after_the_grace_period(agent_clie
     with time_machine.travel(start, tick=False):
         claim(agent_client, run)
     with time_machine.travel(start + timedelta(minutes=1), tick=False):
-        run_cancel(run=run)
+        run_cancel(actor=Actor.system(), run=run)
     # The runner still reports (it learns of the cancel here) but never confirms.
     with time_machine.travel(start + timedelta(minutes=2), tick=False):
         body = agent_client.patch(
@@ -299,7 +306,7 @@ def test_a_confirmed_cancel_is_left_alone(agent_client, run):
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         claim(agent_client, run)
-        run_cancel(run=run)
+        run_cancel(actor=Actor.system(), run=run)
         confirmed = agent_client.patch(agent_url(run), {"status": "canceled"}, format="json")
         assert confirmed.status_code == 200
     with time_machine.travel(start + timedelta(hours=1), tick=False):

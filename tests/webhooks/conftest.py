@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from common.actors import Actor
 from gateways.services import gateway_create
 from pipelines.models import Pipeline
 from runs.models import Run, RunStatus
@@ -118,17 +119,21 @@ def make_run(*, pipeline: Pipeline | None = None, gateway=None, **fields) -> Run
 
 
 def make_gateway(**fields):
-    return gateway_create(name=fields.pop("name", f"gateway-{next(_names)}"), **fields)
+    return gateway_create(
+        actor=Actor.system(), name=fields.pop("name", f"gateway-{next(_names)}"), **fields
+    )
 
 
 def make_endpoint(url: str, *, events=("run.succeeded", "run.failed", "run.canceled"), **fields):
-    endpoint, _secret = services.webhook_endpoint_create(url=url, events=list(events), **fields)
+    endpoint, _secret = services.webhook_endpoint_create(
+        actor=Actor.system(), url=url, events=list(events), **fields
+    )
     return endpoint
 
 
 def finish_run(run: Run, status: str = RunStatus.SUCCEEDED, **changes) -> Run:
     """Finish a run through the run write path, which records the webhook event."""
-    return run_update(run=run, changes={"status": status, **changes}, actor=None)
+    return run_update(run=run, changes={"status": status, **changes}, actor=Actor.system())
 
 
 def run_worker() -> None:

@@ -1,7 +1,9 @@
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from rest_framework.test import APIClient
 
+from common.actors import Actor
+from common.roles import Role
 from gateways.services import api_key_issue, gateway_token_issue
 from webhooks.models import WebhookEndpoint, WebhookEvent
 
@@ -17,7 +19,7 @@ def detail(endpoint_id: str) -> str:
 
 
 def client_for(user: User) -> APIClient:
-    _key, raw = api_key_issue(user=user)
+    _key, raw = api_key_issue(actor=Actor.system(), user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
@@ -34,9 +36,15 @@ def writer_client() -> APIClient:
     return client_for(user)
 
 
+def viewer(username: str) -> User:
+    user = User.objects.create_user(username)
+    user.groups.add(Group.objects.get(name=Role.VIEWER))
+    return user
+
+
 @pytest.fixture
 def reader_client() -> APIClient:
-    return client_for(User.objects.create_user("reader"))
+    return client_for(viewer("reader"))
 
 
 def create(client, **body):
@@ -71,7 +79,7 @@ def test_create_answers_the_secret_once(writer_client):
         assert "secret" not in (response.json().get("data") or [response.json()])[0]
 
 
-def test_list_and_get_for_any_signed_in_person(reader_client):
+def test_list_and_get_for_a_viewer(reader_client):
     endpoint = make_endpoint("http://127.0.0.1:9/a")
     response = reader_client.get(LIST)
     assert response.status_code == 200
@@ -79,9 +87,11 @@ def test_list_and_get_for_any_signed_in_person(reader_client):
     assert reader_client.get(detail(endpoint.public_id)).json()["url"] == "http://127.0.0.1:9/a"
 
 
-def test_session_sign_in_works(client):
-    user = User.objects.create_user("session")
-    client.force_login(user)
+def test_session_sign_in_works_and_reading_needs_the_viewer_role(client):
+    client.force_login(User.objects.create_user("nobody"))
+    refused = client.get(LIST)
+    assert refused.status_code == 403 and refused.json()["role"] == "viewer"
+    client.force_login(viewer("session"))
     assert client.get(LIST).status_code == 200
 
 
@@ -228,7 +238,7 @@ def test_anonymous_callers_get_401():
 
 
 def test_gateway_tokens_are_refused():
-    _token, raw = gateway_token_issue(gateway=make_gateway())
+    _token, raw = gateway_token_issue(actor=Actor.system(), gateway=make_gateway())
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get(LIST).status_code in (401, 403)

@@ -8,13 +8,15 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
+from common.actors import Actor
+from common.roles import Role
 from gateways.services import api_key_issue
 from runs.models import RunStatus
 from runs.services import run_finished_event
@@ -101,7 +103,9 @@ def test_endpoints_get_only_the_events_and_pipelines_they_asked_for(receiver):
     make_endpoint(receiver.url + "/this-pipeline", events=["run.succeeded"], pipeline=wanted)
     make_endpoint(receiver.url + "/everything", events=["run.succeeded", "run.canceled"])
     disabled = make_endpoint(receiver.url + "/disabled", events=["run.succeeded"])
-    services.webhook_endpoint_update(endpoint=disabled, changes={"enabled": False})
+    services.webhook_endpoint_update(
+        actor=Actor.system(), endpoint=disabled, changes={"enabled": False}
+    )
 
     finish_run(make_run(pipeline=wanted))
     run_worker()
@@ -354,7 +358,7 @@ def test_a_run_that_is_not_final_records_nothing():
 def test_during_rotation_both_secrets_sign_for_24_hours(receiver):
     endpoint = make_endpoint(receiver.url)
     old = secret_of(endpoint)
-    new = services.webhook_endpoint_secret_rotate(endpoint=endpoint)
+    new = services.webhook_endpoint_secret_rotate(actor=Actor.system(), endpoint=endpoint)
     assert new != old and new.startswith("whsec_")
     finish_run(make_run())
     run_worker()
@@ -363,7 +367,7 @@ def test_during_rotation_both_secrets_sign_for_24_hours(receiver):
     verify(receiver, new)
 
     with time_machine.travel(timezone.now() + timedelta(hours=24, minutes=1)):
-        services.webhook_endpoint_send_test(endpoint=endpoint)
+        services.webhook_endpoint_send_test(actor=Actor.system(), endpoint=endpoint)
         run_worker()
         assert len(receiver.requests[1].headers["webhook-signature"].split(" ")) == 1
         verify(receiver, new, 1)
@@ -374,7 +378,7 @@ def test_redelivery_resends_with_the_same_webhook_id(receiver):
     finish_run(make_run())
     run_worker()
     delivery = WebhookDelivery.objects.get()
-    services.webhook_delivery_redeliver(delivery=delivery)
+    services.webhook_delivery_redeliver(actor=Actor.system(), delivery=delivery)
     run_worker()
     assert len(receiver.requests) == 2
     assert receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"]
@@ -387,7 +391,7 @@ def test_redelivery_resends_with_the_same_webhook_id(receiver):
 def test_a_test_event_reaches_one_endpoint_signed(receiver):
     endpoint = make_endpoint(receiver.url)
     make_endpoint(receiver.url + "/other")
-    event = services.webhook_endpoint_send_test(endpoint=endpoint)
+    event = services.webhook_endpoint_send_test(actor=Actor.system(), endpoint=endpoint)
     run_worker()
     assert [r.path for r in receiver.requests] == ["/hooks"]
     payload = verify(receiver, secret_of(endpoint))
@@ -420,7 +424,10 @@ def test_the_host_header_keeps_the_name_while_connecting_to_the_checked_address(
 
 
 def api_client() -> APIClient:
-    _key, raw = api_key_issue(user=User.objects.create_user(f"runner-{time.monotonic_ns()}"))
+    """A managed worker's client: an API key of a person with the runner role."""
+    runner = User.objects.create_user(f"runner-{time.monotonic_ns()}")
+    runner.groups.add(Group.objects.get(name=Role.RUNNER))
+    _key, raw = api_key_issue(actor=Actor.system(), user=runner)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
@@ -527,7 +534,7 @@ def test_an_unexpected_error_is_a_recorded_attempt_not_a_crashed_task(receiver, 
 def test_a_deleted_endpoint_leaves_nothing_to_send(receiver):
     endpoint = make_endpoint(receiver.url)
     finish_run(make_run())
-    services.webhook_endpoint_delete(endpoint=endpoint)
+    services.webhook_endpoint_delete(actor=Actor.system(), endpoint=endpoint)
     run_worker()
     assert receiver.requests == []
     assert not DBTaskResult.objects.filter(status="FAILED").exists()

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from common.actors import Actor
 from runs import services
 from runs.models import RunStatus
 from tests.factories import RunFactory, UserFactory
@@ -27,7 +28,9 @@ def test_run_detail_loads_the_deliveries_panel_which_lists_attempts(
 ):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
     # Nothing listens on the discard port: the attempt fails at once, on this machine.
-    webhook_endpoint_create(url="http://127.0.0.1:9/hooks/runs", events=["run.failed"])
+    webhook_endpoint_create(
+        actor=Actor.system(), url="http://127.0.0.1:9/hooks/runs", events=["run.failed"]
+    )
     started = timezone.now() - timedelta(minutes=5)
     run = RunFactory(pipeline=pipeline, status=RunStatus.RUNNING, started_at=started)
     panel_url = f"/runs/{run.public_id}/webhooks/"
@@ -38,7 +41,9 @@ def test_run_detail_loads_the_deliveries_panel_which_lists_attempts(
     assert "Webhooks are sent when the run finishes." in before
     assert 'hx-trigger="every 5s"' in before  # refreshes until the run's event is sent
 
-    services.run_update(run=run, changes={"status": "failed", "error_summary": "suspended"})
+    services.run_update(
+        actor=Actor.system(), run=run, changes={"status": "failed", "error_summary": "suspended"}
+    )
     delivery = WebhookDelivery.objects.get()
     webhook_delivery_attempt(delivery_id=delivery.pk)
     section = analyst_client.get(panel_url, HTTP_HX_REQUEST="true").content.decode()

@@ -1,14 +1,14 @@
 """``/api/webhooks``: manage webhook endpoints. Parse, call one service or selector, respond."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.audit import AuditAction, audit_request
+from common.actors import actor_from_request
+from common.api.params import HasActionPermission
+from common.roles import Perm
 from gateways.authentication import IsPerson
 from pipelines.models import Pipeline
 from webhooks import selectors, services
@@ -28,22 +28,6 @@ ERRORS = {
     403: OpenApiResponse(description="Missing the model permission, or a gateway token."),
     404: OpenApiResponse(description="No endpoint with this id."),
 }
-
-
-class WebhookEndpointPermission(BasePermission):
-    """Reads for anyone signed in; writes need Django's model permissions on endpoints."""
-
-    required = {
-        "create": "webhooks.add_webhookendpoint",
-        "partial_update": "webhooks.change_webhookendpoint",
-        "rotate_secret": "webhooks.change_webhookendpoint",
-        "send_test": "webhooks.change_webhookendpoint",
-        "destroy": "webhooks.delete_webhookendpoint",
-    }
-
-    def has_permission(self, request, view) -> bool:
-        perm = self.required.get(view.action)
-        return perm is None or request.user.has_perm(perm)
 
 
 def _pipeline(public_id: str | None) -> Pipeline | None:
@@ -87,7 +71,12 @@ def _refusal(exc: DjangoValidationError) -> exceptions.ValidationError:
     ),
 )
 class WebhookEndpointViewSet(viewsets.ViewSet):
-    permission_classes = [IsPerson, WebhookEndpointPermission]
+    permission_classes = [IsPerson, HasActionPermission]
+    # Reads need a viewer; every write is checked (and recorded) by its service.
+    action_permissions = {
+        "list_endpoints": Perm.VIEW_WEBHOOK_ENDPOINTS,
+        "retrieve": Perm.VIEW_WEBHOOK_ENDPOINTS,
+    }
     lookup_url_kwarg = "id"
 
     def _get(self, public_id: str) -> WebhookEndpoint:
@@ -114,21 +103,14 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            with transaction.atomic():
-                endpoint, secret = services.webhook_endpoint_create(
-                    url=data["url"],
-                    events=data["events"],
-                    pipeline=_pipeline(data.get("pipelineId")),
-                    description=data.get("description", ""),
-                    enabled=data["enabled"],
-                    created_by=request.user,
-                )
-                audit_request(
-                    request,
-                    action=AuditAction.WEBHOOK_ENDPOINT_CREATED,
-                    target=endpoint,
-                    details={"url": endpoint.url, "events": endpoint.events},
-                )
+            endpoint, secret = services.webhook_endpoint_create(
+                actor=actor_from_request(request),
+                url=data["url"],
+                events=data["events"],
+                pipeline=_pipeline(data.get("pipelineId")),
+                description=data.get("description", ""),
+                enabled=data["enabled"],
+            )
         except DjangoValidationError as exc:
             raise _refusal(exc) from None
         body = WebhookEndpointWithSecretOutputSerializer(endpoint, context={"secret": secret})
@@ -142,28 +124,16 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         if "pipelineId" in changes:
             changes["pipeline"] = _pipeline(changes.pop("pipelineId"))
         try:
-            with transaction.atomic():
-                endpoint = services.webhook_endpoint_update(endpoint=endpoint, changes=changes)
-                audit_request(
-                    request,
-                    action=AuditAction.WEBHOOK_ENDPOINT_CHANGED,
-                    target=endpoint,
-                    details={"fields": sorted(serializer.validated_data)},
-                )
+            endpoint = services.webhook_endpoint_update(
+                actor=actor_from_request(request), endpoint=endpoint, changes=changes
+            )
         except DjangoValidationError as exc:
             raise _refusal(exc) from None
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
     def destroy(self, request: Request, id: str) -> Response:
         endpoint = self._get(id)
-        with transaction.atomic():
-            audit_request(
-                request,
-                action=AuditAction.WEBHOOK_ENDPOINT_DELETED,
-                target=endpoint,
-                details={"url": endpoint.url},
-            )
-            services.webhook_endpoint_delete(endpoint=endpoint)
+        services.webhook_endpoint_delete(actor=actor_from_request(request), endpoint=endpoint)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -175,14 +145,9 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
     )
     def rotate_secret(self, request: Request, id: str) -> Response:
         endpoint = self._get(id)
-        with transaction.atomic():
-            secret = services.webhook_endpoint_secret_rotate(endpoint=endpoint)
-            audit_request(
-                request,
-                action=AuditAction.WEBHOOK_ENDPOINT_CHANGED,
-                target=endpoint,
-                details={"fields": ["secret"]},
-            )
+        secret = services.webhook_endpoint_secret_rotate(
+            actor=actor_from_request(request), endpoint=endpoint
+        )
         endpoint = self._get(id)
         body = WebhookEndpointWithSecretOutputSerializer(endpoint, context={"secret": secret})
         return Response(body.data)
@@ -194,7 +159,9 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         responses={202: WebhookTestOutputSerializer, **ERRORS},
     )
     def send_test(self, request: Request, id: str) -> Response:
-        event = services.webhook_endpoint_send_test(endpoint=self._get(id))
+        event = services.webhook_endpoint_send_test(
+            actor=actor_from_request(request), endpoint=self._get(id)
+        )
         return Response(
             {"eventId": event.public_id, "deliveryStatus": "pending"},
             status=status.HTTP_202_ACCEPTED,

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand
 
+from common.actors import Actor
 from gateways.models import Gateway
-from gateways.services import gateway_token_issue
+from gateways.services import gateway_create, gateway_token_issue
 
 
 class Command(BaseCommand):
@@ -12,8 +13,12 @@ class Command(BaseCommand):
         parser.add_argument("--token-name", default="", help="A label for the new token.")
 
     def handle(self, *args, name: str, token_name: str, **options):
-        gateway, created = Gateway.objects.get_or_create(name=name)
-        _, raw = gateway_token_issue(gateway=gateway, name=token_name)
+        actor = Actor.system()
+        gateway = Gateway.objects.filter(name=name).first()
+        created = gateway is None
+        if gateway is None:
+            gateway = gateway_create(actor=actor, name=name)
+        _, raw = gateway_token_issue(actor=actor, gateway=gateway, name=token_name)
         verb = "Created" if created else "Found"
         self.stdout.write(f"{verb} gateway {gateway.name} ({gateway.public_id}).")
         self.stdout.write("New gateway token (shown once; store it now):")

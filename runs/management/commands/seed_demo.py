@@ -11,12 +11,14 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common.actors import Actor
 from common.ids import new_public_id
+from common.roles import Role
 from gateways.models import Gateway
 from gateways.services import gateway_token_issue
 from pipelines.models import Pipeline
@@ -97,7 +99,7 @@ class Command(BaseCommand):
         password = admin_password or secrets.token_urlsafe(9)
         user_model.objects.create_superuser("admin", "admin@example.com", password)
         analyst = user_model.objects.create_user("analyst", "analyst@example.com", password)
-        analyst.user_permissions.add(*Permission.objects.filter(codename__in=["view_run"]))
+        analyst.groups.add(Group.objects.get(name=Role.VIEWER))
         return password
 
     def ensure_gateways(self) -> tuple[list[Gateway], dict[str, str]]:
@@ -105,7 +107,9 @@ class Command(BaseCommand):
         for name in GATEWAYS:
             gateway, created = Gateway.objects.get_or_create(name=name)
             if created:
-                _, tokens[name] = gateway_token_issue(gateway=gateway, name="demo")
+                _, tokens[name] = gateway_token_issue(
+                    actor=Actor.system(), gateway=gateway, name="demo"
+                )
             gateways.append(gateway)
         return gateways, tokens
 
