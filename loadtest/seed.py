@@ -5,12 +5,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
 from django.db import connections
 
 from common.actors import Actor
+from common.roles import Role
 from gateways.services import api_key_issue, gateway_create, gateway_token_issue
 from pipelines.models import Pipeline
 
@@ -43,13 +44,15 @@ def seed(*, gateways: int, analysts: int, history: int, receiver_url: str | None
         pipeline = Pipeline.objects.create(name=f"lt_pipeline_{index:04d}", default_gateway=gateway)
         fleet.append({"token": token, "pipeline": pipeline.public_id})
 
+    # An integration that makes runs, reads and cancels them: the runner and operator roles.
     client = get_user_model().objects.create_user(username="lt-api-client")
-    client.user_permissions.add(*Permission.objects.filter(codename__in=["cancel_run"]))
+    client.groups.add(*Group.objects.filter(name__in=[Role.RUNNER, Role.OPERATOR]))
     _, api_key = api_key_issue(actor=Actor.system(), user=client, name="load")
 
     cookies = []
     for index in range(analysts):
         user = get_user_model().objects.create_user(username=f"lt-analyst-{index:02d}")
+        user.groups.add(Group.objects.get(name=Role.VIEWER))
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

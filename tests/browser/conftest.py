@@ -5,7 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from playwright.sync_api import sync_playwright
 
@@ -65,9 +65,7 @@ def screenshot():
 @pytest.fixture
 def operator(transactional_db):
     user = UserFactory(username="operator")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_run", "cancel_run", "trigger_run"])
-    )
+    user.groups.add(Group.objects.get(name="operator"))
     return user
 
 

@@ -4,6 +4,7 @@ import re
 
 import httpx
 import pytest
+from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from common.actors import Actor
@@ -153,6 +154,9 @@ def test_run_detail_log_filter_live_tail_cancel_and_rerun(
     running.refresh_from_db()
     assert running.status == RunStatus.CANCEL_REQUESTED
 
+    # Only a finished run can be re-run: the runner confirms the cancel first.
+    patch_as_runner(live_server, demo, {"status": "canceled"})
+    page.reload()
     page.get_by_role("button", name=re.compile("Re-run")).click()
     expect(page.locator(".flash")).to_contain_text("a re-run of " + running.public_id)
     new_run = Run.objects.exclude(pk=running.pk).order_by("-created_at").first()
@@ -162,7 +166,7 @@ def test_run_detail_log_filter_live_tail_cancel_and_rerun(
 
 
 def test_read_only_analyst_sees_no_actions(page, live_server, demo):
-    UserFactory(username="analyst")
+    UserFactory(username="analyst").groups.add(Group.objects.get(name="viewer"))
     sign_in(page, live_server, "analyst", path=f"/runs/{demo['running'].public_id}/")
     expect(page.locator(".log-line")).to_have_count(1)
     expect(page.get_by_text("Cancel run…")).to_have_count(0)
