@@ -23,6 +23,7 @@ from rest_framework.exceptions import ValidationError
 
 from common.actors import actor_from_request, page_requires
 from common.api.pagination import Position, decode_cursor, encode_cursor, keyset_page
+from common.audit import audit_events_for
 from common.errors import Conflict
 from common.roles import Perm
 from gateways.models import Gateway
@@ -327,6 +328,8 @@ def _detail_live_context(run: Run) -> dict[str, Any]:
             for title, key, ceiling in charts
         ],
         "nodes": list(selectors.run_nodes(run=run)),
+        # Who did what to the run, and how (the audit trail).
+        "events": list(audit_events_for(target=run)),
         "summary_items": sorted(
             (key, value)
             for key, value in (run.telemetry_summary or {}).items()

@@ -253,3 +253,18 @@ def test_the_roles_migration_makes_the_groups():
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert set(Group.objects.values_list("name", flat=True)) >= {"viewer", "runner", "operator"}
+
+
+def test_run_detail_says_who_cancelled_and_reran_and_how(client, world):
+    operator = person("operator")
+    key_client(operator).delete(f"/api/runs/{world['queued'].public_id}")
+    client.force_login(operator)
+    client.post(f"/runs/{world['finished'].public_id}/rerun/")
+
+    cancelled = client.get(f"/runs/{world['queued'].public_id}/").content.decode()
+    assert "Canceled by operator-person via API" in cancelled
+    rerun = client.get(f"/runs/{world['finished'].public_id}/").content.decode()
+    new_run = Run.objects.get(rerun_of=world["finished"])
+    assert f"Re-run by operator-person via the web app as {new_run.public_id}" in rerun
+    queued = client.get(f"/runs/{new_run.public_id}/").content.decode()
+    assert "Queued by operator-person via the web app as a re-run of " in queued

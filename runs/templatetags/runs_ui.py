@@ -152,3 +152,32 @@ def query_with(context, **changes) -> str:
             params[key] = value
     encoded = urlencode(sorted(params.lists()), doseq=True)
     return f"?{encoded}" if encoded else "?"
+
+
+_SOURCE_WORDS = {"web": "the web app", "api": "API", "admin": "admin", "runner": "the runner API"}
+
+
+@register.filter
+def event_sentence(event) -> str:
+    """An audited action on a run, as run detail says it: "Cancel requested by ana via API"."""
+    details = event.details or {}
+    via = _SOURCE_WORDS.get(event.source)
+    by = f"by {event.actor_label}" + (f" via {via}" if via else "")
+    match event.action:
+        case "run.created":
+            rerun = details.get("rerunOf")
+            return f"Queued {by}" + (f" as a re-run of {rerun}" if rerun else "")
+        case "run.rerun":
+            return f"Re-run {by} as {details.get('newRunId', 'a new run')}"
+        case "run.cancel_requested":
+            verb = "Canceled" if details.get("status") == "canceled" else "Cancel requested"
+            return f"{verb} {by}"
+        case "run.status_changed":
+            to = details.get("to", "")
+            if to == "running" and details.get("from") == "queued":
+                return f"Claimed {by}"
+            return f"{status_label(to)} {by}"
+        case "run.finished_by_system":
+            status = status_label(details.get("status", ""))
+            return f"{status} by the system: {details.get('reason', '')}"
+    return f"{event.action} {by}"
