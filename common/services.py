@@ -1,6 +1,6 @@
 """Writes of the shared pieces: a person's role."""
 
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from common.actors import Actor
@@ -10,7 +10,7 @@ from common.roles import Role
 
 
 @transaction.atomic
-def user_role_set(*, actor: Actor, user: AbstractBaseUser, role: str) -> None:
+def user_role_set(*, actor: Actor, user: User, role: str) -> None:
     """Make ``role`` the one role ``user`` holds (their other role groups are left)."""
     actor.require("auth.change_user", doing="changing a person's role")
     if role not in Role.__members__.values():

@@ -9,7 +9,7 @@ from the model's metadata, so a new column is read and written without anyone ed
 """
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -25,7 +25,8 @@ def instance_from_row[M: Model](model: type[M], values: Sequence[Any]) -> M:
         ):
             value = convert(value, column, connection)
         converted.append(value)
-    return model.from_db(connection.alias, None, converted)
+    # Every concrete field is given, in order: the field names may be left out (None).
+    return model.from_db(connection.alias, cast(Any, None), converted)
 
 
 def _row_lock_sql() -> str:
@@ -52,8 +53,9 @@ def select_joined[M: Model](
     LEFT OUTER when the foreign key is nullable. With ``lock``, the row (not its relations) stays
     locked until the transaction ends."""
     quote = connection.ops.quote_name
-    related = [model._meta.get_field(name) for name in relations]
-    tables: list[tuple[str, type[Model]]] = [("t", model)] + [
+    # Forward to-one relations: each has a related model, a column and a target field.
+    related: list[Any] = [model._meta.get_field(name) for name in relations]
+    tables: list[tuple[str, Any]] = [("t", model)] + [
         (f"r{index}", field.related_model) for index, field in enumerate(related)
     ]
     columns = ", ".join(
@@ -67,7 +69,8 @@ def select_joined[M: Model](
         f"ON r{index}.{quote(field.target_field.column)} = t.{quote(field.column)}"
         for index, field in enumerate(related)
     )
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[Any] = []
     for attname, value in filters.items():
         field = _field_by_attname(model, attname)
         if isinstance(value, list | tuple):
@@ -98,7 +101,7 @@ def select_joined[M: Model](
     return instance
 
 
-def _field_by_attname(model: type[Model], attname: str) -> Field:
+def _field_by_attname(model: type[Model], attname: str) -> Any:
     for field in model._meta.concrete_fields:
         if field.attname == attname:
             return field
@@ -113,8 +116,9 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
         return
     fields = [_field_by_attname(model, name) for name in rows[0]]
     quote = connection.ops.quote_name
+    table: Any = model._meta.db_table
     head = (
-        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
+        f"INSERT INTO {quote(table)} "  # noqa: S608
         f"({', '.join(quote(field.column) for field in fields)}) VALUES "
     )
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -132,14 +136,15 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
 
 def update_columns(instance: Model, fields: Iterable[Field]) -> None:
     """Store ``fields`` of ``instance`` in one UPDATE by primary key."""
-    fields = list(fields)
+    columns: list[Any] = list(fields)
+    pk_field: Any = instance._meta.pk
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
     params = [
-        field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields
+        field.get_db_prep_save(getattr(instance, field.attname), connection) for field in columns
     ]
-    table = quote(instance._meta.db_table)
-    pk_column = quote(instance._meta.pk.column)
+    table = quote(cast(str, instance._meta.db_table))
+    pk_column = quote(pk_field.column)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",  # noqa: S608

@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -35,7 +35,7 @@ def _new_secret(prefix: str) -> tuple[str, str, str]:
     return raw, raw[:DISPLAY_PREFIX_CHARS], hash_secret(raw)
 
 
-def _user_of(actor: Actor) -> AbstractBaseUser | None:
+def _user_of(actor: Actor) -> User | None:
     return actor.user if getattr(actor.user, "pk", None) else None
 
 
@@ -112,7 +112,7 @@ def gateway_token_rotate(
 def api_key_issue(
     *,
     actor: Actor,
-    user: AbstractBaseUser,
+    user: User,
     name: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
@@ -135,12 +135,11 @@ def api_key_issue(
     return key, raw
 
 
-def _revoke(credential: Credential) -> bool:
+def _revoke(credential: GatewayToken | ApiKey) -> bool:
     now = timezone.now()
-    updated = (
-        type(credential)
-        .objects.filter(pk=credential.pk, revoked_at__isnull=True)
-        .update(revoked_at=now)
+    model: type[GatewayToken] | type[ApiKey] = type(credential)
+    updated = model._default_manager.filter(pk=credential.pk, revoked_at__isnull=True).update(
+        revoked_at=now
     )
     if updated:
         credential.revoked_at = now
@@ -148,7 +147,7 @@ def _revoke(credential: Credential) -> bool:
 
 
 @transaction.atomic
-def credential_revoke(*, actor: Actor, credential: Credential) -> bool:
+def credential_revoke(*, actor: Actor, credential: GatewayToken | ApiKey) -> bool:
     """Revoke at once: every lookup checks ``revoked_at``, so the very next request is refused.
     False when it was already revoked (and nothing is recorded)."""
     is_token = isinstance(credential, GatewayToken)
@@ -184,10 +183,10 @@ def _record_use(credential: Credential, ip: str | None) -> None:
     interval = timedelta(seconds=settings.GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS)
     if credential.last_used_at is not None and now - credential.last_used_at < interval:
         return
-    model = type(credential)
+    model: type[GatewayToken] | type[ApiKey] = type(credential)  # type: ignore[assignment]
     due = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - interval)
     with transaction.atomic():
-        updated = model.objects.filter(due, pk=credential.pk).update(
+        updated = model._default_manager.filter(due, pk=credential.pk).update(
             last_used_at=now, last_used_ip=ip
         )
         if updated and isinstance(credential, GatewayToken):

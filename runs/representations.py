@@ -13,9 +13,10 @@ def trigger_repr(run: Run) -> dict[str, Any]:
 
 
 def gateway_repr(run: Run) -> dict[str, str] | None:
-    if run.gateway_id is None:
+    gateway = run.gateway
+    if gateway is None:
         return None
-    return {"id": run.gateway.public_id, "name": run.gateway.name}
+    return {"id": gateway.public_id, "name": gateway.name}
 
 
 def log_line_repr(line) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
@@ -116,6 +117,8 @@ def gateway_health_list(*, now: datetime | None = None) -> list[GatewayHealthRow
     """Every gateway with its status (online, offline, never connected), its running and queued
     runs, and whether those queued runs are stranded on a gateway that is away. One query."""
     now = now or timezone.now()
+    # Each gateway carries the counts the queryset annotates.
+    gateways: list[Any] = list(gateway_queryset_with_counts().order_by("name"))
     return [
         GatewayHealthRow(
             gateway=gateway,
@@ -124,5 +127,5 @@ def gateway_health_list(*, now: datetime | None = None) -> list[GatewayHealthRow
             queued_count=gateway.queued_count,
             queued_stranded=gateway.queued_count > 0 and gateway.queued_runs_stranded(now),
         )
-        for gateway in gateway_queryset_with_counts().order_by("name")
+        for gateway in gateways
     ]

@@ -189,7 +189,8 @@ def _upsert_nodes(run: Run, nodes: list[dict[str, Any]], *, now: datetime) -> No
         "retries": "retries",
         "metrics": "metrics",
     }
-    to_create, to_update = [], []
+    to_create: list[RunNode] = []
+    to_update: list[RunNode] = []
     for data in nodes:
         node = existing.get(data["nodeId"]) or RunNode(run=run, node_id=data["nodeId"])
         for key, attr in fields.items():

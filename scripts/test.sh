@@ -8,6 +8,7 @@ export SECRET_KEY="${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(se
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
+.venv/bin/mypy
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 .venv/bin/python manage.py collectstatic --noinput -v 0
 

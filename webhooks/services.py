@@ -181,9 +181,7 @@ def webhook_endpoint_secret_rotate(*, actor: Actor, endpoint: WebhookEndpoint) -
     return endpoint.secret
 
 
-def _endpoint_disable(
-    *, endpoint_id: int, reason: str, keep_delivery_id: int | None = None
-) -> bool:
+def _endpoint_disable(*, endpoint_id: int, reason: str, keep_delivery_id: int) -> bool:
     """Disable an endpoint and cancel what it still had pending; True if this call disabled it."""
     now = timezone.now()
     disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, enabled=True).update(

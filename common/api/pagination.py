@@ -71,6 +71,8 @@ def keyset_page[M: Model](queryset: QuerySet[M], *, position: Position | None, l
         items = list(reversed(rows[:limit]))
         has_newer = len(rows) > limit
         has_older = True
-    older = Position(items[-1].created_at, items[-1].pk, "older") if items and has_older else None
-    newer = Position(items[0].created_at, items[0].pk, "newer") if items and has_newer else None
+    first: Any = items[0] if items else None
+    last: Any = items[-1] if items else None
+    older = Position(last.created_at, last.pk, "older") if items and has_older else None
+    newer = Position(first.created_at, first.pk, "newer") if items and has_newer else None
     return Page(items=items, older=older, newer=newer)

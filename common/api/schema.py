@@ -39,7 +39,7 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField()
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # the field, not .errors
         child=serializers.ListField(child=serializers.CharField()), required=False
     )
 

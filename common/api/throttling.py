@@ -10,6 +10,8 @@ Counts live in Django's default cache: per process with the default local-memory
 between processes when ``CACHES`` points at a shared backend.
 """
 
+from typing import Any
+
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -19,7 +21,8 @@ class CredentialRateThrottle(SimpleRateThrottle):
         self.scope = getattr(request.auth, "throttle_scope", None)
         # Read the rates on every request rather than once at import, so that a changed
         # setting (an override in tests, a reload) takes effect.
-        self.rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) if self.scope else None
+        rates: dict[str, Any] = api_settings.DEFAULT_THROTTLE_RATES
+        self.rate = rates.get(self.scope) if self.scope else None
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
