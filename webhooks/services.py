@@ -181,16 +181,21 @@ def webhook_endpoint_secret_rotate(*, actor: Actor, endpoint: WebhookEndpoint) -
     return endpoint.secret
 
 
-def _endpoint_disable(*, endpoint_id: int, reason: str, keep_delivery_id: int) -> bool:
+def _endpoint_disable(
+    *, endpoint_id: int, reason: str, keep_delivery_id: int | None = None
+) -> bool:
     """Disable an endpoint and cancel what it still had pending; True if this call disabled it."""
     now = timezone.now()
     disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, enabled=True).update(
         enabled=False, disabled_at=now, disabled_reason=reason[:200], updated_at=now
     )
     if disabled:
-        WebhookDelivery.objects.filter(
+        pending = WebhookDelivery.objects.filter(
             endpoint_id=endpoint_id, status=DeliveryStatus.PENDING
-        ).exclude(pk=keep_delivery_id).update(
+        )
+        if keep_delivery_id is not None:
+            pending = pending.exclude(pk=keep_delivery_id)
+        pending.update(
             status=DeliveryStatus.CANCELED,
             completed_at=now,
             next_attempt_at=None,

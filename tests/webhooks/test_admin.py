@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 
+from common.models import AuditEvent
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -113,3 +114,25 @@ def test_enabling_again_in_admin_clears_the_disabled_reason(staff):
     assert response.status_code == 302, response.content
     endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.disabled_reason == "" and endpoint.disabled_at is None
+
+
+def test_endpoint_changes_in_admin_are_recorded_like_the_apis(staff):
+    staff.post(
+        "/admin/webhooks/webhookendpoint/add/",
+        {"url": "http://127.0.0.1:9/in", "events": ["run.failed"], "enabled": "on"},
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    staff.post(
+        f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/",
+        {"url": "http://127.0.0.1:9/other", "events": ["run.failed"], "enabled": "on"},
+    )
+    staff.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/delete/", {"post": "yes"})
+
+    assert not WebhookEndpoint.objects.exists()
+    records = AuditEvent.objects.filter(target_id=endpoint.public_id).order_by("id")
+    assert [(event.action, event.source, event.actor_label) for event in records] == [
+        ("webhook_endpoint.created", "admin", "root"),
+        ("webhook_endpoint.changed", "admin", "root"),
+        ("webhook_endpoint.deleted", "admin", "root"),
+    ]
+    assert records[1].details == {"fields": ["url"]}
