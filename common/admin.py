@@ -1,12 +1,15 @@
-"""Admin for the audit trail: read-only, filtered by the known actions."""
+"""Admin for the audit trail (read-only, filtered by the known actions) and people's roles."""
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.utils.html import format_html
 
 from common.audit import AuditAction
 from common.models import AuditEvent
+from common.roles import Role
 
 
 class AuditActionFilter(admin.SimpleListFilter):
@@ -56,3 +59,22 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="target")
     def target_link(self, obj: AuditEvent) -> Any:
         return format_html("{} <small>{}</small>", obj.target_repr, obj.target_id)
+
+
+class RoleUserAdmin(UserAdmin):
+    """Django's user admin, with each person's roles (the viewer/runner/operator groups) in the
+    list; its "groups" filter filters by role."""
+
+    list_display = [*UserAdmin.list_display, "roles"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="roles")
+    def roles(self, user) -> str:
+        names = sorted(group.name for group in user.groups.all() if group.name in set(Role))
+        return ", ".join(names) or ("all (superuser)" if user.is_superuser else "none")
+
+
+admin.site.unregister(User)
+admin.site.register(User, RoleUserAdmin)

@@ -268,3 +268,10 @@ def test_run_detail_says_who_cancelled_and_reran_and_how(client, world):
     assert f"Re-run by operator-person via the web app as {new_run.public_id}" in rerun
     queued = client.get(f"/runs/{new_run.public_id}/").content.decode()
     assert "Queued by operator-person via the web app as a re-run of " in queued
+
+
+def test_admin_shows_each_persons_roles(admin_client):
+    person("operator")
+    page = admin_client.get("/admin/auth/user/").content.decode()
+    assert '<td class="field-roles">operator</td>' in page
+    assert '<td class="field-roles">all (superuser)</td>' in page
