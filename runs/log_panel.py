@@ -57,6 +57,11 @@ class LogFilters:
         return bool(self.levels or self.text or self.node or self.errors or self.around)
 
     @property
+    def narrows(self) -> bool:
+        """Whether the level, node or text filters leave lines out."""
+        return bool(self.levels or self.text or self.node)
+
+    @property
     def with_context(self) -> bool:
         return self.errors or self.around is not None
 
@@ -149,10 +154,14 @@ def log_view(run: Run, filters: LogFilters) -> LogView:
             return view
         low, high = filters.around - filters.context, filters.around + filters.context
         view.lines = list(selectors.run_log_lines(run=run).filter(seq__gte=low, seq__lte=high))
+        if not any(line.seq == filters.around for line in view.lines):
+            # Within the numbers a run keeps, but gone: the runner replaced its whole log.
+            view.trimmed, view.lines = filters.around, []
+            return view
         for line in view.lines:
             line.is_focus = line.seq == filters.around
             line.is_match = line.is_focus or (
-                filters.selects and _matches(line, filters, levels=filters.levels)
+                filters.narrows and _matches(line, filters, levels=filters.levels)
             )
         view.matches = 1
         return view

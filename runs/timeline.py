@@ -24,9 +24,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 from runs.models import Run, RunNode
 
-WIDTH = 760
-LABEL_W = 150
-PAD_R = 70
+WIDTH = 1160
+LABEL_W = 170
+PAD_R = 150
 ROW_H = 22
 BAR_H = 14
 AXIS_H = 22
@@ -203,6 +203,7 @@ def timeline_svg(
         classes += ["is-critical"] if is_critical else []
         classes += ["is-open"] if span is not None and span.open else []
         classes += ["is-selected"] if selected and node.node_id == selected else []
+        classes += ["is-pending"] if span is None else []
         label = node.node_id if len(node.node_id) <= 20 else node.node_id[:19] + "…"
         href = f"{detail_url}?{urlencode({'nodeId': node.node_id})}#log-panel"
         shapes = ""
@@ -271,8 +272,10 @@ def timeline_svg(
         f"{' → '.join(chain)} ({_short(critical_seconds)})."
     )
     return format_html(
-        '<svg class="timeline" viewBox="0 0 {} {}" width="100%" role="group" '
+        '<svg class="timeline" viewBox="0 0 {} {}" width="{}" height="{}" role="group" '
         'aria-label="{}" data-critical="{}">{}</svg>',
+        WIDTH,
+        f"{height:.0f}",
         WIDTH,
         f"{height:.0f}",
         summary,

@@ -64,8 +64,7 @@
     var last = parseInt(box.getAttribute("data-log-last"), 10);
     var cap = box.getAttribute("data-log-cap");
     if (range.end < kept) {
-      notice("Line " + range.start + ": this line is no longer kept (the newest " + cap +
-        " are). The log now starts at line " + kept + ".");
+      notice("Line " + range.start + ": this line is no longer kept (the newest " + cap + " are).");
     } else if (range.start > last) {
       notice("Line " + range.start + " does not exist yet: the log ends at line " + last + ".");
     } else if (fetchMissing && window.htmx) {
