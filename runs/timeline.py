@@ -15,7 +15,7 @@ Nothing here queries the database: it draws the nodes run detail has already loa
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 from django.utils.html import format_html
@@ -78,18 +78,25 @@ def critical_path(spans: Sequence[Span]) -> list[Span]:
     each time to the span that finished last before the current one started."""
     if not spans:
         return []
-    total = (max(s.end for s in spans) - min(s.start for s in spans)).total_seconds()
-    slack = timedelta(seconds=max(1.0, total * 0.005))
-    current = max(spans, key=lambda s: (s.end, s.start))
-    path = [current]
+    origin = min(s.start for s in spans)
+    # Plain numbers: comparing datetimes (and model instances) in the loop is what costs.
+    times = [((s.start - origin).total_seconds(), (s.end - origin).total_seconds()) for s in spans]
+    slack = max(1.0, max(end for _, end in times) * 0.005)
+    current = max(range(len(spans)), key=lambda i: (times[i][1], times[i][0]))
+    chain, seen = [current], {current}
     while True:
-        before = [s for s in spans if s not in path and s.end <= current.start + slack]
-        before = [s for s in before if s.start < current.start]
+        begin = times[current][0]
+        before = [
+            i
+            for i, (start, end) in enumerate(times)
+            if i not in seen and end <= begin + slack and start < begin
+        ]
         if not before:
             break
-        current = max(before, key=lambda s: (s.end, s.start))
-        path.append(current)
-    return list(reversed(path))
+        current = max(before, key=lambda i: (times[i][1], times[i][0]))
+        chain.append(current)
+        seen.add(current)
+    return [spans[i] for i in reversed(chain)]
 
 
 def _ticks(seconds: float) -> list[int]:
@@ -128,7 +135,8 @@ def timeline_svg(
     end = max([s.end for s in spans] + [run_end or (now if not run.is_final else started)])
     total = max((end - origin).total_seconds(), 1.0)
     inner = WIDTH - LABEL_W - PAD_R
-    critical = {id(span) for span in critical_path(spans)}
+    path = critical_path(spans)
+    critical = {id(span) for span in path}
     critical_seconds = sum((s.end - s.start).total_seconds() for s in spans if id(s) in critical)
 
     def x(moment: datetime) -> float:
@@ -266,7 +274,7 @@ def timeline_svg(
                 " ".join(f"{px:.1f},{py:.1f}" for px, py in critical_points),
             ),
         )
-    chain = [s.node.node_id for s in critical_path(spans)]
+    chain = [s.node.node_id for s in path]
     summary = (
         f"Node timeline of {len(ordered)} nodes over {_short(total)}; critical path "
         f"{' → '.join(chain)} ({_short(critical_seconds)})."
