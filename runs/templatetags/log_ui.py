@@ -2,9 +2,9 @@
 
 A run's log is up to 500 lines, and run detail shows them all so that any kept line's anchor
 (``#L<seq>``) is in the first response. Rendered as a ``{% partialdef %}`` per line, the template
-engine's variable lookups and filters cost about 0.15 ms a line, most of the page's time; this
-writes the same markup with ``escape`` and string formatting, under 0.01 ms a line (figures in
-bench/RESULTS.md, "Run detail as a debugger").
+engine's variable lookups and filters took most of the page's time (about 90 ms of a 500-line
+page, measured on a loaded machine); this writes the same markup with ``escape`` and string
+formatting, several times faster (bench/RESULTS.md, "Run detail as a debugger").
 """
 
 from collections.abc import Iterable
