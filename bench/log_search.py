@@ -15,7 +15,10 @@ through Django's test client (server time without the HTTP hop):
   with ``main``, exported with ``git archive`` under bench/out/), each measured in its own
   process with this interpreter, interleaved round by round so that load on the machine hits
   both alike;
-- that the anchor of line 480 of 500 is in the first response of run detail (one load).
+- that the anchor of line 480 of 500 is in the first response of run detail (one load);
+- with ``--ingest``: what the index costs a runner's ``appendLog``: p50 of single-line appends
+  through ``run_update`` with the index, without it (migrated back to 0005), and with it again
+  after the rebuild (so drift on the machine shows), which rebuilds the index once more.
 
 It prints a Markdown report (the section bench/RESULTS.md keeps) and writes
 ``bench/out/log_search.json``.
@@ -237,6 +240,50 @@ def export_baseline(revision: str) -> tuple[str, Path]:
     return sha[:12], target
 
 
+def append_cost(appends: int) -> dict:
+    """p50/p90 ms of single-line appends through the service, on fresh running runs."""
+    from runs import services
+    from runs.models import Run, RunStatus
+
+    template = Run.objects.order_by("-pk").first()
+    runs = [
+        services.run_create(pipeline=template.pipeline, gateway=template.gateway) for _ in range(4)
+    ]
+    for run in runs:
+        services.run_update(run=run, changes={"status": RunStatus.RUNNING})
+    times = []
+    for index in range(appends):
+        run = runs[index % len(runs)]
+        message = f"loaded {index * 37 % 10007} rows from crm.accounts in {index % 977}ms"
+        began = time.perf_counter()
+        services.run_update(run=run, changes={"append_log": {"level": "info", "message": message}})
+        times.append((time.perf_counter() - began) * 1000)
+    Run.objects.filter(pk__in=[run.pk for run in runs]).delete()
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 3),
+        "p90_ms": round(times[int(len(times) * 0.9) - 1], 3),
+    }
+
+
+def measure_ingest(appends: int) -> dict:
+    from django.core.management import call_command
+
+    with_index = append_cost(appends)
+    call_command("migrate", "runs", BEFORE_INDEX, verbosity=0)
+    without_index = append_cost(appends)
+    began = time.monotonic()
+    call_command("migrate", verbosity=0)
+    rebuild_seconds = round(time.monotonic() - began, 1)
+    again = append_cost(appends)
+    return {
+        "with_index": with_index,
+        "without_index": without_index,
+        "with_index_again": again,
+        "rebuild_seconds": rebuild_seconds,
+    }
+
+
 def measure_detail(python: str, cwd: str, env: dict, run_id: str, repeat: int) -> dict:
     done = subprocess.run(
         [python, "-c", DETAIL_SCRIPT, run_id, str(repeat)],
@@ -262,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="run detail rounds per checkout")
     parser.add_argument("--baseline", default="", help="git revision of today's code")
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument(
+        "--ingest", type=int, default=0, metavar="N", help="also time N appends without the index"
+    )
     args = parser.parse_args(argv)
 
     url = f"{args.pg.rstrip('/')}/{DATABASE}"
@@ -325,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         "common word, last 7 days (info)": f"/api/logs?q={COMMON_WORD}&window=7d",
         "rare word, failed runs of one pipeline (info)": (
             f"/api/logs?q={RARE_WORD}&status=failed&pipelineId="
-            + Run.objects.order_by("pk").values_list("pipeline__public_id", flat=True).first()
+            + Run.objects.filter(status="failed")
+            .order_by("pk")
+            .values_list("pipeline__public_id", flat=True)
+            .first()
         ),
     }
     search = {}
@@ -359,7 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     detail["ratio"] = round(detail["this_p50_ms"] / detail["baseline_p50_ms"], 2)
     log(f"run detail: {detail}")
 
+    ingest = measure_ingest(args.ingest) if args.ingest else None
+    if ingest:
+        log(f"appendLog cost: {ingest}")
     results = {
+        "ingest": ingest,
+        "ingest_n": args.ingest,
         "taken": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "load_average": [round(v, 2) for v in os.getloadavg()],
@@ -408,6 +466,17 @@ def report(results: dict) -> str:
             f"{detail['ratio']}x. Rounds: {detail['rounds']}.",
             f"Anchor of line {results['anchor']['line']} (the 480th of 500) in the first "
             f"response: {results['anchor']['in_first_response']}.",
+            *(
+                [
+                    f"`appendLog` through `run_update`, p50 / p90 ms of {results['ingest_n']}: "
+                    f"with the index {results['ingest']['with_index']}, without it "
+                    f"{results['ingest']['without_index']}, with it again after the rebuild "
+                    f"({results['ingest']['rebuild_seconds']} s) "
+                    f"{results['ingest']['with_index_again']}."
+                ]
+                if results["ingest"]
+                else []
+            ),
             "",
             plans,
         ]
