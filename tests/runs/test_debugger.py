@@ -354,3 +354,37 @@ def test_the_search_page_and_fragment_keep_a_constant_query_count(
 def test_the_search_page_needs_a_signed_in_user(client):
     response = client.get("/logs/?q=abc")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_log_lines_are_escaped(analyst_client, pipeline):
+    run = RunFactory(pipeline=pipeline, status=RunStatus.RUNNING)
+    report(
+        run,
+        append_log={
+            "level": "error",
+            "message": '<script>alert("x")</script> & <b>bold</b>',
+            "nodeId": '"><img src=x onerror=alert(1)>',
+        },
+    )
+    report(
+        run,
+        nodes=[
+            {
+                "nodeId": '"><img src=x onerror=alert(1)>',
+                "status": "running",
+                "startedAt": timezone.now().isoformat(),
+            }
+        ],
+    )
+    run.refresh_from_db()
+    detail = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert 'class="timeline"' in detail and "&quot;&gt;&lt;img src=x" in detail
+    for url in (f"/runs/{run.public_id}/", f"/runs/{run.public_id}/log/?after=0"):
+        body = analyst_client.get(url).content.decode()
+        assert "<script>alert" not in body and "<img src=x" not in body
+        assert (
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+            in body
+        )
+    svg_body = analyst_client.get("/logs/?q=script").content.decode()
+    assert "<script>alert" not in svg_body and "&lt;<mark>script</mark>&gt;" in svg_body
