@@ -65,7 +65,7 @@ class RoleUserAdmin(UserAdmin):
     """Django's user admin, with each person's roles (the viewer/runner/operator groups) in the
     list; its "groups" filter filters by role."""
 
-    list_display = [*UserAdmin.list_display, "roles"]
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "roles")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from runs import views
+from runs import search_views, views
 
 app_name = "runs"
 
@@ -15,4 +15,5 @@ urlpatterns = [
     path("runs/<str:public_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<str:public_id>/rerun/", views.run_rerun, name="rerun"),
     path("gateways/", views.gateway_list, name="gateways"),
+    path("logs/", search_views.log_search_page, name="log-search"),
 ]

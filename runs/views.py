@@ -37,8 +37,17 @@ from runs.dashboard import (
     dashboard_summary,
 )
 from runs.filters import WINDOW_LABELS, WINDOWS, RunFilter
-from runs.models import FINAL_STATUSES, LogLevel, Run, RunStatus, TriggerType
+from runs.log_panel import (
+    LOG_LEVELS,
+    filtered_lines,
+    first_error,
+    log_links,
+    log_view,
+    parse_log_filters,
+)
+from runs.models import FINAL_STATUSES, Run, RunStatus, TriggerType
 from runs.sparklines import DETAIL_POINTS, histogram_svg, sample_series, sparkline_svg
+from runs.timeline import timeline_svg
 
 PAGE_SIZE = 50
 DASHBOARD_LIVE_SPAN = timedelta(days=8)
@@ -46,7 +55,6 @@ DASHBOARD_CACHE_SECONDS = 20
 LIVE_MAX_IDS = 100
 TIME_PARAMS = ("window", "dateRange", "from", "to")
 SELECT_PARAMS = ("pipelineId", "gatewayId", "trigger", "window", "from", "to", "q")
-LOG_LEVELS = [level for level, _ in LogLevel.choices]
 
 
 def _wants_fragment(request: HttpRequest) -> bool:
@@ -282,27 +290,12 @@ def _get_run(public_id: str) -> Run:
     return run
 
 
-def _log_filters(request: HttpRequest) -> dict[str, Any]:
-    levels = [level for level in request.GET.getlist("level") if level in LOG_LEVELS]
-    return {"levels": levels, "text": request.GET.get("logq", "").strip()[:200]}
-
-
-def _log_lines(run: Run, filters: dict[str, Any], *, after: int | None = None) -> list:
-    lines = selectors.run_log_lines(run=run)
-    if after is not None:
-        lines = lines.filter(seq__gt=after)
-    if filters["levels"]:
-        lines = lines.filter(level__in=filters["levels"])
-    if filters["text"]:
-        lines = lines.filter(message__icontains=filters["text"])
-    return list(lines)
-
-
 def _detail_live_context(run: Run) -> dict[str, Any]:
     series = sample_series(
         [run], points=DETAIL_POINTS, keys=("rowsLoaded", "bytesLoaded", "progress")
     )
     values = series.get(run.pk, {})
+    nodes = list(selectors.run_nodes(run=run))
     charts = [
         ("Rows loaded", "rowsLoaded", None),
         ("Bytes loaded", "bytesLoaded", None),
@@ -327,7 +320,11 @@ def _detail_live_context(run: Run) -> dict[str, Any]:
             }
             for title, key, ceiling in charts
         ],
-        "nodes": list(selectors.run_nodes(run=run)),
+        "nodes": nodes,
+        "timeline": timeline_svg(
+            run, nodes, detail_url=reverse("runs:detail", args=[run.public_id])
+        ),
+        "first_error": first_error(run),
         # Who did what to the run, and how (the audit trail).
         "events": list(audit_events_for(target=run)),
         "summary_items": sorted(
@@ -351,15 +348,20 @@ def _actions(request: HttpRequest, run: Run) -> dict[str, bool]:
 @vary_on_headers("HX-Request")
 def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     run = _get_run(public_id)
-    filters = _log_filters(request)
-    lines = _log_lines(run, filters)
+    filters = parse_log_filters(request.GET)
+    log = log_view(run, filters)
+    live = _detail_live_context(run)
     context = {
-        **_detail_live_context(run),
+        **live,
         **_actions(request, run),
-        "log_lines": lines,
+        "log": log,
+        "log_links": log_links(request.path, filters, live["first_error"]),
+        "log_node_known": any(node.node_id == filters.node for node in live["nodes"]),
+        "log_lines": log.lines,
         "log_filters": filters,
         "log_levels": LOG_LEVELS,
         "log_after": run.log_seq,
+        "selected_node": filters.node,
     }
     if _wants_fragment(request) and request.htmx.target == "log-panel":
         return render(request, "runs/run_detail.html#log-panel", context)
@@ -389,14 +391,14 @@ def run_log_tail(request: HttpRequest, public_id: str) -> HttpResponse:
         after = max(0, int(request.GET.get("after", "0")))
     except ValueError:
         after = 0
-    filters = _log_filters(request)
+    filters = parse_log_filters(request.GET)
     if run.log_seq <= after:
         # Nothing new: keep polling while the run can still write, else stop the tail.
         if not run.is_final:
             return HttpResponse(status=204)
         lines = []
     else:
-        lines = _log_lines(run, filters, after=after)
+        lines = filtered_lines(run, filters, after=after)
     context = {
         "run": run,
         "log_lines": lines,
