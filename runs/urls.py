@@ -15,4 +15,5 @@ urlpatterns = [
     path("runs/<str:public_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<str:public_id>/rerun/", views.run_rerun, name="rerun"),
     path("gateways/", views.gateway_list, name="gateways"),
+    path("preferences/", views.preferences, name="preferences"),
 ]
