@@ -51,7 +51,7 @@
   // "Nov 20 – Nov 21" for whole days, "Nov 20, 10:00 – 12:00" within a day, "... – now".
   function formatRange(start, end, endsNow) {
     var s = parts(start), e = parts(end), zone = " (" + s.timeZoneName + ")";
-    var secs = s.second !== "00" || e.second !== "00";
+    var secs = s.second !== "00" || (!endsNow && e.second !== "00");
     if (endsNow) return dayText(s) + ", " + clock(s, secs) + " – now" + zone;
     var midnight = function (p) { return p.hour === "00" && p.minute === "00" && p.second === "00"; };
     if (midnight(s) && midnight(e)) {
