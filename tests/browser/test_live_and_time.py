@@ -14,6 +14,7 @@ from tests.browser.conftest import sign_in
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.browser
+DASH = "\u2013"  # the en dash between the ends of a range
 
 
 def agent_patch(live_server, demo, run, body: dict) -> None:
@@ -127,7 +128,7 @@ def test_a_shared_time_of_day_range_survives_two_filter_changes(page, live_serve
     in_range = rows.count()
     assert in_range == 2  # runs created hourly: two start in the two hours
     title = page.locator("#board-title")
-    expect(title).to_contain_text(f"{start:%H}:00 – {end:%H}:00 (UTC)")
+    expect(title).to_contain_text(f"{start:%H}:00 {DASH} {end:%H}:00 (UTC)")
 
     page.locator("label.chip-succeeded").click()
     expect(page).to_have_url(re.compile("status=succeeded"))
@@ -136,7 +137,7 @@ def test_a_shared_time_of_day_range_survives_two_filter_changes(page, live_serve
     url = page.url
     assert f"from={start:%Y-%m-%dT%H}%3A00%3A00Z" in url, url
     assert f"to={end:%Y-%m-%dT%H}%3A00%3A00Z" in url, url
-    expect(title).to_contain_text(f"{start:%H}:00 – {end:%H}:00 (UTC)")
+    expect(title).to_contain_text(f"{start:%H}:00 {DASH} {end:%H}:00 (UTC)")
     # The browser shows the instant in its zone (UTC here) with its time of day.
     expect(page.locator("#f-from")).to_have_value(re.compile(rf"{start:%Y-%m-%dT%H}:00(:00)?$"))
 
@@ -149,7 +150,7 @@ def test_a_shared_time_of_day_range_survives_two_filter_changes(page, live_serve
     page.select_option("#f-trigger", "api")
     expect(page).to_have_url(re.compile("trigger=api"))
     assert f"dateRange={first:%Y-%m-%d}..{last:%Y-%m-%d}" in page.url.replace("%2E", "."), page.url
-    expect(title).to_have_text(f"{first:%b} {first.day} – {last:%b} {last.day} (UTC)")
+    expect(title).to_have_text(f"{first:%b} {first.day} {DASH} {last:%b} {last.day} (UTC)")
     expect(page.locator(".board .stat").first).to_contain_text("Still running")
 
 

@@ -26,6 +26,10 @@ def listed(response) -> list[str]:
     return RUN_ID.findall(response.content.decode())
 
 
+def listed_in(body: str) -> list[str]:
+    return RUN_ID.findall(body)
+
+
 @pytest.fixture
 def analyst(db):
     user = UserFactory(username="analyst")
@@ -310,6 +314,11 @@ def _fill(pipeline, count: int, *, samples: int = 3):
             report(run, append_telemetry_sample={"rowsLoaded": value * 10, "progress": value})
 
 
+def live_url(body: str) -> str:
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    return re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
+
+
 @pytest.mark.django_db
 def test_the_runs_page_runs_a_constant_number_of_queries(analyst_client, pipeline):
     _fill(pipeline, 2)
@@ -320,21 +329,34 @@ def test_the_runs_page_runs_a_constant_number_of_queries(analyst_client, pipelin
         response = analyst_client.get(LIST)
     assert len(listed(response)) == PAGE_SIZE
     assert len(full) == len(small)
-    # session, user, dashboard groups, running now, median, page, sparklines, pipelines, gateways
-    assert len(full) <= 9
+    # session, user, the viewer's time zone, dashboard groups, running now, median, page,
+    # sparklines, pipelines, gateways
+    assert len(full) <= 10
 
 
 @pytest.mark.django_db
-def test_fragments_and_live_rows_run_constant_queries(
+def test_fragments_and_live_polls_run_constant_queries(
     analyst_client, pipeline, django_assert_max_num_queries
 ):
+    _fill(pipeline, 3, samples=4)
+    with CaptureQueriesContext(connection) as small:
+        body = analyst_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+    small_poll = live_url(body)
+    with CaptureQueriesContext(connection) as small_nothing_new:
+        assert analyst_client.get(small_poll).status_code == 204
     _fill(pipeline, PAGE_SIZE + 5, samples=4)
-    with django_assert_max_num_queries(7):
-        analyst_client.get(f"{LIST}?status=running", HTTP_HX_REQUEST="true")
-    ids_param = ",".join(Run.objects.values_list("public_id", flat=True)[:40])
-    with django_assert_max_num_queries(4):
-        response = analyst_client.get(f"/runs/live/?ids={ids_param}")
-    assert response.status_code == 200
+    with django_assert_max_num_queries(len(small)):
+        body = analyst_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+    # The poll that finds nothing new: session, user, the page's versions, running now. It
+    # renders nothing, whatever the page holds.
+    with django_assert_max_num_queries(4) as nothing_new:
+        response = analyst_client.get(live_url(body))
+    assert response.status_code == 204 and response.content == b""
+    assert len(nothing_new) == len(small_nothing_new)
+    # A poll that finds a change costs what the fragment costs, plus the fingerprint.
+    report(Run.objects.first(), telemetry_summary={"progress": 50})
+    with django_assert_max_num_queries(len(small) + 2):
+        assert analyst_client.get(live_url(body)).status_code == 200
 
 
 # --- sparklines and live rows --------------------------------------------------------------
@@ -380,58 +402,59 @@ def test_sparklines_thin_long_series_to_a_fixed_number_of_points(analyst_client,
 
 
 @pytest.mark.django_db
-def test_polling_is_on_only_while_the_page_holds_unfinished_runs(analyst_client, pipeline):
-    done = make_run(pipeline)
-    body = analyst_client.get(LIST).content.decode()
-    assert 'id="live-poller"' in body and "every 3s" not in body
-    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    body = analyst_client.get(LIST).content.decode()
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    # Paused while the tab is hidden by static/js/app.js ([data-live]), not a trigger filter.
-    assert 'hx-trigger="every 3s"' in poller and 'data-live="on"' in poller
-    assert running.public_id in poller and done.public_id not in poller
+def test_every_page_polls_whatever_it_shows(analyst_client, pipeline):
+    make_run(pipeline)
+    for query in ("", "?status=failed", "?status=succeeded&window=7d", "?q=nothing-matches"):
+        body = analyst_client.get(LIST + query).content.decode()
+        poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+        # Paused while the tab is hidden by static/js/app.js ([data-live]), not a trigger filter.
+        assert 'hx-trigger="every 3s"' in poller and 'data-live="on"' in poller
+        assert 'hx-target="#run-table"' in poller and "v=" in poller
+    # A page with bad filters has nothing to refresh.
+    body = analyst_client.get(LIST + "?status=bogus").content.decode()
+    assert 'id="live-poller"' not in body
 
 
 @pytest.mark.django_db
-def test_live_rows_answer_204_when_nothing_changed(analyst_client, pipeline):
-    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    since = run.updated_at.isoformat()
-    response = analyst_client.get("/runs/live/", {"ids": run.public_id, "since": since})
-    assert response.status_code == 204
-    assert analyst_client.get("/runs/live/").status_code == 204
+def test_live_poll_answers_204_when_nothing_changed(analyst_client, pipeline):
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
+    url = live_url(analyst_client.get(LIST).content.decode())
+    assert analyst_client.get(url).status_code == 204
+    assert analyst_client.get(url).status_code == 204
+    # Without a fingerprint the poll cannot know what the page shows: it sends the table.
+    assert analyst_client.get("/runs/live/").status_code == 200
 
 
 @pytest.mark.django_db
-def test_live_rows_swap_changed_rows_out_of_band(analyst_client, pipeline):
+def test_live_poll_sends_the_table_again_when_a_row_changed(analyst_client, pipeline):
     run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    still = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
-    since = max(run.updated_at, still.updated_at).isoformat()
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    url = live_url(analyst_client.get(LIST).content.decode())
     report(run, telemetry_summary={"progress": 77, "rowsLoaded": 5})
-    response = analyst_client.get(
-        "/runs/live/", {"ids": f"{run.public_id},{still.public_id}", "since": since}
-    )
+    response = analyst_client.get(url)
     body = response.content.decode()
     assert response.status_code == 200
-    assert listed(response) == [run.public_id]
-    # Table rows travel inside <template> so that the HTML parser keeps them.
-    assert re.search(
-        rf'<template>\s*<tr id="run-{run.public_id}"[^>]*hx-swap-oob="outerHTML"', body
-    )
-    assert 'hx-swap-oob="outerHTML"' in body
+    assert body.lstrip().startswith('<div id="run-table"')
     assert 'aria-valuenow="77"' in body
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert still.public_id in poller and "hx-get" in poller
+    # The new table holds a poller with the new fingerprint: the next poll is quiet again.
+    assert analyst_client.get(live_url(body)).status_code == 204
 
 
 @pytest.mark.django_db
-def test_live_rows_stop_polling_once_every_run_finished(analyst_client, pipeline):
-    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    since = run.updated_at.isoformat()
-    report(run, status=RunStatus.SUCCEEDED)
-    body = analyst_client.get("/runs/live/", {"ids": run.public_id, "since": since}).content
-    poller = re.search(rb'<div id="live-poller"[^>]*>', body).group(0)
-    assert b"hx-get" not in poller and b'hx-swap-oob="outerHTML"' in poller
-    assert b"Succeeded" in body
+def test_a_filtered_view_picks_up_a_run_that_starts_matching(analyst_client, pipeline):
+    """A failure is usually an old run that just failed, not a new run: the poll compares what
+    the filter matches now with what the page shows."""
+    make_run(pipeline, status=RunStatus.FAILED, ago=timedelta(hours=2))
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(hours=1))
+    body = analyst_client.get(f"{LIST}?status=failed").content.decode()
+    assert len(listed_in(body)) == 1
+    url = live_url(body)
+    assert analyst_client.get(url).status_code == 204
+    report(running, status=RunStatus.FAILED)
+    response = analyst_client.get(url)
+    assert response.status_code == 200
+    assert listed(response)[0] == running.public_id and len(listed(response)) == 2
+    assert "status=failed" in live_url(response.content.decode())
 
 
 @pytest.mark.django_db
@@ -440,38 +463,41 @@ def test_live_poll_on_the_first_page_brings_new_matching_runs_and_a_fresh_strip(
 ):
     running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
     body = analyst_client.get(f"{LIST}?status=running&status=queued").content.decode()
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    live_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
-    assert "top=" in live_url and "status=running" in live_url
-    assert analyst_client.get(live_url).status_code == 204
+    url = live_url(body)
+    assert "status=running" in url and "status=queued" in url
+    assert analyst_client.get(url).status_code == 204
 
     fresh = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(seconds=5))
     make_run(pipeline, status=RunStatus.SUCCEEDED, ago=timedelta(seconds=4))  # filtered out
-    response = analyst_client.get(live_url)
+    response = analyst_client.get(url)
     body = response.content.decode()
     assert response.status_code == 200
-    assert listed(response) == [fresh.public_id]
-    assert '<tbody hx-swap-oob="afterbegin:#run-rows">' in body
-    assert '<section id="board" class="board"' in body and 'hx-swap-oob="outerHTML"' in body
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert fresh.public_id in poller and running.public_id in poller
-    # The next poll starts after the new run: nothing new, nothing changed.
-    next_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
-    assert analyst_client.get(next_url).status_code == 204
+    assert listed(response) == [fresh.public_id, running.public_id]
+    assert '<section id="board" class="board"' in body and "2 runs" in body
+    assert analyst_client.get(live_url(body)).status_code == 204
 
 
 @pytest.mark.django_db
-def test_older_pages_do_not_look_for_new_runs(analyst_client, pipeline):
+def test_older_pages_say_how_many_newer_runs_arrived_instead_of_inserting(analyst_client, pipeline):
     for minute in range(PAGE_SIZE + 3):
-        make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=minute + 1))
+        make_run(pipeline, ago=timedelta(minutes=minute + 1))
     first = analyst_client.get(LIST).content.decode()
     older_href = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
     body = analyst_client.get(LIST + older_href).content.decode()
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert "hx-get" in poller and "top=" not in poller
+    shown = listed_in(body)
+    assert len(shown) == 3 and "newer run" not in body
+    url = live_url(body)
+    assert "cursor=" in url and "top=" in url
+    assert analyst_client.get(url).status_code == 204
 
-
-# --- empty states --------------------------------------------------------------------------
+    make_run(pipeline, ago=timedelta(seconds=3))
+    make_run(pipeline, ago=timedelta(seconds=2))
+    response = analyst_client.get(url)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert listed(response) == shown  # the same older page, nothing inserted
+    assert "2 newer runs since this page was opened" in body
+    assert analyst_client.get(live_url(body)).status_code == 204
 
 
 @pytest.mark.django_db
@@ -610,10 +636,18 @@ def test_detail_live_is_204_until_the_run_changes(analyst_client, busy_run):
 
 
 @pytest.mark.django_db
-def test_read_only_users_see_no_actions_and_cannot_act(analyst_client, busy_run):
+def test_read_only_users_see_disabled_actions_and_cannot_act(analyst_client, busy_run):
     body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
-    assert "Re-run" not in body and "Cancel run" not in body
-    assert analyst_client.post(f"/runs/{busy_run.public_id}/cancel/").status_code == 403
+    assert re.search(r'<button type="button" class="btn btn-danger" disabled[^>]*>Cancel run', body)
+    assert "Canceling needs the operator role." in body
+    assert re.search(r'<button type="submit" class="btn btn-primary" disabled', body)
+    assert 'action="/runs/' + busy_run.public_id + '/cancel/"' not in body
+    refused = analyst_client.post(f"/runs/{busy_run.public_id}/cancel/")
+    assert refused.status_code == 403
+    # The app's own page, naming the role.
+    assert b"You can't do that here" in refused.content
+    assert b"Canceling runs needs the operator role." in refused.content
+    assert b'class="topbar"' in refused.content
     assert analyst_client.get(f"/runs/{busy_run.public_id}/cancel/").status_code == 403
     assert analyst_client.post(f"/runs/{busy_run.public_id}/rerun/").status_code == 403
     busy_run.refresh_from_db()
@@ -624,15 +658,19 @@ def test_read_only_users_see_no_actions_and_cannot_act(analyst_client, busy_run)
 @pytest.mark.django_db
 def test_cancel_asks_a_running_run_to_stop(operator_client, busy_run):
     body = operator_client.get(f"/runs/{busy_run.public_id}/").content.decode()
-    assert "Cancel run" in body and "Re-run" in body
+    assert "Cancel run" in body
+    # Re-run waits for the run to finish.
+    assert "Re-run is offered once the run has finished." in body
     confirm = operator_client.get(f"/runs/{busy_run.public_id}/cancel/")
     assert b"Yes, cancel the run" in confirm.content
     response = operator_client.post(f"/runs/{busy_run.public_id}/cancel/", follow=True)
     busy_run.refresh_from_db()
     assert busy_run.status == RunStatus.CANCEL_REQUESTED
     assert b"Cancel requested" in response.content
-    # Nothing more to cancel: the button is gone.
-    assert b"Cancel run" not in response.content
+    # Nothing more to cancel: the button says why it is disabled, the lifecycle shows.
+    assert b"Cancel already requested" in response.content
+    assert b"Waiting for the runner's next report" in response.content
+    assert b"data-countdown=" in response.content
     audit = AuditEvent.objects.get()
     assert (audit.action, audit.source, audit.target_id) == (
         "run.cancel_requested",
