@@ -78,10 +78,10 @@
   function parseInstant(text) { var t = Date.parse(text); return isNaN(t) ? null : new Date(t); }
 
   function formatTimes(root) {
-    root.querySelectorAll("time[datetime][data-format]").forEach(function (el) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
       var date = parseInstant(el.getAttribute("datetime"));
       if (!date) return;
-      var style = el.getAttribute("data-format");
+      var style = el.getAttribute("data-format") || "datetime";
       el.title = formatInstant(date);
       if (style === "relative") el.textContent = formatAgo(date);
       else if (style === "time") el.textContent = clock(parts(date));
