@@ -17,7 +17,10 @@ def test_issued_token_page_copies_without_inline_script(browser, live_server, tr
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     page = context.new_page()
     violations, missing = [], []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security" in m.text else None)
+    page.on(
+        "console",
+        lambda message: "Content Security" in message.text and violations.append(message.text),
+    )
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
 
     page.goto(f"{live_server.url}/admin/login/")
