@@ -2,8 +2,10 @@
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -761,3 +763,266 @@ def test_queued_run_on_a_gateway_that_never_connected_says_so(operator_client, p
     stranded.gateway.last_seen_at = timezone.now()
     stranded.gateway.save()
     assert "gateway offline" not in operator_client.get("/runs/").content.decode()
+
+
+# --- search, shared time filters, the strip's label -----------------------------------------
+
+
+@pytest.mark.django_db
+def test_search_finds_a_run_id_without_its_prefix_and_pipeline_names(analyst_client, catalogue):
+    failed = catalogue["runs"]["failed"]
+    bare = failed.public_id.removeprefix("run_")
+    assert listed(analyst_client.get(LIST, {"q": bare})) == [failed.public_id]
+    assert listed(analyst_client.get(LIST, {"q": bare[:12].upper()})) == [failed.public_id]
+    by_pipeline = set(listed(analyst_client.get(LIST, {"q": "billing"})))
+    assert by_pipeline == ids(catalogue, "running", "queued", "manual")
+    # The API shares the FilterSet.
+    api = analyst_client.get("/api/runs", {"q": bare})
+    assert [run["id"] for run in api.json()["data"]] == [failed.public_id]
+
+
+@pytest.mark.django_db
+def test_the_form_carries_every_time_filter_of_a_shared_url(analyst_client, catalogue):
+    body = analyst_client.get(
+        LIST, {"dateRange": "2026-11-20..2026-11-21", "status": "failed"}
+    ).content.decode()
+    assert (
+        '<input type="hidden" name="dateRange" id="f-date-range" value="2026-11-20..2026-11-21">'
+        in body
+    )
+    body = analyst_client.get(
+        LIST, {"from": "2026-11-20T10:00:00Z", "to": "2026-11-20T12:30:00+01:00"}
+    ).content.decode()
+    # Date-time inputs with the time of day (UTC; the page's script shows the viewer's zone)
+    # and the URL's own value, sent back unchanged when the viewer does not touch the input.
+    assert re.search(
+        r'<input type="datetime-local" step="1" name="from" id="f-from" '
+        r'value="2026-11-20T10:00:00" data-instant="2026-11-20T10:00:00Z">',
+        body,
+    )
+    assert 'value="2026-11-20T11:30:00" data-instant="2026-11-20T12:30:00+01:00"' in body
+    body = analyst_client.get(LIST, {"window": "7d"}).content.decode()
+    assert '<option value="7d" selected>' in body
+
+
+@pytest.mark.django_db
+def test_a_date_time_input_without_a_zone_is_read_in_the_viewers_zone(
+    analyst_client, analyst, pipeline
+):
+    """Without JavaScript the inputs send wall times; they mean the zone the page showed."""
+    from common.preferences import user_preference_set
+
+    inside = make_run(pipeline, ago=timedelta(hours=2))
+    local = inside.created_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    window = {
+        "from": (local - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"),
+        "to": (local + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    assert listed(analyst_client.get(LIST, window)) == []  # read as UTC: nine hours off
+    user_preference_set(user=analyst, time_zone="Asia/Tokyo")
+    assert listed(analyst_client.get(LIST, window)) == [inside.public_id]
+    # The API stays strict: a timestamp without a zone is a 400 there.
+    api = analyst_client.get("/api/runs", {"from": window["from"] + ":00"})
+    assert api.status_code == 400 and "from" in api.json()["errors"]
+
+
+@pytest.mark.django_db
+def test_the_strip_names_its_range_and_what_running_means(analyst_client, catalogue):
+    body = analyst_client.get(LIST).content.decode()
+    assert '<h2 id="board-title">Last 24 hours</h2>' in body and "Running now" in body
+    body = analyst_client.get(LIST, {"window": "7d"}).content.decode()
+    assert '<h2 id="board-title">Last 7 days</h2>' in body
+    body = analyst_client.get(
+        LIST, {"from": "2026-11-20T10:00:00Z", "to": "2026-11-20T12:00:00Z"}
+    ).content.decode()
+    title = re.search(r'<h2 id="board-title">(.*?)</h2>', body).group(1)
+    assert 'data-start="2026-11-20T10:00:00Z" data-end="2026-11-20T12:00:00Z"' in title
+    year = "" if timezone.now().year == 2026 else ", 2026"
+    assert f"Nov 20{year}, 10:00:00 UTC \u2013 Nov 20{year}, 12:00:00 UTC" in title
+    # A range in the past does not claim what runs now: it counts its own runs still running.
+    assert "Still running" in body and "Running now" not in body
+
+
+@pytest.mark.django_db
+def test_running_now_of_a_past_range_counts_only_its_runs(analyst_client, pipeline):
+    old = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(days=3))
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    day = old.created_at.date()
+    body = analyst_client.get(LIST, {"dateRange": f"{day}..{day}"}).content.decode()
+    stat = re.search(r"Still running</dt><dd[^>]*>(\d+)</dd>", body)
+    assert stat and stat.group(1) == "1"
+    body = analyst_client.get(LIST).content.decode()
+    assert re.search(r"Running now</dt><dd>(\d+)</dd>", body).group(1) == "2"
+
+
+# --- the error view, times, heartbeat, progress colour, log states ---------------------------
+
+
+@pytest.mark.django_db
+def test_the_error_view_shows_no_pager_and_no_poll(analyst_client, catalogue):
+    response = analyst_client.get(LIST, {"status": "bogus"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Check the filters" in body
+    assert 'class="pager"' not in body and 'id="live-poller"' not in body
+
+
+@pytest.mark.django_db
+def test_every_time_is_a_time_element_in_one_format(analyst_client, busy_run):
+    body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
+    times = re.findall(r'<time datetime="([^"]+)" data-format="(\w+)" title="([^"]+)">', body)
+    assert len(times) >= 6
+    for instant, _, title in times:
+        assert instant.endswith("Z")
+        assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}(, \d{4})?, \d{2}:\d{2}:\d{2} UTC", title)
+    assert {style for _, style, _ in times} >= {"datetime", "relative", "time"}
+    assert "a.m." not in body and "p.m." not in body
+
+
+@pytest.mark.django_db
+def test_the_year_shows_when_it_is_not_this_one():
+    from runs.templatetags.runs_ui import exact
+
+    now = timezone.now()
+    assert exact(now.replace(month=3, day=5, hour=7, minute=2, second=9)) == ("Mar 5, 07:02:09 UTC")
+    assert exact(now.replace(year=now.year - 1, month=11, day=18, hour=12, minute=44)).startswith(
+        f"Nov 18, {now.year - 1}, 12:44:"
+    )
+
+
+@pytest.mark.django_db
+def test_heartbeat_warns_as_a_run_nears_its_gateways_lease(analyst_client, pipeline, gateway):
+    gateway.lease_seconds = 600
+    gateway.save()
+    fresh = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=20))
+    late = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=21))
+    lost = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=22))
+    now = timezone.now()
+    for run, silent in ((fresh, 12), (late, 400), (lost, 700)):
+        Run.objects.filter(pk=run.pk).update(
+            gateway=gateway, last_report_at=now - timedelta(seconds=silent)
+        )
+    body = analyst_client.get(LIST).content.decode()
+    for run, state in ((fresh, "ok"), (late, "late"), (lost, "lost")):
+        row = re.search(rf'<tr id="run-{run.public_id}".*?</tr>', body, re.S).group(0)
+        beat = re.search(
+            r'<span class="heartbeat is-(\w+)" data-heartbeat="[^"]+" data-lease="(\d+)"', row
+        )
+        assert beat and beat.groups() == (state, "600"), row
+    assert "last report 12s ago" in body
+    detail = analyst_client.get(f"/runs/{late.public_id}/").content.decode()
+    assert 'class="heartbeat is-late"' in detail
+    finished = make_run(pipeline)
+    assert "heartbeat" not in analyst_client.get(f"/runs/{finished.public_id}/").content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "status", [RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SUCCEEDED, RunStatus.RUNNING]
+)
+def test_the_progress_bar_takes_the_runs_status(analyst_client, pipeline, status):
+    run = make_run(pipeline, status=status, progress=40.0)
+    body = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert f'class="progress progress-lg progress-{status}' in body
+    css = (settings.BASE_DIR / "static/css/app.css").read_text()
+    assert ".progress.progress-failed > span { background: var(--h-failed); }" in css
+
+
+@pytest.mark.django_db
+def test_an_empty_log_says_whether_more_may_come(analyst_client, pipeline):
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=1))
+    body = analyst_client.get(f"/runs/{running.public_id}/").content.decode()
+    assert "No log lines yet" in body and "Live: new lines appear" in body
+    assert "the log is complete" not in body
+    report(running, status=RunStatus.SUCCEEDED)
+    # The tail's last answer closes the footer and the empty state out of band.
+    tail = analyst_client.get(f"/runs/{running.public_id}/log/?after=0").content.decode()
+    assert re.search(r'<div class="log-foot" id="log-foot" hx-swap-oob="outerHTML">', tail)
+    assert "the log is complete" in tail and "This run wrote no log lines." in tail
+    body = analyst_client.get(f"/runs/{running.public_id}/").content.decode()
+    assert "This run wrote no log lines." in body and "No log lines yet" not in body
+
+
+@pytest.mark.django_db
+def test_nodes_of_a_finished_run_do_not_tick(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
+    report(run, nodes=[{"nodeId": "src", "type": "source", "status": "running"}])
+    assert "data-live-since" in analyst_client.get(f"/runs/{run.public_id}/live/").content.decode()
+    report(run, status=RunStatus.FAILED)
+    body = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    nodes = re.search(r'<table class="nodes">.*?</table>', body, re.S).group(0)
+    assert "data-live-since" not in nodes
+
+
+@pytest.mark.django_db
+def test_the_cancel_lifecycle_shows_acknowledgement_deadline_and_the_system(
+    operator_client, pipeline, settings
+):
+    settings.RUN_CANCEL_GRACE_SECONDS = 300
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
+    services.run_cancel(run=run)
+    run.refresh_from_db()
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    deadline = run.cancel_requested_at + timedelta(seconds=300)
+    assert f'data-countdown="{deadline.isoformat().replace("+00:00", "Z")}"' in body
+    assert "Waiting for the runner's next report" in body
+    report(run, append_log={"level": "info", "message": "stopping"})
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert "The runner reported again" in body
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.CANCELED, finished_by_system=True, finished_at=timezone.now()
+    )
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert "Finished by the system" in body and "did not confirm within 5m 00s" in body
+    assert "data-countdown" not in body
+
+
+# --- the viewer's time zone -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_viewer_pins_a_time_zone_and_back_to_the_browsers(analyst_client, analyst):
+    from common.models import UserPreference
+
+    page = analyst_client.get("/preferences/")
+    assert page.status_code == 200 and b'<option value="Europe/Berlin"' in page.content
+    assert b'data-time-zone=""' in page.content
+    response = analyst_client.post("/preferences/", {"timeZone": "Europe/Berlin"}, follow=True)
+    assert b"Saved" in response.content
+    assert b'data-time-zone="Europe/Berlin"' in analyst_client.get(LIST).content
+    analyst_client.post("/preferences/", {"timeZone": ""})
+    assert UserPreference.objects.get(user=analyst).time_zone == ""
+    assert b'data-time-zone=""' in analyst_client.get(LIST).content
+
+
+@pytest.mark.django_db
+def test_an_unknown_time_zone_is_refused_and_changes_nothing(analyst_client, analyst):
+    from common.models import UserPreference
+    from common.preferences import user_preference_set
+
+    user_preference_set(user=analyst, time_zone="UTC")
+    before = list(UserPreference.objects.values_list("user_id", "time_zone", "updated_at"))
+    response = analyst_client.post("/preferences/", {"timeZone": "Mars/Olympus_Mons"})
+    assert response.status_code == 400
+    assert b"timeZone" in response.content and b"Unknown time zone" in response.content
+    assert list(UserPreference.objects.values_list("user_id", "time_zone", "updated_at")) == before
+
+
+@pytest.mark.django_db
+def test_fragments_and_polls_never_read_the_time_zone(
+    analyst_client, pipeline, django_assert_max_num_queries
+):
+    make_run(pipeline)
+    with CaptureQueriesContext(connection) as queries:
+        body = analyst_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+        analyst_client.get(live_url(body))
+    assert not [q for q in queries if "common_userpreference" in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_the_benchmarks_poll_url_is_the_pages_own(analyst_client, pipeline):
+    from runs.views import live_poll_url
+
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=1))
+    assert analyst_client.get(live_poll_url()).status_code == 204
+    assert analyst_client.get(live_poll_url("status=failed")).status_code == 204
