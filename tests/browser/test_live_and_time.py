@@ -180,3 +180,33 @@ def test_times_in_a_non_utc_browser_zone(browser, live_server, demo, operator):
     expect(page.locator(".facts time").nth(1)).to_have_text("Mar 5, 2024, 23:30:00 UTC")
     expect(page.locator(".zone-link")).to_contain_text("UTC")
     context.close()
+
+
+CONTRAST = """
+(el) => {
+  const rgb = (s) => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const style = getComputedStyle(el);
+  const [a, b] = [lum(rgb(style.color)), lum(rgb(style.backgroundColor))].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_status_badge_meets_wcag_aa_contrast(browser, live_server, demo, operator, scheme):
+    for status in (RunStatus.QUEUED, RunStatus.CANCELED, RunStatus.CANCEL_REQUESTED):
+        RunFactory(pipeline=demo["crm"], status=status)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    sign_in(page, live_server, "operator")
+    seen = {}
+    for badge in page.locator("tbody#run-rows .badge").all():
+        status = badge.get_attribute("class").split("badge-")[-1]
+        seen[status] = badge.evaluate(CONTRAST)
+    assert set(seen) == set(RunStatus.values)
+    assert all(ratio >= 4.5 for ratio in seen.values()), seen
+    context.close()
