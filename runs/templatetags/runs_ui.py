@@ -158,7 +158,7 @@ def instant(value: datetime | None, style: str = "datetime", empty: str = "—")
 
 
 @register.simple_tag
-def heartbeat(run) -> SafeString:
+def heartbeat(run, prefix: str = "last report ") -> SafeString:
     """ "last report 12s ago" on an unfinished run, a warning as it nears its gateway's lease
     (after which the system fails it as lost). The page's script keeps it ticking."""
     if run.is_final or run.status == "queued":
@@ -168,12 +168,14 @@ def heartbeat(run) -> SafeString:
     silence = max(0, int((timezone.now() - seen).total_seconds()))
     state = heartbeat_state(silence, lease)
     return format_html(
-        '<span class="heartbeat is-{}" data-heartbeat="{}" data-lease="{}" '
-        'title="A run with no report for {} is failed as lost.">last report {} ago</span>',
+        '<span class="heartbeat is-{}" data-heartbeat="{}" data-lease="{}" data-prefix="{}" '
+        'title="A run with no report for {} is failed as lost.">{}{} ago</span>',
         state,
         iso(seen),
         lease,
+        prefix,
         duration(lease),
+        prefix,
         duration(silence),
     )
 

@@ -111,7 +111,8 @@
       if (isNaN(seen)) return;
       var silence = Math.max(0, (now - seen) / 1000);
       var state = silence >= lease ? "lost" : silence * 2 >= lease ? "late" : "ok";
-      el.textContent = "last report " + formatDuration(silence) + " ago" +
+      var prefix = el.hasAttribute("data-prefix") ? el.getAttribute("data-prefix") : "last report ";
+      el.textContent = prefix + formatDuration(silence) + " ago" +
         (state === "late" ? " · lost after " + formatDuration(lease) : "") +
         (state === "lost" ? " · past the " + formatDuration(lease) + " lease" : "");
       el.classList.remove("is-ok", "is-late", "is-lost");
