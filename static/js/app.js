@@ -293,8 +293,8 @@
   // and the webhook deliveries refresh at once rather than on their next turn.
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.target;
+    // Only the swapped part: the filter form is never swapped, so an edit in progress stays.
     formatTimes(target && target.isConnected ? target : document);
-    showRangeInputs(document);
     var live = document.getElementById("run-live");
     if (!live || live.hasAttribute("data-live") || live.hasAttribute("data-finished-seen")) return;
     if (!target || (target.id !== "run-live" && !target.closest("#run-live"))) return;
