@@ -176,6 +176,16 @@ def test_times_in_a_non_utc_browser_zone(browser, live_server, demo, operator):
     expect(started).to_have_text("Mar 6, 2024, 08:30:00 GMT+9")
     expect(page.locator(".facts time").nth(2)).to_have_text("Mar 6, 2024, 08:40:05 GMT+9")
 
+    # The Runs page, and what its live poll swaps in, read in Tokyo time too.
+    page.goto(f"{live_server.url}/runs/")
+    started = page.locator(f"#run-{demo['running'].public_id} .c-started time")
+    expect(started).to_have_attribute("title", re.compile(r"GMT\+9$"))
+    expect(page.locator(".field-date .zone-name").first).to_have_text("GMT+9")
+    services.run_update(run=demo["running"], changes={"telemetry_summary": {"progress": 61}})
+    row = page.locator(f"#run-{demo['running'].public_id}")
+    expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "61")
+    expect(row.locator(".c-started time")).to_have_attribute("title", re.compile(r"GMT\+9$"))
+
     # Pinning UTC in the preferences changes every page for this user.
     page.goto(f"{live_server.url}/preferences/")
     page.select_option("#f-time-zone", "UTC")
