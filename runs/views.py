@@ -192,8 +192,11 @@ def _page_params(request: HttpRequest, params: QueryDict | None = None) -> Query
         value = params.get(key, "")
         if len(value) <= 10 or not NAIVE_INSTANT.fullmatch(value):
             continue
+        try:
+            naive = datetime.fromisoformat(value)
+        except ValueError:
+            continue  # not a real date-time: the FilterSet refuses it with a 400
         zone = zone or _viewer_zone(request)
-        naive = datetime.fromisoformat(value)
         params[key] = naive.replace(tzinfo=zone).isoformat()
     return params
 

@@ -827,6 +827,17 @@ def test_a_date_time_input_without_a_zone_is_read_in_the_viewers_zone(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("value", ["2026-13-45T10:00", "2026-02-30T25:61:00", "2026-11-20T10:00Q"])
+def test_a_bad_date_time_from_the_form_is_a_400_naming_it(analyst_client, pipeline, value):
+    make_run(pipeline)
+    # The page says what is wrong; its poll has nothing to refresh.
+    assert analyst_client.get(LIST, {"from": value}).status_code == 400
+    assert analyst_client.get("/runs/live/", {"from": value}).status_code == 204
+    body = analyst_client.get(LIST, {"from": value}).content.decode()
+    assert "<code>from</code>" in body and "Check the filters" in body
+
+
+@pytest.mark.django_db
 def test_the_strip_names_its_range_and_what_running_means(analyst_client, catalogue):
     body = analyst_client.get(LIST).content.decode()
     assert '<h2 id="board-title">Last 24 hours</h2>' in body and "Running now" in body
