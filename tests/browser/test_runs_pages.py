@@ -156,7 +156,7 @@ def test_run_detail_log_filter_live_tail_cancel_and_rerun(
     expect(page.get_by_role("button", name=re.compile("Re-run"))).to_be_disabled()
     patch_as_runner(live_server, demo, {"status": "canceled"})
     expect(page.locator(".run-title .badge")).to_have_text(re.compile("Canceled"))
-    expect(page.locator(".cancel-state")).to_contain_text("The runner stopped the run")
+    expect(page.locator(".cancel-state")).to_contain_text("The runner ended the run: canceled")
     page.get_by_role("button", name=re.compile("Re-run")).click()
     expect(page.locator(".flash")).to_contain_text("a re-run of " + running.public_id)
     new_run = Run.objects.exclude(pk=running.pk).order_by("-created_at").first()

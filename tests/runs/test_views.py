@@ -986,6 +986,13 @@ def test_the_cancel_lifecycle_shows_acknowledgement_deadline_and_the_system(
     body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
     assert "Finished by the system" in body and "did not confirm within 5m 00s" in body
     assert "data-countdown" not in body
+    # Lost while canceling: the reaper failed it, and the page says so rather than "canceled".
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.FAILED, error_summary="runner lost: no report for 11 minutes"
+    )
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert "Failed by the system" in body and "runner lost: no report for 11 minutes" in body
+    assert "did not confirm" not in body
 
 
 # --- the viewer's time zone -----------------------------------------------------------------
