@@ -151,6 +151,8 @@ def test_run_detail_log_filter_live_tail_cancel_and_rerun(
     expect(page.locator(".run-title .badge")).to_have_text(re.compile("Canceling"))
     running.refresh_from_db()
     assert running.status == RunStatus.CANCEL_REQUESTED
+    expect(page.locator(".cancel-state [data-countdown]")).to_have_text(re.compile(r"^in \d+m"))
+    screenshot(page, "run-detail-cancel-requested")
 
     # Re-run is offered once the run is final: the runner confirms the cancel.
     expect(page.get_by_role("button", name=re.compile("Re-run"))).to_be_disabled()
