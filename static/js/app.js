@@ -218,18 +218,18 @@
   var failing = {};
   function liveKey(elt) { return elt.id || elt.getAttribute("data-live-name") || "live"; }
   function statusBox() { return document.getElementById("live-status"); }
+  // Written when a region fails or recovers, not every second: a polite live region that
+  // changed each second would be read out each second.
   function showLiveStatus() {
     var box = statusBox();
     if (!box) return;
     var keys = Object.keys(failing);
     if (!keys.length) { box.hidden = true; box.textContent = ""; return; }
-    var next = Math.min.apply(null, keys.map(function (k) { return failing[k].next; }));
-    var wait = Math.max(0, Math.ceil((next - Date.now()) / 1000));
-    box.textContent = "Live updates paused, retrying" + (wait ? " in " + wait + " s" : "") +
-      "… (" + (failing[keys[0]].reason || "the server could not be reached") + ")";
+    var text = "Live updates paused, retrying… (" +
+      (failing[keys[0]].reason || "the server could not be reached") + ")";
+    if (box.textContent !== text) box.textContent = text;
     box.hidden = false;
   }
-  setInterval(function () { if (Object.keys(failing).length) showLiveStatus(); }, 1000);
   window.addEventListener("online", function () {
     Object.keys(failing).forEach(function (k) { failing[k].next = 0; });
   });
