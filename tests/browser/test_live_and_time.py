@@ -225,3 +225,33 @@ def test_every_status_badge_meets_wcag_aa_contrast(browser, live_server, demo, o
     assert set(seen) == set(RunStatus.values)
     assert all(ratio >= 4.5 for ratio in seen.values()), seen
     context.close()
+
+
+def test_an_older_page_says_newer_runs_arrived_instead_of_inserting_them(
+    page, live_server, demo, operator
+):
+    now = timezone.now()
+    for index in range(50):
+        created = now - timedelta(days=1, minutes=index)
+        RunFactory(
+            pipeline=demo["crm"],
+            status=RunStatus.SUCCEEDED,
+            created_at=created,
+            started_at=created,
+            finished_at=created + timedelta(minutes=1),
+        )
+    sign_in(page, live_server, "operator")
+    page.get_by_role("link", name="Older →").click()
+    expect(page).to_have_url(re.compile(r"cursor="))
+    rows = page.locator("tbody#run-rows tr")
+    expect(rows).to_have_count(13)
+    first_shown = rows.first.get_attribute("id")
+
+    fresh = services.run_create(pipeline=demo["billing"])
+    note = page.locator(".newer-note")
+    expect(note).to_contain_text("1 newer run since this page was opened", timeout=15_000)
+    expect(rows).to_have_count(13)
+    expect(rows.first).to_have_id(first_shown)
+    note.get_by_role("link").click()
+    expect(page).not_to_have_url(re.compile(r"cursor="))
+    expect(rows.first).to_have_id(f"run-{fresh.public_id}")
