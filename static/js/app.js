@@ -223,6 +223,11 @@
   function showLiveStatus() {
     var box = statusBox();
     if (!box) return;
+    // A region that stopped polling (its run finished) or is gone has nothing left to retry.
+    Object.keys(failing).forEach(function (key) {
+      var elt = document.getElementById(key);
+      if (!elt || !elt.hasAttribute("data-live") || !elt.getAttribute("hx-get")) delete failing[key];
+    });
     var keys = Object.keys(failing);
     if (!keys.length) { box.hidden = true; box.textContent = ""; return; }
     var text = "Live updates paused, retrying… (" +
@@ -282,10 +287,9 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     var elt = event.detail.elt, xhr = event.detail.xhr;
     if (!elt || !elt.hasAttribute || !xhr || xhr.status < 200 || xhr.status >= 300) return;
-    if (elt.hasAttribute("data-live") && failing[liveKey(elt)]) {
-      delete failing[liveKey(elt)];
-      showLiveStatus();
-    }
+    if (elt.hasAttribute("data-live") && failing[liveKey(elt)]) delete failing[liveKey(elt)];
+    if (Object.keys(failing).length) setTimeout(showLiveStatus, 0);
+    else showLiveStatus();
     if (elt.closest && elt.closest("form#filters")) filterStatus("");
   });
 
@@ -299,6 +303,9 @@
     if (!live || live.hasAttribute("data-live") || live.hasAttribute("data-finished-seen")) return;
     if (!target || (target.id !== "run-live" && !target.closest("#run-live"))) return;
     live.setAttribute("data-finished-seen", "");
+    // The run's final answer came through, so the server is reachable: refresh now.
+    delete failing["log-tail"];
+    delete failing["run-deliveries"];
     var tail = document.getElementById("log-tail");
     if (tail && tail.getAttribute("hx-get") && window.htmx) {
       window.htmx.ajax("GET", tail.getAttribute("hx-get"), { source: tail, target: "#log-lines", swap: "beforeend" });
@@ -307,6 +314,7 @@
     if (url && document.getElementById("run-deliveries") && window.htmx) {
       window.htmx.ajax("GET", url, { target: "#run-deliveries", swap: "outerHTML" });
     }
+    showLiveStatus();
   });
 
   // ---------------------------------------------------------------------------------------

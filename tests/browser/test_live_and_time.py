@@ -255,3 +255,18 @@ def test_an_older_page_says_newer_runs_arrived_instead_of_inserting_them(
     note.get_by_role("link").click()
     expect(page).not_to_have_url(re.compile(r"cursor="))
     expect(rows.first).to_have_id(f"run-{fresh.public_id}")
+
+
+def test_run_detail_says_when_it_cannot_refresh_and_catches_up(page, live_server, demo, operator):
+    running = demo["running"]
+    sign_in(page, live_server, "operator", path=f"/runs/{running.public_id}/")
+    status = page.locator("#live-status")
+    expect(status).to_be_hidden()
+    page.context.set_offline(True)
+    expect(status).to_contain_text("Live updates paused, retrying", timeout=10_000)
+    agent_patch(live_server, demo, running, {"status": "failed", "errorSummary": "disk full"})
+    page.context.set_offline(False)
+    expect(page.locator(".run-title .badge")).to_have_text(re.compile("Failed"), timeout=30_000)
+    expect(page.locator(".panel-error")).to_contain_text("disk full")
+    expect(page.locator("#log-foot")).to_contain_text("the log is complete", timeout=15_000)
+    expect(status).to_be_hidden()
