@@ -182,11 +182,11 @@ def _newer_count(
     return newer.order_by().values("pk")[: NEWER_MAX + 1].count()
 
 
-def _page_params(request: HttpRequest, params: QueryDict | None = None) -> QueryDict:
+def _page_params(request: HttpRequest) -> QueryDict:
     """The query as the FilterSet takes it. ``from``/``to`` from the page's own date-time inputs
     arrive without a zone when JavaScript is off; they are read in the viewer's pinned zone (or
     UTC), the zone the inputs were written in. The API stays strict about zones."""
-    params = (params or request.GET).copy()
+    params = request.GET.copy()
     zone = None
     for key in ("from", "to"):
         value = params.get(key, "")
