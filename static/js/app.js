@@ -48,19 +48,38 @@
     if (seconds < 86400 * 14) return Math.floor(seconds / 86400) + "d ago";
     return dayText(parts(date));
   }
-  // "Nov 20 – Nov 21" for whole days, "Nov 20, 10:00 – 12:00" within a day, "... – now".
-  function formatRange(start, end, endsNow) {
-    var s = parts(start), e = parts(end), zone = " (" + s.timeZoneName + ")";
+  // "Nov 20 – Nov 21" for whole days, "Nov 20, 10:00 – 12:00" within a day, "... – now":
+  // [start text, end text or null for "now", zone].
+  function rangeParts(start, end, endsNow) {
+    var s = parts(start), e = parts(end);
     var secs = s.second !== "00" || (!endsNow && e.second !== "00");
-    if (endsNow) return dayText(s) + ", " + clock(s, secs) + " – now" + zone;
+    if (endsNow) return [dayText(s) + ", " + clock(s, secs), null, s.timeZoneName];
     var midnight = function (p) { return p.hour === "00" && p.minute === "00" && p.second === "00"; };
     if (midnight(s) && midnight(e)) {
       var last = parts(new Date(end.getTime() - 1000));
-      var first = dayText(s), final = dayText(last);
-      return (first === final ? first : first + " – " + final) + zone;
+      return [dayText(s), dayText(last) === dayText(s) ? "" : dayText(last), s.timeZoneName];
     }
-    if (dayText(s) === dayText(e)) return dayText(s) + ", " + clock(s, secs) + " – " + clock(e, secs) + zone;
-    return dayText(s) + ", " + clock(s, secs) + " – " + dayText(e) + ", " + clock(e, secs) + zone;
+    if (dayText(s) === dayText(e)) return [dayText(s) + ", " + clock(s, secs), clock(e, secs), s.timeZoneName];
+    return [dayText(s) + ", " + clock(s, secs), dayText(e) + ", " + clock(e, secs), s.timeZoneName];
+  }
+  // The range keeps its two <time> elements (machine-readable ends), rewritten in place.
+  function formatRange(el) {
+    var start = parseInstant(el.getAttribute("data-start")), end = parseInstant(el.getAttribute("data-end"));
+    if (!start || !end) return;
+    var texts = rangeParts(start, end, el.hasAttribute("data-end-now"));
+    var stamp = function (date, text) {
+      var t = document.createElement("time");
+      t.setAttribute("datetime", date.toISOString().replace(".000Z", "Z"));
+      t.setAttribute("data-range", "");
+      t.title = formatInstant(date);
+      t.textContent = text;
+      return t;
+    };
+    el.textContent = "";
+    el.appendChild(stamp(start, texts[0]));
+    if (texts[1] === null) el.appendChild(document.createTextNode(" – now"));
+    else if (texts[1]) { el.appendChild(document.createTextNode(" – ")); el.appendChild(stamp(end, texts[1])); }
+    el.appendChild(document.createTextNode(" (" + texts[2] + ")"));
   }
 
   function formatDuration(seconds) {
@@ -78,7 +97,7 @@
   function parseInstant(text) { var t = Date.parse(text); return isNaN(t) ? null : new Date(t); }
 
   function formatTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach(function (el) {
+    root.querySelectorAll("time[datetime]:not([data-range])").forEach(function (el) {
       var date = parseInstant(el.getAttribute("datetime"));
       if (!date) return;
       var style = el.getAttribute("data-format") || "datetime";
@@ -87,10 +106,7 @@
       else if (style === "time") el.textContent = clock(parts(date));
       else el.textContent = formatInstant(date);
     });
-    root.querySelectorAll(".time-range[data-start][data-end]").forEach(function (el) {
-      var start = parseInstant(el.getAttribute("data-start")), end = parseInstant(el.getAttribute("data-end"));
-      if (start && end) el.textContent = formatRange(start, end, el.hasAttribute("data-end-now"));
-    });
+    root.querySelectorAll(".time-range[data-start][data-end]").forEach(formatRange);
     root.querySelectorAll("[data-zone-name]").forEach(function (el) { el.textContent = zoneName(); });
   }
 

@@ -135,6 +135,9 @@ def test_a_shared_time_of_day_range_survives_two_filter_changes(page, live_serve
     title = page.locator("#board-title")
     expect(title).to_contain_text(f"{start:%H}:00 {DASH} {end:%H}:00 (UTC)")
 
+    expect(title.locator("time")).to_have_count(2)
+    expect(title.locator("time").first).to_have_attribute("datetime", f"{start:%Y-%m-%dT%H:%M:%SZ}")
+
     page.locator("label.chip-succeeded").click()
     expect(page).to_have_url(re.compile("status=succeeded"))
     page.select_option("#f-pipeline", label="crm_to_warehouse")

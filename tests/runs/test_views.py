@@ -849,7 +849,14 @@ def test_the_strip_names_its_range_and_what_running_means(analyst_client, catalo
     title = re.search(r'<h2 id="board-title">(.*?)</h2>', body).group(1)
     assert 'data-start="2026-11-20T10:00:00Z" data-end="2026-11-20T12:00:00Z"' in title
     year = "" if timezone.now().year == 2026 else ", 2026"
-    assert f"Nov 20{year}, 10:00:00 UTC \u2013 Nov 20{year}, 12:00:00 UTC" in title
+    assert (
+        f'<time datetime="2026-11-20T10:00:00Z" data-range>Nov 20{year}, 10:00:00 UTC</time>'
+        in title
+    )
+    assert (
+        f'<time datetime="2026-11-20T12:00:00Z" data-range>Nov 20{year}, 12:00:00 UTC</time>'
+        in title
+    )
     # A range in the past does not claim what runs now: it counts its own runs still running.
     assert "Still running" in body and "Running now" not in body
 
