@@ -49,6 +49,7 @@ from gateways.models import Gateway, GatewayToken  # noqa: E402
 from gateways.services import api_key_issue, gateway_token_issue  # noqa: E402
 from pipelines.models import Pipeline  # noqa: E402
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample  # noqa: E402
+from runs.views import live_poll_url  # noqa: E402
 
 BENCH_PIPELINE = "bench_ingest"
 BENCH_USER = "bench"
@@ -285,6 +286,7 @@ def cmd_prepare(spec: dict[str, Any]) -> dict[str, Any]:
         "tokens": tokens,
         "recent_run": recent.public_id if recent else None,
         "live_runs": [run.public_id for run in live],
+        "live_poll_url": live_poll_url(),
         "live_run_log_seq": live[0].log_seq,
         "big_run": big.public_id,
         "deep_cursor": deep_cursor,

@@ -315,9 +315,7 @@ def page_requests(prep: dict[str, Any]) -> dict[str, Request]:
         "detail finished run": Request("GET", f"/runs/{recent}/", cookie),
         "detail running run": Request("GET", f"/runs/{live[0]}/", cookie),
         "detail 500 lines/2000 samples": Request("GET", f"/runs/{big}/", cookie),
-        "poll /runs/live/ unchanged": Request(
-            "GET", f"/runs/live/?ids={','.join(live)}&since={since}", cookie
-        ),
+        "poll /runs/live/ unchanged": Request("GET", prep["live_poll_url"], cookie),
         "poll detail live unchanged": Request(
             "GET", f"/runs/{live[0]}/live/?since={since}", cookie
         ),

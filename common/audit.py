@@ -34,6 +34,7 @@ class AuditAction:
     WEBHOOK_ENDPOINT_TESTED = "webhook_endpoint.tested"
     WEBHOOK_REDELIVERED = "webhook.redelivered"
     USER_ROLE_SET = "user.role_set"
+    USER_PREFERENCE_SET = "user.preference_set"
 
 
 def target_key(target: models.Model) -> tuple[str, str]:

@@ -32,3 +32,21 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.target_repr}"
+
+
+class UserPreference(models.Model):
+    """What a person chose for the pages; one row per user, created on first save."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="An IANA time zone (UTC, Europe/Berlin...) to show times in; blank for the "
+        "browser's own zone.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.time_zone or 'browser zone'}"

@@ -61,6 +61,9 @@ class Dashboard:
     end: datetime
     label: str
     is_default_window: bool
+    # True when the window reaches the present: "running now" then counts every active run the
+    # filters match; for a window in the past it counts its runs that are still active.
+    ends_now: bool = True
     running_now: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     rows_loaded: int = 0
@@ -116,10 +119,17 @@ def dashboard_summary(
     end: datetime,
     label: str,
     is_default_window: bool,
+    ends_now: bool = True,
 ) -> Dashboard:
     """Aggregate ``windowed`` (the filtered runs of the window); ``unwindowed`` (the same filters
     without the time bounds) only answers "running now", through the active-runs index."""
-    board = Dashboard(start=start, end=end, label=label, is_default_window=is_default_window)
+    board = Dashboard(
+        start=start,
+        end=end,
+        label=label,
+        is_default_window=is_default_window,
+        ends_now=ends_now,
+    )
     span = max(end - start, timedelta(hours=1))
     board.bar_width = width = _bar_width(span)
     trunc = TruncHour if width < timedelta(days=1) else TruncDay
@@ -150,9 +160,18 @@ def dashboard_summary(
         bar.counts[status] = bar.counts.get(status, 0) + n
         bar.total += n
     board.bars = bars
-    board.running_now = unwindowed.order_by().filter(status__in=ACTIVE_STATUSES).count()
+    board.running_now = running_count(
+        unwindowed=unwindowed, windowed=None if ends_now else windowed
+    )
     board.median_duration = _median_duration(windowed)
     return board
+
+
+def running_count(*, unwindowed: QuerySet[Run], windowed: QuerySet[Run] | None) -> int:
+    """Active runs: all that the filters match (``windowed`` None: the window reaches now), or
+    only those of a past window that are still active. Served by the active-runs index."""
+    queryset = unwindowed if windowed is None else windowed
+    return queryset.order_by().filter(status__in=ACTIVE_STATUSES).count()
 
 
 def _median_duration(windowed: QuerySet[Run]) -> timedelta | None:

@@ -14,7 +14,9 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from common.actors import page_requires
 from common.errors import InvalidInput
+from common.roles import Perm
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs.filters import WINDOW_LABELS
@@ -56,6 +58,7 @@ def _wants_fragment(request: HttpRequest) -> bool:
 
 
 @login_required
+@page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 @vary_on_headers("HX-Request")
 def log_search_page(request: HttpRequest) -> HttpResponse:

@@ -16,4 +16,5 @@ urlpatterns = [
     path("runs/<str:public_id>/rerun/", views.run_rerun, name="rerun"),
     path("gateways/", views.gateway_list, name="gateways"),
     path("logs/", search_views.log_search_page, name="log-search"),
+    path("preferences/", views.preferences, name="preferences"),
 ]

@@ -6,17 +6,22 @@ requests, which need the whole page).
 """
 
 import hashlib
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from rest_framework.exceptions import ValidationError
@@ -24,7 +29,13 @@ from rest_framework.exceptions import ValidationError
 from common.actors import actor_from_request, page_requires
 from common.api.pagination import Position, decode_cursor, encode_cursor, keyset_page
 from common.audit import audit_events_for
-from common.errors import Conflict
+from common.errors import Conflict, InvalidInput
+from common.preferences import (
+    BROWSER_ZONE,
+    time_zone_names,
+    user_preference_set,
+    user_time_zone,
+)
 from common.roles import Perm
 from gateways.models import Gateway
 from pipelines.models import Pipeline
@@ -35,8 +46,9 @@ from runs.dashboard import (
     MEDIAN_SAMPLE,
     Dashboard,
     dashboard_summary,
+    running_count,
 )
-from runs.filters import WINDOW_LABELS, WINDOWS, RunFilter
+from runs.filters import WINDOW_LABELS, WINDOWS, InstantField, RunFilter
 from runs.log_panel import (
     LOG_LEVELS,
     filtered_lines,
@@ -45,15 +57,19 @@ from runs.log_panel import (
     log_view,
     parse_log_filters,
 )
-from runs.models import FINAL_STATUSES, Run, RunStatus, TriggerType
+from runs.models import Run, RunStatus, TriggerType
 from runs.sparklines import DETAIL_POINTS, histogram_svg, sample_series, sparkline_svg
 from runs.timeline import timeline_svg
 
 PAGE_SIZE = 50
 DASHBOARD_LIVE_SPAN = timedelta(days=8)
 DASHBOARD_CACHE_SECONDS = 20
-LIVE_MAX_IDS = 100
+# An older page counts the runs that arrived since it was shown up to this many ("50+ newer").
+NEWER_MAX = 50
 TIME_PARAMS = ("window", "dateRange", "from", "to")
+FILTER_PARAMS = tuple(RunFilter.base_filters)
+# What a date-time input sends: a wall time without a zone.
+NAIVE_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 SELECT_PARAMS = ("pipelineId", "gatewayId", "trigger", "window", "from", "to", "q")
 
 
@@ -102,11 +118,14 @@ def _time_bounds(cleaned: dict[str, Any], now: datetime) -> tuple[datetime | Non
     return (max(lowers) if lowers else None), min(uppers)
 
 
-def _window_label(cleaned: dict[str, Any], start: datetime, end: datetime) -> str:
+def _window_label(cleaned: dict[str, Any], *, is_default_window: bool) -> str:
+    """Words for a rolling window ("Last 7 days"); blank for an explicit range, which the page
+    writes out from its bounds in the viewer's zone ("Nov 20, 10:00 - 12:00")."""
+    if is_default_window:
+        return "Last 24 hours"
     if cleaned.get("window") and not any(cleaned.get(key) for key in ("dateRange", "from", "to")):
         return WINDOW_LABELS[cleaned["window"]]
-    end_text = "now" if (timezone.now() - end) < timedelta(minutes=1) else f"{end:%b %-d}"
-    return f"{start:%b %-d, %H:%M} \u2013 {end_text}"
+    return ""
 
 
 def _without_time(filterset: RunFilter, queryset: QuerySet[Run]) -> QuerySet[Run]:
@@ -148,15 +167,143 @@ def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
     ]
 
 
-def _live_state(runs: list[Run], *, top: Run | None = None) -> dict[str, Any]:
-    """What the live poller needs: the page's unfinished runs, the newest version seen of them,
-    and on the first page a cursor at its newest run (to find runs created since)."""
-    active = [run for run in runs if run.status not in FINAL_STATUSES]
+def _live_digest(runs: list[Run], *, newer: int, running: int) -> str:
+    """A short fingerprint of what the table shows: its runs and their versions, the count of
+    runs newer than the page (older pages only) and "running now". The live poll compares it
+    with the one the page holds, so it answers 204 without rendering when nothing changed."""
+    parts = [f"{run.public_id}@{run.updated_at.timestamp()}" for run in runs]
+    parts += [f"newer={newer}", f"running={running}"]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def _newer_count(
+    queryset: QuerySet[Run], *, position: Position | None, top: Position | None
+) -> int:
+    """On an older page, how many matching runs arrived since it was first shown (at most
+    ``NEWER_MAX + 1``, a bounded count); the first page shows them instead."""
+    if position is None or top is None:
+        return 0
+    newer = queryset.filter(
+        Q(created_at__gt=top.created_at) | Q(created_at=top.created_at, pk__gt=top.pk),
+        created_at__gte=top.created_at,
+    )
+    return newer.order_by().values("pk")[: NEWER_MAX + 1].count()
+
+
+def _page_params(request: HttpRequest) -> QueryDict:
+    """The query as the FilterSet takes it. ``from``/``to`` from the page's own date-time inputs
+    arrive without a zone when JavaScript is off; they are read in the viewer's pinned zone (or
+    UTC), the zone the inputs were written in. The API stays strict about zones."""
+    params = request.GET.copy()
+    zone = None
+    for key in ("from", "to"):
+        value = params.get(key, "")
+        if len(value) <= 10 or not NAIVE_INSTANT.fullmatch(value):
+            continue
+        try:
+            naive = datetime.fromisoformat(value)
+        except ValueError:
+            continue  # not a real date-time: the FilterSet refuses it with a 400
+        zone = zone or _viewer_zone(request)
+        params[key] = naive.replace(tzinfo=zone).isoformat()
+    return params
+
+
+def _viewer_zone(request: HttpRequest) -> ZoneInfo:
+    name = user_time_zone(user=request.user)
+    return ZoneInfo(name) if name else ZoneInfo("UTC")
+
+
+def _filter_query(request: HttpRequest) -> str:
+    """The filters of the request, as the URL the table stands for (no cursor, no poll state)."""
+    params = [
+        (key, value) for key in FILTER_PARAMS for value in request.GET.getlist(key) if value != ""
+    ]
+    return urlencode(params)
+
+
+def _form_context(request: HttpRequest) -> dict[str, Any]:
+    """What the filter form shows: the URL's values, so every filter it can express survives a
+    change of another (``dateRange`` kept, ``from``/``to`` with their time of day)."""
+    selected = {key: request.GET.get(key, "") for key in SELECT_PARAMS}
     return {
-        "live_ids": ",".join(run.public_id for run in active),
-        "live_since": max((run.updated_at for run in active), default=None),
-        "live_top": encode_cursor(Position(top.created_at, top.pk, "newer")) if top else None,
+        "statuses": RunStatus.choices,
+        "selected_statuses": _selected_statuses(request),
+        "triggers": TriggerType.choices,
+        "windows": list(WINDOW_LABELS.items()),
+        # Every select option compares against these: a key absent from request.GET would be a
+        # failed template lookup (an exception) per option, hundreds of them with many pipelines.
+        "selected": selected,
+        "range_inputs": {key: _input_value(selected[key], key) for key in ("from", "to")},
+        "date_range": request.GET.get("dateRange", ""),
     }
+
+
+def _input_value(raw: str, key: str) -> str:
+    """A ``from``/``to`` value as a date-time input shows it (UTC; the page's script rewrites
+    it in the viewer's zone). A bare date ``to`` covers its day, so it shows the next midnight."""
+    if not raw:
+        return ""
+    if NAIVE_INSTANT.fullmatch(raw):
+        return raw
+    try:
+        instant = InstantField(end_of_day=key == "to").clean(raw)
+    except forms.ValidationError:
+        return ""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if instant else ""
+
+
+def _table_context(
+    request: HttpRequest,
+    filterset: RunFilter,
+    *,
+    position: Position | None,
+    top: Position | None,
+) -> dict[str, Any]:
+    page = keyset_page(filterset.qs, position=position, limit=PAGE_SIZE)
+    is_first_page = position is None
+    if is_first_page:
+        top = Position(page.items[0].created_at, page.items[0].pk, "newer") if page.items else None
+    elif top is None:
+        newest = (
+            filterset.qs.select_related(None)
+            .order_by("-created_at", "-id")
+            .only("id", "created_at")
+            .first()
+        )
+        top = Position(newest.created_at, newest.pk, "newer") if newest else None
+    board = _board_context(request, filterset)
+    newer = _newer_count(filterset.qs, position=position, top=top)
+    running = board["board"].running_now
+    if board["board"].end - board["board"].start > DASHBOARD_LIVE_SPAN:
+        # The strip of a long window may come from the cache; the fingerprint must not.
+        running = running_count(
+            unwindowed=_without_time(filterset, Run.objects.all()), windowed=_windowed(filterset)
+        )
+    digest = _live_digest(page.items, newer=newer, running=running)
+    return {
+        **board,
+        "rows": _run_rows(page.items),
+        "filter_errors": None,
+        "newer_cursor": encode_cursor(page.newer) if page.newer else None,
+        "older_cursor": encode_cursor(page.older) if page.older else None,
+        "is_first_page": is_first_page,
+        "newer_count": newer,
+        "newer_more": newer > NEWER_MAX,
+        "live_url": _live_url(request, position=position, top=top, digest=digest),
+    }
+
+
+def _live_url(
+    request: HttpRequest, *, position: Position | None, top: Position | None, digest: str
+) -> str:
+    params = [(key, value) for key in FILTER_PARAMS for value in request.GET.getlist(key) if value]
+    if position is not None:
+        params.append(("cursor", encode_cursor(position)))
+    if top is not None:
+        params.append(("top", encode_cursor(top)))
+    params.append(("v", digest))
+    return f"{reverse('runs:list-live')}?{urlencode(params)}"
 
 
 def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]:
@@ -172,8 +319,9 @@ def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]
         unwindowed=_without_time(filterset, selectors.run_queryset()),
         start=start,
         end=end,
-        label="Last 24 hours" if is_default_window else _window_label(cleaned, start, end),
+        label=_window_label(cleaned, is_default_window=is_default_window),
         is_default_window=is_default_window,
+        ends_now=now - end < timedelta(minutes=1),
     )
     return {
         "board": board,
@@ -182,58 +330,52 @@ def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]
     }
 
 
+def _cursor_position(request: HttpRequest, key: str) -> tuple[Position | None, bool]:
+    """The position a signed cursor names, and whether one was given but is not valid."""
+    if not request.GET.get(key):
+        return None, False
+    try:
+        return decode_cursor(request.GET[key]), False
+    except ValidationError:
+        return None, True
+
+
+def _invalid_filters_context(filterset: RunFilter) -> dict[str, Any]:
+    return {
+        "rows": [],
+        "filter_errors": filterset.errors,
+        "board": None,
+        "newer_cursor": None,
+        "older_cursor": None,
+        "is_first_page": True,
+        "newer_count": 0,
+        "live_url": None,
+    }
+
+
 @login_required
 @page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
-    filterset = RunFilter(request.GET, queryset=selectors.run_queryset())
+    filterset = RunFilter(_page_params(request), queryset=selectors.run_queryset())
     context: dict[str, Any] = {
-        "statuses": RunStatus.choices,
-        "selected_statuses": _selected_statuses(request),
-        "triggers": TriggerType.choices,
-        "windows": list(WINDOW_LABELS.items()),
-        "has_filters": any(request.GET.get(key) for key in request.GET if key not in ("cursor",)),
-        # Every select option compares against these: a key absent from request.GET would be a
-        # failed template lookup (an exception) per option, hundreds of them with many pipelines.
-        "selected": {key: request.GET.get(key, "") for key in SELECT_PARAMS},
-        "oob": False,
+        "has_filters": bool(_filter_query(request)),
+        "filter_query": _filter_query(request),
         "page_error": None,
     }
     if not filterset.is_valid():
-        context.update(
-            rows=[],
-            filter_errors=filterset.errors,
-            board=None,
-            newer_cursor=None,
-            older_cursor=None,
-            live_ids="",
-            live_since=None,
-        )
+        context.update(_invalid_filters_context(filterset))
         status = 400
     else:
         status = 200
-        position = None
-        if request.GET.get("cursor"):
-            try:
-                position = decode_cursor(request.GET["cursor"])
-            except ValidationError:
-                context["page_error"] = (
-                    "That page link is no longer valid; showing the newest runs."
-                )
-        page = keyset_page(filterset.qs, position=position, limit=PAGE_SIZE)
-        is_first_page = position is None
-        context.update(
-            _board_context(request, filterset),
-            rows=_run_rows(page.items),
-            filter_errors=None,
-            newer_cursor=encode_cursor(page.newer) if page.newer else None,
-            older_cursor=encode_cursor(page.older) if page.older else None,
-            is_first_page=is_first_page,
-            **_live_state(page.items, top=page.items[0] if is_first_page and page.items else None),
-        )
+        position, bad_cursor = _cursor_position(request, "cursor")
+        if bad_cursor:
+            context["page_error"] = "That page link is no longer valid; showing the newest runs."
+        context.update(_table_context(request, filterset, position=position, top=None))
     if _wants_fragment(request):
         return render(request, "runs/run_list.html#run-table", context, status=status)
+    context.update(_form_context(request))
     context["pipelines"] = Pipeline.objects.order_by("name").values_list("public_id", "name")
     context["gateways"] = Gateway.objects.order_by("name").values_list("public_id", "name")
     return render(request, "runs/run_list.html", context, status=status)
@@ -243,40 +385,72 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @page_requires(Perm.VIEW_RUNS, doing="seeing runs")
 @require_GET
 def run_list_live(request: HttpRequest) -> HttpResponse:
-    """What changed on the page since the last poll; 204 when nothing did.
+    """The table again if anything it shows changed since the page's fingerprint ``v``; else 204.
 
-    ``ids`` are the page's unfinished runs and ``since`` the newest version seen of them; on the
-    first page ``top`` (a cursor at its newest run) and the page's filters also bring runs
-    created since, which are prepended, and a fresh dashboard strip. Everything is swapped out
-    of band, and the poller replaces itself; once nothing on the page is unfinished it is gone.
+    One mechanism for every filter and page: the table's runs (new ones, changed ones, ones
+    that stopped or started matching), "N newer runs" on an older page (``top`` marks the
+    newest run when the page was first shown) and "running now" make the fingerprint. Nothing
+    is rendered unless it differs.
     """
-    ids = [item for item in request.GET.get("ids", "").split(",") if item][:LIVE_MAX_IDS]
-    since = _parse_instant(request.GET.get("since"))
-    if not ids:
+    filterset = RunFilter(_page_params(request), queryset=Run.objects.all())
+    if not filterset.is_valid():
         return HttpResponse(status=204)
-    filterset = RunFilter(request.GET, queryset=selectors.run_queryset())
-    top = None
-    if request.GET.get("top") and filterset.is_valid():
-        try:
-            top = decode_cursor(request.GET["top"])
-        except ValidationError:
-            top = None
-    runs = list(selectors.run_queryset().filter(public_id__in=ids).order_by("-created_at", "-id"))
-    changed = [run for run in runs if since is None or run.updated_at > since]
-    new_runs = keyset_page(filterset.qs, position=top, limit=PAGE_SIZE).items if top else []
-    if not changed and not new_runs:
+    position, _ = _cursor_position(request, "cursor")
+    top, _ = _cursor_position(request, "top")
+    if _current_digest(filterset, position=position, top=top) == request.GET.get("v"):
         return HttpResponse(status=204)
-    rows = _run_rows(changed + new_runs)
+    full = RunFilter(_page_params(request), queryset=selectors.run_queryset())
+    full.is_valid()
     context: dict[str, Any] = {
-        "rows": rows[: len(changed)],
-        "new_rows": rows[len(changed) :],
-        **_live_state(new_runs + runs, top=new_runs[0] if new_runs else None),
+        "has_filters": bool(_filter_query(request)),
+        "filter_query": _filter_query(request),
+        "page_error": None,
+        **_table_context(request, full, position=position, top=top),
     }
-    if top is not None:
-        context.update(_board_context(request, filterset))
-        if not new_runs:
-            context["live_top"] = request.GET["top"]
-    return render(request, "runs/run_list.html#live-rows", context)
+    return render(request, "runs/run_list.html#run-table", context)
+
+
+def _current_digest(
+    filterset: RunFilter, *, position: Position | None, top: Position | None
+) -> str:
+    """The fingerprint of the table as the database has it now, read without rendering: the
+    page's runs (ids and versions only), runs newer than ``top`` and "running now"."""
+    running = running_count(
+        unwindowed=_without_time(filterset, Run.objects.all()),
+        windowed=_windowed(filterset),
+    )
+    versions = keyset_page(
+        filterset.qs.only("id", "public_id", "created_at", "updated_at"),
+        position=position,
+        limit=PAGE_SIZE,
+    ).items
+    newer = _newer_count(filterset.qs, position=position, top=top)
+    return _live_digest(versions, newer=newer, running=running)
+
+
+def live_poll_url(query: str = "") -> str:
+    """The poll URL the first page of ``query``'s filters holds right now, the same the page
+    writes (used by the benchmark to time the poll that finds nothing new)."""
+    params = QueryDict(query)
+    filterset = RunFilter(params, queryset=Run.objects.all())
+    if not filterset.is_valid():
+        raise ValueError(filterset.errors)
+    newest = filterset.qs.order_by("-created_at", "-id").only("id", "created_at").first()
+    top = Position(newest.created_at, newest.pk, "newer") if newest else None
+    digest = _current_digest(filterset, position=None, top=top)
+    pairs = [(key, value) for key in FILTER_PARAMS for value in params.getlist(key) if value]
+    pairs += [("top", encode_cursor(top))] if top else []
+    pairs.append(("v", digest))
+    return f"{reverse('runs:list-live')}?{urlencode(pairs)}"
+
+
+def _windowed(filterset: RunFilter) -> QuerySet[Run] | None:
+    """The filtered runs of a window that ended in the past; None when it reaches now."""
+    now = timezone.now()
+    start, end = _time_bounds(filterset.form.cleaned_data, now)
+    if now - end < timedelta(minutes=1):
+        return None
+    return filterset.qs.filter(created_at__gte=start or now - DEFAULT_WINDOW, created_at__lt=end)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,10 +509,44 @@ def _detail_live_context(run: Run) -> dict[str, Any]:
     }
 
 
-def _actions(request: HttpRequest, run: Run) -> dict[str, bool]:
+OPERATOR_ROLE_NEEDED = "needs the operator role"
+
+
+def _actions(request: HttpRequest, run: Run) -> dict[str, Any]:
+    """Which actions the viewer may take on ``run``, and why not when they may not: a disabled
+    button with its reason says more than a missing one. (The services check again.)"""
+    actor = actor_from_request(request)
+    may_cancel = actor.has_perm(Perm.CANCEL_RUNS)
+    may_rerun = actor.has_perm(Perm.TRIGGER_RUNS)
+    cancel_reason = rerun_reason = ""
+    if not may_cancel:
+        cancel_reason = f"Canceling {OPERATOR_ROLE_NEEDED}."
+    elif run.status == RunStatus.CANCEL_REQUESTED:
+        cancel_reason = "Cancel already requested: waiting for the runner."
+    if not run.is_final:
+        rerun_reason = "Re-run is offered once the run has finished."
+    elif not may_rerun:
+        rerun_reason = f"Re-running {OPERATOR_ROLE_NEEDED}."
     return {
-        "can_cancel": run.can_cancel and request.user.has_perm("runs.cancel_run"),
-        "can_rerun": request.user.has_perm("runs.trigger_run"),
+        "can_cancel": run.can_cancel and may_cancel,
+        "can_rerun": may_rerun and run.is_final,
+        "actions": {"cancel_reason": cancel_reason, "rerun_reason": rerun_reason},
+        "cancel": _cancel_state(run),
+    }
+
+
+def _cancel_state(run: Run) -> dict[str, Any] | None:
+    """The cancel lifecycle from the run's own fields: requested when, the runner's next report
+    after it (its acknowledgement), and the deadline after which the system cancels it."""
+    if run.cancel_requested_at is None:
+        return None
+    grace = timedelta(seconds=settings.RUN_CANCEL_GRACE_SECONDS)
+    deadline = run.cancel_requested_at + grace
+    return {
+        "acknowledged": bool(run.last_report_at and run.last_report_at > run.cancel_requested_at),
+        "deadline": deadline,
+        "overdue": timezone.now() >= deadline,
+        "grace": grace,
     }
 
 
@@ -458,3 +666,32 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
     if _wants_fragment(request):
         template += "#gateway-table"
     return render(request, template, {"rows": selectors.gateway_health_list()})
+
+
+# ---------------------------------------------------------------------------------------------
+# The viewer's preferences (the time zone the pages show times in)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            user_preference_set(
+                actor=actor_from_request(request), time_zone=request.POST.get("timeZone", "")
+            )
+        except InvalidInput as refused:
+            error, status = refused.message, 400
+        else:
+            messages.success(request, "Saved: times are shown in the zone you chose.")
+            return redirect("runs:preferences")
+    current = request.POST.get("timeZone", "") if error else user_time_zone(user=request.user)
+    context = {
+        "zones": time_zone_names(),
+        "current": current,
+        "browser_zone": BROWSER_ZONE,
+        "error": error,
+    }
+    return render(request, "runs/preferences.html", context, status=status)

@@ -12,11 +12,13 @@ MAX_LIMIT = 200
 
 
 class HasActionPermission(BasePermission):
-    """The Django permission a viewset names for the action, e.g. ``runs.view_run``; a refusal
+    """The Django permission a view names for the action, e.g. ``runs.view_run``; a refusal
     is a 403 naming the role that holds it. Writes are checked again by their services."""
 
     def has_permission(self, request, view) -> bool:
-        perm = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        # A viewset's action, or a plain view's method ("get").
+        action = getattr(view, "action", None) or request.method.lower()
+        perm = getattr(view, "action_permissions", {}).get(action)
         if perm is not None:
             actor_from_request(request).require(perm, doing="this request")
         return True

@@ -7,8 +7,9 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api.params import refuse_nul_characters
+from common.api.params import HasActionPermission, refuse_nul_characters
 from common.api.schema import error_responses
+from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs.api.read_serializers import PageMetaSerializer
 from runs.api.read_views import LIST_PARAMETERS
@@ -70,13 +71,14 @@ SEARCH_PARAMETERS = [
 
 class LogSearchView(APIView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [IsPerson]
+    permission_classes = [IsPerson, HasActionPermission]
+    action_permissions = {"get": Perm.VIEW_RUNS}
 
     @extend_schema(
         operation_id="logs_search",
         tags=["runs"],
         parameters=SEARCH_PARAMETERS,
-        responses={200: LogHitPageSerializer, **error_responses(400, 401)},
+        responses={200: LogHitPageSerializer, **error_responses(400, 401, 403)},
         summary="Search log lines across runs",
         description="The kept log lines (the newest 500 of each run) whose message contains "
         "`q`, in the runs the run list filters select: newest run first and, within a run, "

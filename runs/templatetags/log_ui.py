@@ -14,15 +14,18 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from common.time import iso
 from runs.log_panel import LogFilters
 from runs.models import LogLine
+from runs.templatetags.runs_ui import exact
 
 register = template.Library()
 
 LINE = (
     '<li class="log-line lvl-{level}{extra}" id="L{seq}" data-seq="{seq}">'
     '<a class="ln" href="#L{seq}" aria-label="Line {seq}">{seq}</a>'
-    '<time datetime="{iso}" title="{exact}">{clock}</time><span class="lvl">{level}</span>'
+    '<time datetime="{iso}" data-format="time" title="{exact}">{clock}</time>'
+    '<span class="lvl">{level}</span>'
     '<span class="node">{node}</span><span class="msg">{message}</span></li>'
 )
 
@@ -38,8 +41,8 @@ def log_line_html(line: LogLine, *, with_context: bool = False) -> str:
         level=escape(line.level),
         extra=extra,
         seq=int(line.seq),
-        iso=line.at.isoformat().replace("+00:00", "Z"),
-        exact=line.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        iso=iso(line.at),
+        exact=exact(line.at),
         clock=at.strftime("%H:%M:%S"),
         node=escape(line.node_id),
         message=escape(line.message),

@@ -1,10 +1,18 @@
-"""Formatting for the runs pages: human bytes, counts, durations, status labels, URLs."""
+"""Formatting for the runs pages: human bytes, counts, durations, status labels, URLs, times.
 
-from datetime import datetime, timedelta
+Every instant is written as ``<time datetime="...">`` (``{% instant %}``); the text inside is
+the same format in UTC, and the page's script rewrites it in the viewer's zone (the browser's, or
+the one they pinned), names the zone, and keeps relative times ticking.
+"""
+
+from datetime import UTC, datetime, timedelta
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -112,17 +120,71 @@ def iso(value: datetime | None) -> str:
 
 @register.filter
 def exact(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
-
-
-@register.filter
-def short(value: datetime | None) -> str:
-    """The time alone for today, else a short date and time."""
+    """The one format of an instant, in UTC: "Dec 1, 07:27:17 UTC", with the year when it is
+    not the current one ("Nov 18, 2025, 12:44:00 UTC"). The page's script writes the same format
+    in the viewer's zone."""
     if value is None:
-        return "—"
-    if value.date() == timezone.now().date():
-        return value.strftime("%H:%M:%S")
-    return value.strftime("%b %-d, %H:%M")
+        return ""
+    value = value.astimezone(UTC)
+    year = "" if value.year == timezone.now().year else f", {value.year}"
+    return f"{value:%b} {value.day}{year}, {value:%H:%M:%S} UTC"
+
+
+# Kept for templates of other apps that still write ``|short``: the same single format.
+short = register.filter("short", exact)
+
+TIME_FORMATS = ("datetime", "relative", "time")
+
+
+@register.simple_tag
+def instant(value: datetime | None, style: str = "datetime", empty: str = "—") -> SafeString:
+    """``<time datetime="...">`` for ``value``: ``datetime`` (the one format), ``relative``
+    ("3m ago", ticking, the exact instant in its title) or ``time`` (the time of day alone, for
+    log lines under a heading that names the zone)."""
+    if value is None:
+        return format_html("{}", empty)
+    if style not in TIME_FORMATS:
+        raise template.TemplateSyntaxError(f"instant: unknown style {style!r}")
+    text = ago(value) if style == "relative" else exact(value)
+    if style == "time":
+        text = f"{value.astimezone(UTC):%H:%M:%S}"
+    return format_html(
+        '<time datetime="{}" data-format="{}" title="{}">{}</time>',
+        iso(value),
+        style,
+        exact(value),
+        text,
+    )
+
+
+@register.simple_tag
+def heartbeat(run, prefix: str = "last report ") -> SafeString:
+    """ "last report 12s ago" on an unfinished run, a warning as it nears its gateway's lease
+    (after which the system fails it as lost). The page's script keeps it ticking."""
+    if run.is_final or run.status == "queued":
+        return mark_safe("")
+    seen = run.last_report_at or run.started_at or run.created_at
+    lease = run.gateway.lease_seconds if run.gateway else settings.GATEWAY_DEFAULT_LEASE_SECONDS
+    silence = max(0, int((timezone.now() - seen).total_seconds()))
+    state = heartbeat_state(silence, lease)
+    return format_html(
+        '<span class="heartbeat is-{}" data-heartbeat="{}" data-lease="{}" data-prefix="{}" '
+        'title="A run with no report for {} is failed as lost.">{}{} ago</span>',
+        state,
+        iso(seen),
+        lease,
+        prefix,
+        duration(lease),
+        prefix,
+        duration(silence),
+    )
+
+
+def heartbeat_state(silence: int, lease: int) -> str:
+    """``ok``, ``late`` past half the lease, ``lost`` past the lease (the reaper will act)."""
+    if silence >= lease:
+        return "lost"
+    return "late" if silence * 2 >= lease else "ok"
 
 
 @register.filter

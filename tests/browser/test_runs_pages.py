@@ -97,8 +97,8 @@ def test_a_running_run_updates_itself_while_the_runner_reports(page, live_server
 
     patch_as_runner(live_server, demo, {"status": "succeeded"})
     expect(row.locator(".badge")).to_have_text(re.compile("Succeeded"))
-    # Nothing on the page is running any more: the poller is gone.
-    expect(page.locator("#live-poller[hx-get]")).to_have_count(0)
+    # Nothing on the page is running any more, but new runs may still come: the poll stays.
+    expect(page.locator("#live-poller[hx-get]")).to_have_count(1)
 
 
 def test_run_detail_log_filter_live_tail_cancel_and_rerun(
@@ -153,10 +153,14 @@ def test_run_detail_log_filter_live_tail_cancel_and_rerun(
     expect(page.locator(".run-title .badge")).to_have_text(re.compile("Canceling"))
     running.refresh_from_db()
     assert running.status == RunStatus.CANCEL_REQUESTED
+    expect(page.locator(".cancel-state [data-countdown]")).to_have_text(re.compile(r"^in \d+m"))
+    screenshot(page, "run-detail-cancel-requested")
 
-    # Only a finished run can be re-run: the runner confirms the cancel first.
+    # Re-run is offered once the run is final: the runner confirms the cancel.
+    expect(page.get_by_role("button", name=re.compile("Re-run"))).to_be_disabled()
     patch_as_runner(live_server, demo, {"status": "canceled"})
-    page.reload()
+    expect(page.locator(".run-title .badge")).to_have_text(re.compile("Canceled"))
+    expect(page.locator(".cancel-state")).to_contain_text("The runner ended the run: canceled")
     page.get_by_role("button", name=re.compile("Re-run")).click()
     expect(page.locator(".flash")).to_contain_text("a re-run of " + running.public_id)
     new_run = Run.objects.exclude(pk=running.pk).order_by("-created_at").first()
@@ -165,12 +169,20 @@ def test_run_detail_log_filter_live_tail_cancel_and_rerun(
     assert new_run.pipeline == running.pipeline and new_run.gateway == running.gateway
 
 
-def test_read_only_analyst_sees_no_actions(page, live_server, demo):
+def test_read_only_analyst_sees_disabled_actions_with_the_role_they_need(page, live_server, demo):
     UserFactory(username="analyst").groups.add(Group.objects.get(name="viewer"))
     sign_in(page, live_server, "analyst", path=f"/runs/{demo['running'].public_id}/")
     expect(page.locator(".log-line")).to_have_count(1)
-    expect(page.get_by_text("Cancel run…")).to_have_count(0)
-    expect(page.get_by_role("button", name=re.compile("Re-run"))).to_have_count(0)
+    cancel = page.get_by_role("button", name="Cancel run…")
+    expect(cancel).to_be_disabled()
+    expect(page.locator("#cancel-reason")).to_have_text("Canceling needs the operator role.")
+    expect(page.get_by_role("button", name=re.compile("Re-run"))).to_be_disabled()
+    # Opening the action's own page anyway gets the app's 403 page, naming the role.
+    response = page.goto(f"{live_server.url}/runs/{demo['running'].public_id}/cancel/")
+    assert response.status == 403
+    expect(page.locator("h1")).to_have_text("You can't do that here")
+    expect(page.locator("main")).to_contain_text("Canceling runs needs the operator role.")
+    expect(page.locator(".topbar")).to_be_visible()
 
 
 def test_phone_and_dark_screenshots(browser, live_server, demo, operator, screenshot):

@@ -2,15 +2,17 @@
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from common.actors import Actor
+from common.actors import Actor, Source
 from common.models import AuditEvent
 from runs import services
 from runs.models import Run, RunStatus, TriggerType
@@ -25,6 +27,10 @@ RUN_ID = re.compile(r'id="run-(run_[0-9a-z]+)"')
 
 def listed(response) -> list[str]:
     return RUN_ID.findall(response.content.decode())
+
+
+def listed_in(body: str) -> list[str]:
+    return RUN_ID.findall(body)
 
 
 @pytest.fixture
@@ -311,6 +317,11 @@ def _fill(pipeline, count: int, *, samples: int = 3):
             report(run, append_telemetry_sample={"rowsLoaded": value * 10, "progress": value})
 
 
+def live_url(body: str) -> str:
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    return re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
+
+
 @pytest.mark.django_db
 def test_the_runs_page_runs_a_constant_number_of_queries(analyst_client, pipeline):
     _fill(pipeline, 2)
@@ -321,21 +332,34 @@ def test_the_runs_page_runs_a_constant_number_of_queries(analyst_client, pipelin
         response = analyst_client.get(LIST)
     assert len(listed(response)) == PAGE_SIZE
     assert len(full) == len(small)
-    # session, user, dashboard groups, running now, median, page, sparklines, pipelines, gateways
-    assert len(full) <= 11  # 2 of them: the viewer permission check
+    # session, user, the viewer's permissions (2), the viewer's time zone, dashboard groups,
+    # running now, median, page, sparklines, pipelines, gateways
+    assert len(full) <= 12
 
 
 @pytest.mark.django_db
-def test_fragments_and_live_rows_run_constant_queries(
+def test_fragments_and_live_polls_run_constant_queries(
     analyst_client, pipeline, django_assert_max_num_queries
 ):
+    _fill(pipeline, 3, samples=4)
+    with CaptureQueriesContext(connection) as small:
+        body = analyst_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+    small_poll = live_url(body)
+    with CaptureQueriesContext(connection) as small_nothing_new:
+        assert analyst_client.get(small_poll).status_code == 204
     _fill(pipeline, PAGE_SIZE + 5, samples=4)
-    with django_assert_max_num_queries(9):  # 2 of them: the viewer permission check
-        analyst_client.get(f"{LIST}?status=running", HTTP_HX_REQUEST="true")
-    ids_param = ",".join(Run.objects.values_list("public_id", flat=True)[:40])
-    with django_assert_max_num_queries(6):
-        response = analyst_client.get(f"/runs/live/?ids={ids_param}")
-    assert response.status_code == 200
+    with django_assert_max_num_queries(len(small)):
+        body = analyst_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+    # The poll that finds nothing new: session, user, the viewer's permissions (2), the page's
+    # versions, running now. It renders nothing, whatever the page holds.
+    with django_assert_max_num_queries(6) as nothing_new:
+        response = analyst_client.get(live_url(body))
+    assert response.status_code == 204 and response.content == b""
+    assert len(nothing_new) == len(small_nothing_new)
+    # A poll that finds a change costs what the fragment costs, plus the fingerprint.
+    report(Run.objects.first(), telemetry_summary={"progress": 50})
+    with django_assert_max_num_queries(len(small) + 2):
+        assert analyst_client.get(live_url(body)).status_code == 200
 
 
 # --- sparklines and live rows --------------------------------------------------------------
@@ -381,58 +405,59 @@ def test_sparklines_thin_long_series_to_a_fixed_number_of_points(analyst_client,
 
 
 @pytest.mark.django_db
-def test_polling_is_on_only_while_the_page_holds_unfinished_runs(analyst_client, pipeline):
-    done = make_run(pipeline)
-    body = analyst_client.get(LIST).content.decode()
-    assert 'id="live-poller"' in body and "every 3s" not in body
-    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    body = analyst_client.get(LIST).content.decode()
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    # Paused while the tab is hidden by static/js/app.js ([data-live]), not a trigger filter.
-    assert 'hx-trigger="every 3s"' in poller and 'data-live="on"' in poller
-    assert running.public_id in poller and done.public_id not in poller
+def test_every_page_polls_whatever_it_shows(analyst_client, pipeline):
+    make_run(pipeline)
+    for query in ("", "?status=failed", "?status=succeeded&window=7d", "?q=nothing-matches"):
+        body = analyst_client.get(LIST + query).content.decode()
+        poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+        # Paused while the tab is hidden by static/js/app.js ([data-live]), not a trigger filter.
+        assert 'hx-trigger="every 3s"' in poller and 'data-live="on"' in poller
+        assert 'hx-target="#run-table"' in poller and "v=" in poller
+    # A page with bad filters has nothing to refresh.
+    body = analyst_client.get(LIST + "?status=bogus").content.decode()
+    assert 'id="live-poller"' not in body
 
 
 @pytest.mark.django_db
-def test_live_rows_answer_204_when_nothing_changed(analyst_client, pipeline):
-    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    since = run.updated_at.isoformat()
-    response = analyst_client.get("/runs/live/", {"ids": run.public_id, "since": since})
-    assert response.status_code == 204
-    assert analyst_client.get("/runs/live/").status_code == 204
+def test_live_poll_answers_204_when_nothing_changed(analyst_client, pipeline):
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
+    url = live_url(analyst_client.get(LIST).content.decode())
+    assert analyst_client.get(url).status_code == 204
+    assert analyst_client.get(url).status_code == 204
+    # Without a fingerprint the poll cannot know what the page shows: it sends the table.
+    assert analyst_client.get("/runs/live/").status_code == 200
 
 
 @pytest.mark.django_db
-def test_live_rows_swap_changed_rows_out_of_band(analyst_client, pipeline):
+def test_live_poll_sends_the_table_again_when_a_row_changed(analyst_client, pipeline):
     run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    still = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
-    since = max(run.updated_at, still.updated_at).isoformat()
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    url = live_url(analyst_client.get(LIST).content.decode())
     report(run, telemetry_summary={"progress": 77, "rowsLoaded": 5})
-    response = analyst_client.get(
-        "/runs/live/", {"ids": f"{run.public_id},{still.public_id}", "since": since}
-    )
+    response = analyst_client.get(url)
     body = response.content.decode()
     assert response.status_code == 200
-    assert listed(response) == [run.public_id]
-    # Table rows travel inside <template> so that the HTML parser keeps them.
-    assert re.search(
-        rf'<template>\s*<tr id="run-{run.public_id}"[^>]*hx-swap-oob="outerHTML"', body
-    )
-    assert 'hx-swap-oob="outerHTML"' in body
+    assert body.lstrip().startswith('<div id="run-table"')
     assert 'aria-valuenow="77"' in body
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert still.public_id in poller and "hx-get" in poller
+    # The new table holds a poller with the new fingerprint: the next poll is quiet again.
+    assert analyst_client.get(live_url(body)).status_code == 204
 
 
 @pytest.mark.django_db
-def test_live_rows_stop_polling_once_every_run_finished(analyst_client, pipeline):
-    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=2))
-    since = run.updated_at.isoformat()
-    report(run, status=RunStatus.SUCCEEDED)
-    body = analyst_client.get("/runs/live/", {"ids": run.public_id, "since": since}).content
-    poller = re.search(rb'<div id="live-poller"[^>]*>', body).group(0)
-    assert b"hx-get" not in poller and b'hx-swap-oob="outerHTML"' in poller
-    assert b"Succeeded" in body
+def test_a_filtered_view_picks_up_a_run_that_starts_matching(analyst_client, pipeline):
+    """A failure is usually an old run that just failed, not a new run: the poll compares what
+    the filter matches now with what the page shows."""
+    make_run(pipeline, status=RunStatus.FAILED, ago=timedelta(hours=2))
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(hours=1))
+    body = analyst_client.get(f"{LIST}?status=failed").content.decode()
+    assert len(listed_in(body)) == 1
+    url = live_url(body)
+    assert analyst_client.get(url).status_code == 204
+    report(running, status=RunStatus.FAILED)
+    response = analyst_client.get(url)
+    assert response.status_code == 200
+    assert listed(response)[0] == running.public_id and len(listed(response)) == 2
+    assert "status=failed" in live_url(response.content.decode())
 
 
 @pytest.mark.django_db
@@ -441,38 +466,41 @@ def test_live_poll_on_the_first_page_brings_new_matching_runs_and_a_fresh_strip(
 ):
     running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
     body = analyst_client.get(f"{LIST}?status=running&status=queued").content.decode()
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    live_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
-    assert "top=" in live_url and "status=running" in live_url
-    assert analyst_client.get(live_url).status_code == 204
+    url = live_url(body)
+    assert "status=running" in url and "status=queued" in url
+    assert analyst_client.get(url).status_code == 204
 
     fresh = make_run(pipeline, status=RunStatus.QUEUED, ago=timedelta(seconds=5))
     make_run(pipeline, status=RunStatus.SUCCEEDED, ago=timedelta(seconds=4))  # filtered out
-    response = analyst_client.get(live_url)
+    response = analyst_client.get(url)
     body = response.content.decode()
     assert response.status_code == 200
-    assert listed(response) == [fresh.public_id]
-    assert '<tbody hx-swap-oob="afterbegin:#run-rows">' in body
-    assert '<section id="board" class="board"' in body and 'hx-swap-oob="outerHTML"' in body
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert fresh.public_id in poller and running.public_id in poller
-    # The next poll starts after the new run: nothing new, nothing changed.
-    next_url = re.search(r'hx-get="([^"]+)"', poller).group(1).replace("&amp;", "&")
-    assert analyst_client.get(next_url).status_code == 204
+    assert listed(response) == [fresh.public_id, running.public_id]
+    assert '<section id="board" class="board"' in body and "2 runs" in body
+    assert analyst_client.get(live_url(body)).status_code == 204
 
 
 @pytest.mark.django_db
-def test_older_pages_do_not_look_for_new_runs(analyst_client, pipeline):
+def test_older_pages_say_how_many_newer_runs_arrived_instead_of_inserting(analyst_client, pipeline):
     for minute in range(PAGE_SIZE + 3):
-        make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=minute + 1))
+        make_run(pipeline, ago=timedelta(minutes=minute + 1))
     first = analyst_client.get(LIST).content.decode()
     older_href = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
     body = analyst_client.get(LIST + older_href).content.decode()
-    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
-    assert "hx-get" in poller and "top=" not in poller
+    shown = listed_in(body)
+    assert len(shown) == 3 and "newer run" not in body
+    url = live_url(body)
+    assert "cursor=" in url and "top=" in url
+    assert analyst_client.get(url).status_code == 204
 
-
-# --- empty states --------------------------------------------------------------------------
+    make_run(pipeline, ago=timedelta(seconds=3))
+    make_run(pipeline, ago=timedelta(seconds=2))
+    response = analyst_client.get(url)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert listed(response) == shown  # the same older page, nothing inserted
+    assert "2 newer runs since this page was opened" in body
+    assert analyst_client.get(live_url(body)).status_code == 204
 
 
 @pytest.mark.django_db
@@ -611,10 +639,18 @@ def test_detail_live_is_204_until_the_run_changes(analyst_client, busy_run):
 
 
 @pytest.mark.django_db
-def test_read_only_users_see_no_actions_and_cannot_act(analyst_client, busy_run):
+def test_read_only_users_see_disabled_actions_and_cannot_act(analyst_client, busy_run):
     body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
-    assert "Re-run" not in body and "Cancel run" not in body
-    assert analyst_client.post(f"/runs/{busy_run.public_id}/cancel/").status_code == 403
+    assert re.search(r'<button type="button" class="btn btn-danger" disabled[^>]*>Cancel run', body)
+    assert "Canceling needs the operator role." in body
+    assert re.search(r'<button type="submit" class="btn btn-primary" disabled', body)
+    assert 'action="/runs/' + busy_run.public_id + '/cancel/"' not in body
+    refused = analyst_client.post(f"/runs/{busy_run.public_id}/cancel/")
+    assert refused.status_code == 403
+    # The app's own page, naming the role.
+    assert b"You can't do that here" in refused.content
+    assert b"Cancelling a run needs the operator role." in refused.content
+    assert b'class="topbar"' in refused.content
     assert analyst_client.get(f"/runs/{busy_run.public_id}/cancel/").status_code == 403
     assert analyst_client.post(f"/runs/{busy_run.public_id}/rerun/").status_code == 403
     busy_run.refresh_from_db()
@@ -625,15 +661,19 @@ def test_read_only_users_see_no_actions_and_cannot_act(analyst_client, busy_run)
 @pytest.mark.django_db
 def test_cancel_asks_a_running_run_to_stop(operator_client, busy_run):
     body = operator_client.get(f"/runs/{busy_run.public_id}/").content.decode()
-    assert "Cancel run" in body and "Re-run" in body
+    assert "Cancel run" in body
+    # Re-run waits for the run to finish.
+    assert "Re-run is offered once the run has finished." in body
     confirm = operator_client.get(f"/runs/{busy_run.public_id}/cancel/")
     assert b"Yes, cancel the run" in confirm.content
     response = operator_client.post(f"/runs/{busy_run.public_id}/cancel/", follow=True)
     busy_run.refresh_from_db()
     assert busy_run.status == RunStatus.CANCEL_REQUESTED
     assert b"Cancel requested" in response.content
-    # Nothing more to cancel: the button is gone.
-    assert b"Cancel run" not in response.content
+    # Nothing more to cancel: the button says why it is disabled, the lifecycle shows.
+    assert b"Cancel already requested" in response.content
+    assert b"Waiting for the runner's next report" in response.content
+    assert b"data-countdown=" in response.content
     audit = AuditEvent.objects.get()
     assert (audit.action, audit.source, audit.target_id) == (
         "run.cancel_requested",
@@ -727,3 +767,291 @@ def test_queued_run_on_a_gateway_that_never_connected_says_so(operator_client, p
     stranded.gateway.last_seen_at = timezone.now()
     stranded.gateway.save()
     assert "gateway offline" not in operator_client.get("/runs/").content.decode()
+
+
+# --- search, shared time filters, the strip's label -----------------------------------------
+
+
+@pytest.mark.django_db
+def test_search_finds_a_run_id_without_its_prefix_and_pipeline_names(analyst_client, catalogue):
+    failed = catalogue["runs"]["failed"]
+    bare = failed.public_id.removeprefix("run_")
+    assert listed(analyst_client.get(LIST, {"q": bare})) == [failed.public_id]
+    assert listed(analyst_client.get(LIST, {"q": bare[:12].upper()})) == [failed.public_id]
+    by_pipeline = set(listed(analyst_client.get(LIST, {"q": "billing"})))
+    assert by_pipeline == ids(catalogue, "running", "queued", "manual")
+    # The API shares the FilterSet.
+    api = analyst_client.get("/api/runs", {"q": bare})
+    assert [run["id"] for run in api.json()["data"]] == [failed.public_id]
+
+
+@pytest.mark.django_db
+def test_the_form_carries_every_time_filter_of_a_shared_url(analyst_client, catalogue):
+    body = analyst_client.get(
+        LIST, {"dateRange": "2026-11-20..2026-11-21", "status": "failed"}
+    ).content.decode()
+    assert (
+        '<input type="hidden" name="dateRange" id="f-date-range" value="2026-11-20..2026-11-21">'
+        in body
+    )
+    body = analyst_client.get(
+        LIST, {"from": "2026-11-20T10:00:00Z", "to": "2026-11-20T12:30:00+01:00"}
+    ).content.decode()
+    # Date-time inputs with the time of day (UTC; the page's script shows the viewer's zone)
+    # and the URL's own value, sent back unchanged when the viewer does not touch the input.
+    assert re.search(
+        r'<input type="datetime-local" step="1" name="from" id="f-from" '
+        r'value="2026-11-20T10:00:00" data-instant="2026-11-20T10:00:00Z">',
+        body,
+    )
+    assert 'value="2026-11-20T11:30:00" data-instant="2026-11-20T12:30:00+01:00"' in body
+    body = analyst_client.get(LIST, {"window": "7d"}).content.decode()
+    assert '<option value="7d" selected>' in body
+
+
+@pytest.mark.django_db
+def test_a_date_time_input_without_a_zone_is_read_in_the_viewers_zone(
+    analyst_client, analyst, pipeline
+):
+    """Without JavaScript the inputs send wall times; they mean the zone the page showed."""
+    from common.preferences import user_preference_set
+
+    inside = make_run(pipeline, ago=timedelta(hours=2))
+    local = inside.created_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    window = {
+        "from": (local - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"),
+        "to": (local + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    assert listed(analyst_client.get(LIST, window)) == []  # read as UTC: nine hours off
+    user_preference_set(actor=Actor.of_user(analyst, source=Source.WEB), time_zone="Asia/Tokyo")
+    assert listed(analyst_client.get(LIST, window)) == [inside.public_id]
+    # The API stays strict: a timestamp without a zone is a 400 there.
+    api = analyst_client.get("/api/runs", {"from": window["from"] + ":00"})
+    assert api.status_code == 400 and "from" in api.json()["errors"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["2026-13-45T10:00", "2026-02-30T25:61:00", "2026-11-20T10:00Q"])
+def test_a_bad_date_time_from_the_form_is_a_400_naming_it(analyst_client, pipeline, value):
+    make_run(pipeline)
+    # The page says what is wrong; its poll has nothing to refresh.
+    assert analyst_client.get(LIST, {"from": value}).status_code == 400
+    assert analyst_client.get("/runs/live/", {"from": value}).status_code == 204
+    body = analyst_client.get(LIST, {"from": value}).content.decode()
+    assert "<code>from</code>" in body and "Check the filters" in body
+
+
+@pytest.mark.django_db
+def test_the_strip_names_its_range_and_what_running_means(analyst_client, catalogue):
+    body = analyst_client.get(LIST).content.decode()
+    assert '<h2 id="board-title">Last 24 hours</h2>' in body and "Running now" in body
+    body = analyst_client.get(LIST, {"window": "7d"}).content.decode()
+    assert '<h2 id="board-title">Last 7 days</h2>' in body
+    body = analyst_client.get(
+        LIST, {"from": "2026-11-20T10:00:00Z", "to": "2026-11-20T12:00:00Z"}
+    ).content.decode()
+    title = re.search(r'<h2 id="board-title">(.*?)</h2>', body).group(1)
+    assert 'data-start="2026-11-20T10:00:00Z" data-end="2026-11-20T12:00:00Z"' in title
+    year = "" if timezone.now().year == 2026 else ", 2026"
+    assert (
+        f'<time datetime="2026-11-20T10:00:00Z" data-range>Nov 20{year}, 10:00:00 UTC</time>'
+        in title
+    )
+    assert (
+        f'<time datetime="2026-11-20T12:00:00Z" data-range>Nov 20{year}, 12:00:00 UTC</time>'
+        in title
+    )
+    # A range in the past does not claim what runs now: it counts its own runs still running.
+    assert "Still running" in body and "Running now" not in body
+
+
+@pytest.mark.django_db
+def test_running_now_of_a_past_range_counts_only_its_runs(analyst_client, pipeline):
+    old = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(days=3))
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=3))
+    day = old.created_at.date()
+    body = analyst_client.get(LIST, {"dateRange": f"{day}..{day}"}).content.decode()
+    stat = re.search(r"Still running</dt><dd[^>]*>(\d+)</dd>", body)
+    assert stat and stat.group(1) == "1"
+    body = analyst_client.get(LIST).content.decode()
+    assert re.search(r"Running now</dt><dd>(\d+)</dd>", body).group(1) == "2"
+
+
+# --- the error view, times, heartbeat, progress colour, log states ---------------------------
+
+
+@pytest.mark.django_db
+def test_the_error_view_shows_no_pager_and_no_poll(analyst_client, catalogue):
+    response = analyst_client.get(LIST, {"status": "bogus"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Check the filters" in body
+    assert 'class="pager"' not in body and 'id="live-poller"' not in body
+
+
+@pytest.mark.django_db
+def test_every_time_is_a_time_element_in_one_format(analyst_client, busy_run):
+    body = analyst_client.get(f"/runs/{busy_run.public_id}/").content.decode()
+    times = re.findall(r'<time datetime="([^"]+)" data-format="(\w+)" title="([^"]+)">', body)
+    assert len(times) >= 6
+    for instant, _, title in times:
+        assert instant.endswith("Z")
+        assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}(, \d{4})?, \d{2}:\d{2}:\d{2} UTC", title)
+    assert {style for _, style, _ in times} >= {"datetime", "relative", "time"}
+    assert "a.m." not in body and "p.m." not in body
+
+
+@pytest.mark.django_db
+def test_the_year_shows_when_it_is_not_this_one():
+    from runs.templatetags.runs_ui import exact
+
+    now = timezone.now()
+    assert exact(now.replace(month=3, day=5, hour=7, minute=2, second=9)) == ("Mar 5, 07:02:09 UTC")
+    assert exact(now.replace(year=now.year - 1, month=11, day=18, hour=12, minute=44)).startswith(
+        f"Nov 18, {now.year - 1}, 12:44:"
+    )
+
+
+@pytest.mark.django_db
+def test_heartbeat_warns_as_a_run_nears_its_gateways_lease(analyst_client, pipeline, gateway):
+    gateway.lease_seconds = 600
+    gateway.save()
+    fresh = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=20))
+    late = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=21))
+    lost = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=22))
+    now = timezone.now()
+    for run, silent in ((fresh, 12), (late, 400), (lost, 700)):
+        Run.objects.filter(pk=run.pk).update(
+            gateway=gateway, last_report_at=now - timedelta(seconds=silent)
+        )
+    body = analyst_client.get(LIST).content.decode()
+    for run, state in ((fresh, "ok"), (late, "late"), (lost, "lost")):
+        row = re.search(rf'<tr id="run-{run.public_id}".*?</tr>', body, re.S).group(0)
+        beat = re.search(
+            r'<span class="heartbeat is-(\w+)" data-heartbeat="[^"]+" data-lease="(\d+)"', row
+        )
+        assert beat and beat.groups() == (state, "600"), row
+    assert "last report 12s ago" in body
+    detail = analyst_client.get(f"/runs/{late.public_id}/").content.decode()
+    assert 'class="heartbeat is-late"' in detail
+    finished = make_run(pipeline)
+    assert "heartbeat" not in analyst_client.get(f"/runs/{finished.public_id}/").content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "status", [RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SUCCEEDED, RunStatus.RUNNING]
+)
+def test_the_progress_bar_takes_the_runs_status(analyst_client, pipeline, status):
+    run = make_run(pipeline, status=status, progress=40.0)
+    body = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert f'class="progress progress-lg progress-{status}' in body
+    css = (settings.BASE_DIR / "static/css/app.css").read_text()
+    assert ".progress.progress-failed > span { background: var(--h-failed); }" in css
+
+
+@pytest.mark.django_db
+def test_an_empty_log_says_whether_more_may_come(analyst_client, pipeline):
+    running = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=1))
+    body = analyst_client.get(f"/runs/{running.public_id}/").content.decode()
+    assert "No log lines yet" in body and "Live: new lines appear" in body
+    assert "the log is complete" not in body
+    report(running, status=RunStatus.SUCCEEDED)
+    # The tail's last answer closes the footer and the empty state out of band.
+    tail = analyst_client.get(f"/runs/{running.public_id}/log/?after=0").content.decode()
+    assert re.search(r'<div class="log-foot" id="log-foot" hx-swap-oob="outerHTML">', tail)
+    assert "the log is complete" in tail and "This run wrote no log lines." in tail
+    body = analyst_client.get(f"/runs/{running.public_id}/").content.decode()
+    assert "This run wrote no log lines." in body and "No log lines yet" not in body
+
+
+@pytest.mark.django_db
+def test_nodes_of_a_finished_run_do_not_tick(analyst_client, pipeline):
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
+    report(run, nodes=[{"nodeId": "src", "type": "source", "status": "running"}])
+    assert "data-live-since" in analyst_client.get(f"/runs/{run.public_id}/live/").content.decode()
+    report(run, status=RunStatus.FAILED)
+    body = analyst_client.get(f"/runs/{run.public_id}/").content.decode()
+    nodes = re.search(r'<table class="nodes">.*?</table>', body, re.S).group(0)
+    assert "data-live-since" not in nodes
+
+
+@pytest.mark.django_db
+def test_the_cancel_lifecycle_shows_acknowledgement_deadline_and_the_system(
+    operator_client, pipeline, settings
+):
+    settings.RUN_CANCEL_GRACE_SECONDS = 300
+    run = make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=5))
+    services.run_cancel(actor=Actor.system(), run=run)
+    run.refresh_from_db()
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    deadline = run.cancel_requested_at + timedelta(seconds=300)
+    assert f'data-countdown="{deadline.isoformat().replace("+00:00", "Z")}"' in body
+    assert "Waiting for the runner's next report" in body
+    report(run, append_log={"level": "info", "message": "stopping"})
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert "The runner reported again" in body
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.CANCELED, finished_by_system=True, finished_at=timezone.now()
+    )
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert "Finished by the system" in body and "did not confirm within 5m 00s" in body
+    assert "data-countdown" not in body
+    # Lost while canceling: the reaper failed it, and the page says so rather than "canceled".
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.FAILED, error_summary="runner lost: no report for 11 minutes"
+    )
+    body = operator_client.get(f"/runs/{run.public_id}/").content.decode()
+    assert "Failed by the system" in body and "runner lost: no report for 11 minutes" in body
+    assert "did not confirm" not in body
+
+
+# --- the viewer's time zone -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_viewer_pins_a_time_zone_and_back_to_the_browsers(analyst_client, analyst):
+    from common.models import UserPreference
+
+    page = analyst_client.get("/preferences/")
+    assert page.status_code == 200 and b'<option value="Europe/Berlin"' in page.content
+    assert b'data-time-zone=""' in page.content
+    response = analyst_client.post("/preferences/", {"timeZone": "Europe/Berlin"}, follow=True)
+    assert b"Saved" in response.content
+    assert b'data-time-zone="Europe/Berlin"' in analyst_client.get(LIST).content
+    analyst_client.post("/preferences/", {"timeZone": ""})
+    assert UserPreference.objects.get(user=analyst).time_zone == ""
+    assert b'data-time-zone=""' in analyst_client.get(LIST).content
+
+
+@pytest.mark.django_db
+def test_an_unknown_time_zone_is_refused_and_changes_nothing(analyst_client, analyst):
+    from common.models import UserPreference
+    from common.preferences import user_preference_set
+
+    user_preference_set(actor=Actor.of_user(analyst, source=Source.WEB), time_zone="UTC")
+    before = list(UserPreference.objects.values_list("user_id", "time_zone", "updated_at"))
+    response = analyst_client.post("/preferences/", {"timeZone": "Mars/Olympus_Mons"})
+    assert response.status_code == 400
+    assert b"timeZone" in response.content and b"Unknown time zone" in response.content
+    assert list(UserPreference.objects.values_list("user_id", "time_zone", "updated_at")) == before
+
+
+@pytest.mark.django_db
+def test_fragments_and_polls_never_read_the_time_zone(
+    analyst_client, pipeline, django_assert_max_num_queries
+):
+    make_run(pipeline)
+    with CaptureQueriesContext(connection) as queries:
+        body = analyst_client.get(LIST, HTTP_HX_REQUEST="true").content.decode()
+        analyst_client.get(live_url(body))
+    assert not [q for q in queries if "common_userpreference" in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_the_benchmarks_poll_url_is_the_pages_own(analyst_client, pipeline):
+    from runs.views import live_poll_url
+
+    make_run(pipeline, status=RunStatus.RUNNING, ago=timedelta(minutes=1))
+    assert analyst_client.get(live_poll_url()).status_code == 204
+    assert analyst_client.get(live_poll_url("status=failed")).status_code == 204

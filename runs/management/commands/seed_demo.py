@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from common.actors import Actor
@@ -47,13 +48,15 @@ STATUS_WEIGHTS = [
     (RunStatus.FAILED, 12),
     (RunStatus.CANCELED, 4),
 ]
+# Re-runs are not drawn at random: each one is made from a finished run it names (rerunOf).
 TRIGGER_WEIGHTS = [
     (TriggerType.SCHEDULE, 70),
-    (TriggerType.MANUAL, 12),
+    (TriggerType.MANUAL, 15),
     (TriggerType.API, 12),
-    (TriggerType.RERUN, 3),
     (TriggerType.BACKFILL, 3),
 ]
+# Of the lively runs, about this share of failed ones is followed by a re-run.
+RERUN_SHARE = 0.5
 
 
 def weighted(rng: random.Random, pairs):
@@ -85,6 +88,7 @@ class Command(BaseCommand):
             self.bulk_history(rng, runs, span, pipelines, gateways)
         if not no_live:
             self.lively_runs(rng, pipelines, gateways)
+        self.mark_gateways_seen(gateways)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         for name, token in tokens.items():
             self.stdout.write(f"Gateway {name} token: {token}")
@@ -112,6 +116,21 @@ class Command(BaseCommand):
                 )
             gateways.append(gateway)
         return gateways, tokens
+
+    def mark_gateways_seen(self, gateways: list[Gateway]) -> None:
+        """A gateway that reported runs has connected: it was last seen at its newest report
+        (now, for the gateways of running runs), never "never connected"."""
+        newest = dict(
+            Run.objects.filter(gateway__in=gateways)
+            .order_by()
+            .values("gateway")
+            .annotate(seen=Max("last_report_at"))
+            .values_list("gateway", "seen")
+        )
+        for gateway in gateways:
+            seen = newest.get(gateway.pk)
+            if seen and (gateway.last_seen_at is None or gateway.last_seen_at < seen):
+                Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=seen)
 
     def ensure_pipelines(self, gateways: list[Gateway]) -> list[Pipeline]:
         pipelines = []
@@ -272,8 +291,10 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def lively_runs(self, rng, pipelines, gateways) -> None:
-        """Recent runs with logs, samples and nodes, a few of them running or queued."""
+        """Recent runs with logs, samples and nodes, a few of them running or queued; some
+        failed ones are followed by a re-run that names them."""
         now = timezone.now()
+        failed: dict[int, Run] = {}
         for index in range(60):
             pipeline = pipelines[index % len(pipelines)]
             created = now - timedelta(minutes=30 * (60 - index) + rng.randint(0, 20))
@@ -283,21 +304,28 @@ class Command(BaseCommand):
                 status = RunStatus.QUEUED
             else:
                 status = None
-            self.lively_run(rng, pipeline, created, status, now)
+            original = failed.pop(pipeline.pk, None)
+            if original is not None and original.finished_at >= created:
+                original = None
+            run = self.lively_run(rng, pipeline, created, status, now, rerun_of=original)
+            if run.status == RunStatus.FAILED and rng.random() < RERUN_SHARE:
+                failed[pipeline.pk] = run
 
-    def lively_run(self, rng, pipeline, created, status, now) -> None:
+    def lively_run(self, rng, pipeline, created, status, now, *, rerun_of=None) -> Run:
         f = self.finished_run_fields(rng, created)
         run = Run(
             pipeline=pipeline,
             gateway=pipeline.default_gateway,
-            trigger_type=weighted(rng, TRIGGER_WEIGHTS),
+            trigger_type=TriggerType.RERUN if rerun_of else weighted(rng, TRIGGER_WEIGHTS),
+            trigger={"rerunOf": rerun_of.public_id} if rerun_of else {},
+            rerun_of=rerun_of,
             created_at=created,
             public_id=new_public_id("run", at_ms=int(created.timestamp() * 1000)),
         )
         if status == RunStatus.QUEUED:
             run.status = status
             run.save()
-            return
+            return run
         if status == RunStatus.RUNNING:
             run.status = status
             run.started_at = now - timedelta(minutes=rng.randint(2, 25))
@@ -392,3 +420,4 @@ class Command(BaseCommand):
                 ),
             ]
         )
+        return run

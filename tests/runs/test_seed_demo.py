@@ -1,0 +1,31 @@
+"""The demo data agrees with itself: what the pages show about it is true."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from gateways.models import GatewayHealth
+from runs.models import FINAL_STATUSES, Run, RunStatus, TriggerType
+
+
+@pytest.mark.django_db
+def test_seeded_runs_and_gateways_do_not_contradict_each_other():
+    call_command("seed_demo", "--runs", "200", "--seed", "7", stdout=StringIO())
+    active = Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED])
+    assert active.exists()
+    for run in active.select_related("gateway"):
+        # A gateway holding running runs has connected, and recently.
+        assert run.gateway.health() == GatewayHealth.ONLINE, run.gateway
+    for run in Run.objects.filter(last_report_at__isnull=False).select_related("gateway"):
+        if run.gateway:
+            assert run.gateway.last_seen_at is not None, run.gateway
+
+    reruns = Run.objects.filter(trigger_type=TriggerType.RERUN).select_related("rerun_of")
+    assert reruns.exists()
+    for run in reruns:
+        assert run.rerun_of is not None
+        assert run.trigger == {"rerunOf": run.rerun_of.public_id}
+        assert run.rerun_of.status in FINAL_STATUSES
+        assert run.rerun_of.created_at < run.created_at
+        assert run.rerun_of.pipeline_id == run.pipeline_id
