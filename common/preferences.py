@@ -6,8 +6,8 @@ polls that never show a zone never query it.
 """
 
 import zoneinfo
-from typing import cast
 from functools import cache
+from typing import cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
