@@ -19,7 +19,7 @@ from common.api.schema import error_responses
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from gateways.selectors import gateway_from_reference
 from pipelines import selectors, services
-from pipelines.api.serializers import (
+from runs.api.pipeline_serializers import (
     PipelineCreateSerializer,
     PipelinePageSerializer,
     PipelineSerializer,
