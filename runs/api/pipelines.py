@@ -19,13 +19,13 @@ from common.api.schema import error_responses
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from gateways.selectors import gateway_from_reference
 from pipelines import selectors, services
+from pipelines.models import Pipeline
 from runs.api.pipeline_serializers import (
     PipelineCreateSerializer,
     PipelinePageSerializer,
     PipelineSerializer,
     PipelineUpdateSerializer,
 )
-from pipelines.models import Pipeline
 
 CURSOR_SALT = "pipelines.cursor"
 PIPELINE_ID_PARAMETER = OpenApiParameter(
