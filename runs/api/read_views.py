@@ -29,7 +29,8 @@ from common.api.params import (
 from common.api.schema import error_responses
 from common.audit import AuditAction, audit_request
 from gateways.authentication import ApiKeyAuthentication, IsPerson
-from runs import selectors, services
+from runs import compare, selectors, services, stats
+from runs.api.compare_serializers import CompareSerializer
 from runs.api.read_serializers import (
     LogLineOutSerializer,
     RunCancelSerializer,
@@ -78,6 +79,9 @@ def run_list_queryset() -> QuerySet[Run]:
         "created_at",
         "started_at",
         "finished_at",
+        "progress",
+        "rows_loaded",
+        "bytes_loaded",
         "pipeline__public_id",
         "pipeline__name",
         "gateway__public_id",
@@ -195,9 +199,13 @@ class RunViewSet(viewsets.GenericViewSet):
         if errors:
             raise ValidationError(errors)
         page = keyset_page(filterset.qs, position=position, limit=limit)
+        running = [run for run in page.items if run.status == RunStatus.RUNNING]
+        judgements = stats.judge_runs(running)
         return Response(
             {
-                "data": RunListItemSerializer(page.items, many=True).data,
+                "data": RunListItemSerializer(
+                    page.items, many=True, context={"judgements": judgements}
+                ).data,
                 "meta": {"cursor": encode_cursor(page.older) if page.older else None},
             }
         )
@@ -210,7 +218,8 @@ class RunViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, run_id: str):
         run = self.get_run()
         samples = selectors.run_samples(run=run)
-        return Response(RunDetailSerializer(run, context={"samples": samples}).data)
+        context = {"samples": samples, "judgement": stats.judge_run(run)}
+        return Response(RunDetailSerializer(run, context=context).data)
 
     @extend_schema(
         operation_id="runs_cancel",
@@ -230,6 +239,40 @@ class RunViewSet(viewsets.GenericViewSet):
         else:
             message = "Cancellation accepted; the runner will stop at its next safe point."
         return Response({"id": run.public_id, "status": run.status, "message": message})
+
+    @extend_schema(
+        operation_id="runs_compare",
+        parameters=[
+            OpenApiParameter(
+                "with",
+                str,
+                description="The run to compare with (any pipeline's; another pipeline's is "
+                "flagged). Default: this pipeline's newest succeeded run before this one.",
+            )
+        ],
+        responses={200: CompareSerializer, **error_responses(400, 401, 404)},
+        summary="Compare a run with another, side by side and node by node",
+    )
+    @action(detail=True, methods=["get"])
+    def compare(self, request, run_id: str):
+        params = request.query_params
+        refuse_nul_characters(params)
+        run = self.get_run()
+        other_id = params.get("with", "").strip()
+        if other_id:
+            other = selectors.run_get(public_id=other_id)
+            if other is None:
+                raise NotFound("No run with the id given in `with`.")
+            basis = "picked"
+        else:
+            other = compare.previous_succeeded(run=run)
+            if other is None:
+                raise NotFound(
+                    "This pipeline has no succeeded run before this one; pass `with` to pick one."
+                )
+            basis = "previous-succeeded"
+        comparison = compare.run_compare(run=run, other=other, basis=basis)
+        return Response(CompareSerializer(comparison).data)
 
     @extend_schema(
         operation_id="runs_nodes",
