@@ -3,9 +3,10 @@
 Query parameters (the same on both): ``status`` (one, a comma list, or repeated),
 ``pipelineId``, ``gatewayId``, ``trigger``, ``dateRange=YYYY-MM-DD..YYYY-MM-DD`` (both days
 inclusive; either end may be left open), ``from``/``to`` (a date or an ISO timestamp; a date
-``to`` includes its whole day), ``window`` (``24h``, ``7d``, ``30d``) and ``q`` (a run id, or
-text in the error summary). Every value is checked by the form, so a bad one is a 400 naming
-the parameter, never an empty page or a 500.
+``to`` includes its whole day), ``window`` (``24h``, ``7d``, ``30d``), ``q`` (a run id, or
+text in the error summary) and ``baseline=out`` (runs out of their pipeline's baseline).
+Every value is checked by the form, so a bad one is a 400 naming the parameter, never an empty
+page or a 500.
 """
 
 from datetime import date, datetime, time, timedelta
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from gateways.models import Gateway
 from pipelines.models import Pipeline
+from runs import stats
 from runs.models import Run, RunStatus, TriggerType
 
 STATUS_ALIASES = {"cancelled": RunStatus.CANCELED}
@@ -155,6 +157,9 @@ class RunFilter(django_filters.FilterSet):
         method="filter_window", choices=[(key, WINDOW_LABELS[key]) for key in WINDOWS]
     )
     q = django_filters.CharFilter(method="filter_search", max_length=200)
+    baseline = django_filters.ChoiceFilter(
+        method="filter_baseline", choices=[("out", "Out of baseline")]
+    )
 
     class Meta:
         model = Run
@@ -171,3 +176,6 @@ class RunFilter(django_filters.FilterSet):
         if value.startswith("run_"):
             return qs.filter(Q(public_id__startswith=value) | Q(error_summary__icontains=value))
         return qs.filter(error_summary__icontains=value)
+
+    def filter_baseline(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        return stats.out_of_baseline(qs) if value == "out" else qs

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from runs import views
+from runs import compare_views, pipeline_views, views
 
 app_name = "runs"
 
@@ -15,4 +15,8 @@ urlpatterns = [
     path("runs/<str:public_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<str:public_id>/rerun/", views.run_rerun, name="rerun"),
     path("gateways/", views.gateway_list, name="gateways"),
+    path("runs/<str:public_id>/compare/", compare_views.run_compare, name="compare"),
+    path("pipelines/", pipeline_views.pipeline_list, name="pipelines"),
+    path("pipelines/<str:public_id>/", pipeline_views.pipeline_detail, name="pipeline-detail"),
+    path("pipelines/<str:public_id>/run/", pipeline_views.pipeline_run_now, name="pipeline-run"),
 ]

@@ -28,7 +28,7 @@ from common.audit import AuditAction, audit_request
 from common.errors import DomainError
 from gateways.models import Gateway
 from pipelines.models import Pipeline
-from runs import selectors, services
+from runs import selectors, services, stats
 from runs.dashboard import (
     DEFAULT_WINDOW,
     HISTOGRAM_STATUSES,
@@ -125,6 +125,7 @@ def _dashboard(request: HttpRequest, **kwargs: Any) -> Dashboard:
 
 def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
     series = sample_series(runs, keys=("rowsLoaded",))
+    judgements = stats.judge_runs(runs)
     # One reverse() for the page rather than one per row.
     detail_url = reverse("runs:detail", args=["RUN_ID"])
     return [
@@ -135,6 +136,7 @@ def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
                 series.get(run.pk, {}).get("rowsLoaded", []),
                 label=f"Rows loaded over time by {run.public_id}",
             ),
+            "judgement": judgements.get(run.pk),
         }
         for run in runs
     ]
@@ -326,6 +328,7 @@ def _detail_live_context(run: Run) -> dict[str, Any]:
             for title, key, ceiling in charts
         ],
         "nodes": list(selectors.run_nodes(run=run)),
+        "judgement": stats.judge_run(run),
         "summary_items": sorted(
             (key, value)
             for key, value in (run.telemetry_summary or {}).items()

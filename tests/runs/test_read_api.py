@@ -31,6 +31,7 @@ LIST_ITEM_KEYS = {
     "startedAt",
     "finishedAt",
     "durationSeconds",
+    "eta",
 }
 
 

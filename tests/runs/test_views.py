@@ -320,8 +320,9 @@ def test_the_runs_page_runs_a_constant_number_of_queries(analyst_client, pipelin
         response = analyst_client.get(LIST)
     assert len(listed(response)) == PAGE_SIZE
     assert len(full) == len(small)
-    # session, user, dashboard groups, running now, median, page, sparklines, pipelines, gateways
-    assert len(full) <= 9
+    # session, user, dashboard groups, running now, median, page, sparklines, baselines,
+    # pipelines, gateways
+    assert len(full) <= 10
 
 
 @pytest.mark.django_db
@@ -329,10 +330,10 @@ def test_fragments_and_live_rows_run_constant_queries(
     analyst_client, pipeline, django_assert_max_num_queries
 ):
     _fill(pipeline, PAGE_SIZE + 5, samples=4)
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):
         analyst_client.get(f"{LIST}?status=running", HTTP_HX_REQUEST="true")
     ids_param = ",".join(Run.objects.values_list("public_id", flat=True)[:40])
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         response = analyst_client.get(f"/runs/live/?ids={ids_param}")
     assert response.status_code == 200
 
