@@ -30,10 +30,18 @@ def _axis_time(value: datetime, span: timedelta) -> str:
     return f"{value:%b %-d %H:%M}" if span <= timedelta(days=2) else f"{value:%b %-d}"
 
 
-def _frame(start: datetime, end: datetime, peak: float, formatter: Callable[[float], str]):
+def _frame(
+    start: datetime,
+    end: datetime,
+    peak: float,
+    formatter: Callable[[float], str],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+):
     """Scales from time and value to the viewBox, and the axes' markup."""
     span = max(end - start, timedelta(seconds=1))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
     peak = peak or 1.0
 
     def x_of(at: datetime) -> float:
@@ -49,7 +57,7 @@ def _frame(start: datetime, end: datetime, peak: float, formatter: Callable[[flo
         (
             (
                 LEFT,
-                WIDTH - RIGHT,
+                width - RIGHT,
                 f"{y_of(v):.1f}",
                 f"{y_of(v):.1f}",
                 LEFT - 6,
@@ -63,7 +71,7 @@ def _frame(start: datetime, end: datetime, peak: float, formatter: Callable[[flo
         "",
         '<text class="tick" x="{}" y="{}" text-anchor="{}">{}</text>',
         (
-            (f"{x_of(at):.1f}", HEIGHT - 8, anchor, _axis_time(at, span))
+            (f"{x_of(at):.1f}", height - 8, anchor, _axis_time(at, span))
             for at, anchor in (
                 (start, "start"),
                 (start + span / 2, "middle"),
@@ -74,21 +82,30 @@ def _frame(start: datetime, end: datetime, peak: float, formatter: Callable[[flo
     return x_of, y_of, ticks + times
 
 
-def _svg(kind: str, label: str, start: datetime, end: datetime, body: SafeString) -> SafeString:
+def _svg(
+    kind: str,
+    label: str,
+    start: datetime,
+    end: datetime,
+    body: SafeString,
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> SafeString:
     return format_html(
         '<svg class="pchart pchart-{}" viewBox="0 0 {} {}" role="img" aria-label="{}" '
         'data-start="{}" data-end="{}" data-left="{}" data-right="{}" data-top="{}" '
         'data-bottom="{}"><title>{}</title>{}</svg>',
         kind,
-        WIDTH,
-        HEIGHT,
+        width,
+        height,
         label,
         _ms(start),
         _ms(end),
         LEFT,
-        WIDTH - RIGHT,
+        width - RIGHT,
         TOP,
-        HEIGHT - BOTTOM,
+        height - BOTTOM,
         label,
         body,
     )
@@ -162,7 +179,7 @@ def volume_chart_svg(
     """A stem per run at its time, as tall as the rows (or bytes) it loaded."""
     peak = max([point.value for point in points], default=0.0) * 1.08
     formatter = (lambda v: _count_label(v) + "B") if bytes_ else _count_label
-    x_of, y_of, axes = _frame(start, end, peak, formatter)
+    x_of, y_of, axes = _frame(start, end, peak, formatter, width=480, height=180)
     stems = format_html_join(
         "",
         '<a href="{}"><line class="stem stem-{}" x1="{}" x2="{}" y1="{}" y2="{}"/>'
@@ -183,35 +200,43 @@ def volume_chart_svg(
             for point in points
         ),
     )
-    return _svg("volume", label, start, end, axes + stems)
+    return _svg("volume", label, start, end, axes + stems, width=480, height=180)
 
 
 def daily_success_svg(
     days: Sequence[tuple[datetime, int, int]], *, start: datetime, end: datetime
 ) -> SafeString:
-    """A bar per day as tall as its success rate (succeeded over decided runs)."""
-    x_of, y_of, axes = _frame(start, end, 100.0, lambda v: f"{v:.0f}%")
+    """A bar per day: its succeeded share of the decided runs in green under the failed share."""
+    height = 140
+    x_of, y_of, axes = _frame(start, end, 100.0, lambda v: f"{v:.0f}%", height=height)
     day_w = max(2.0, x_of(start + timedelta(days=1)) - x_of(start) - 2)
-    bars = format_html_join(
-        "",
-        '<rect class="day {}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} of {} '
-        "decided runs succeeded</title></rect>",
-        (
-            (
-                "day-ok" if succeeded == decided else "day-bad",
-                f"{x_of(day) + 1:.1f}",
-                f"{y_of(100.0 * succeeded / decided):.1f}",
-                f"{day_w:.1f}",
-                f"{y_of(0) - y_of(100.0 * succeeded / decided):.1f}",
+    parts = []
+    for day, succeeded, decided in days:
+        if not decided:
+            continue
+        rate = 100.0 * succeeded / decided
+        x = f"{x_of(day) + 1:.1f}"
+        parts.append(
+            format_html(
+                "<g><title>{}: {} of {} decided runs succeeded ({}%)</title>"
+                '<rect class="day day-bad" x="{}" y="{}" width="{}" height="{}"/>'
+                '<rect class="day day-ok" x="{}" y="{}" width="{}" height="{}"/></g>',
                 f"{day:%b %-d}",
                 succeeded,
                 decided,
+                f"{rate:.0f}",
+                x,
+                f"{y_of(100.0):.1f}",
+                f"{day_w:.1f}",
+                f"{y_of(0) - y_of(100.0):.1f}",
+                x,
+                f"{y_of(rate):.1f}",
+                f"{day_w:.1f}",
+                f"{y_of(0) - y_of(rate):.1f}",
             )
-            for day, succeeded, decided in days
-            if decided
-        ),
-    )
-    return _svg("success", "Success rate by day", start, end, axes + bars)
+        )
+    bars = mark_safe("".join(parts))  # noqa: S308 - every part was built with format_html
+    return _svg("success", "Success rate by day", start, end, axes + bars, height=height)
 
 
 def overlay_curves_svg(
