@@ -91,23 +91,30 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def previous_succeeded(*, run: Run) -> Run | None:
-    """The pipeline's newest succeeded run created before ``run`` (the baseline index)."""
-    return (
-        Run.objects.select_related("pipeline", "gateway")
-        .filter(pipeline_id=run.pipeline_id, status=RunStatus.SUCCEEDED)
+    """The pipeline's newest succeeded run created before ``run``: its id first (an index-only
+    scan of the baseline index, see ``runs.stats``), then the run."""
+    pk = (
+        Run.objects.filter(pipeline_id=run.pipeline_id, status=RunStatus.SUCCEEDED)
         .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk))
         .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
         .first()
     )
+    return None if pk is None else Run.objects.select_related("pipeline", "gateway").get(pk=pk)
 
 
 def recent_of_pipeline(*, run: Run, limit: int = 30) -> list[Run]:
-    """Runs of the pipeline to pick from, newest first, without ``run`` itself."""
-    return list(
+    """Runs of the pipeline to pick from, newest first, without ``run`` itself (ids first)."""
+    pks = list(
         Run.objects.filter(pipeline_id=run.pipeline_id)
         .exclude(pk=run.pk)
         .order_by("-created_at", "-id")
-        .only("public_id", "status", "created_at", "pipeline_id")[:limit]
+        .values_list("pk", flat=True)[:limit]
+    )
+    return list(
+        Run.objects.filter(pk__in=pks)
+        .order_by("-created_at", "-id")
+        .only("public_id", "status", "created_at", "pipeline_id")
     )
 
 

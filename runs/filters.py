@@ -178,4 +178,9 @@ class RunFilter(django_filters.FilterSet):
         return qs.filter(error_summary__icontains=value)
 
     def filter_baseline(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
-        return stats.out_of_baseline(qs) if value == "out" else qs
+        if value != "out":
+            return qs
+        # Computed once per request, however many querysets (page, dashboard) apply it.
+        if not hasattr(self, "_baseline_condition"):
+            self._baseline_condition = stats.out_of_baseline_q()
+        return stats.out_of_baseline(qs, self._baseline_condition)

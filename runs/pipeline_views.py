@@ -284,6 +284,16 @@ def pipeline_window_runs(*, pipeline: Pipeline, start: datetime, end: datetime) 
     return list(reversed(newest))
 
 
+def recent_runs(*, pipeline: Pipeline, limit: int) -> list[Run]:
+    """The pipeline's newest runs: their ids first (an index-only scan), then the rows."""
+    pks = list(
+        Run.objects.filter(pipeline=pipeline)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return list(selectors.run_queryset().filter(pk__in=pks).order_by("-created_at", "-id"))
+
+
 @login_required
 @require_GET
 def pipeline_detail(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -303,11 +313,7 @@ def pipeline_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     figures = stats.window_stats(
         pipeline_pks=[pipeline.pk], window=window or "custom", start=start, now=end
     )[pipeline.pk]
-    recent = list(
-        selectors.run_queryset()
-        .filter(pipeline=pipeline)
-        .order_by("-created_at", "-id")[:RECENT_RUNS]
-    )
+    recent = recent_runs(pipeline=pipeline, limit=RECENT_RUNS)
     judgements = stats.judge_runs(recent, now=now)
     baseline = stats.pipeline_baseline(pipeline_pk=pipeline.pk)
     context = {

@@ -269,9 +269,9 @@ def test_pipeline_list_runs_constant_queries(
 ):
     gateway = GatewayFactory(name="edge-q")
     PipelineFactory(default_gateway=gateway)
-    # session, user, pipelines, 7-day counts, 30-day counts, 30-day figures, last runs,
-    # recent succeeded, gateways
-    with django_assert_max_num_queries(9):
+    # session, user, pipelines, 7-day counts, 30-day counts, 30-day figures, last runs' ids,
+    # last runs, recent succeeded, gateways
+    with django_assert_max_num_queries(10):
         analyst_client.get("/pipelines/")
     for index in range(30):
         pipeline = PipelineFactory(default_gateway=gateway)
@@ -281,7 +281,7 @@ def test_pipeline_list_runs_constant_queries(
             start=timezone.now() - timedelta(hours=index),
             seconds=3,
         )
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         response = analyst_client.get("/pipelines/")
     assert response.content.decode().count('class="pipeline-row"') == 31
 
@@ -355,9 +355,10 @@ def test_pipeline_detail_runs_constant_queries(
     analyst_client, agent_client, pipeline, django_assert_max_num_queries
 ):
     report_run(agent_client, pipeline, start=timezone.now() - timedelta(days=1), seconds=5)
-    # session, user, pipeline, window runs, window counts, window figures, recent runs,
-    # baselines, failure streaks, baseline, its nodes, the user's and groups' permissions
-    with django_assert_max_num_queries(13):
+    # session, user, pipeline, window runs, window counts, window figures, recent runs' ids,
+    # recent runs, baselines, failure streaks, baseline, its nodes, the user's and groups'
+    # permissions
+    with django_assert_max_num_queries(14):
         analyst_client.get(f"/pipelines/{pipeline.public_id}/")
     now = timezone.now()
     for index in range(40):
@@ -369,7 +370,7 @@ def test_pipeline_detail_runs_constant_queries(
             status="failed" if index % 4 == 0 else "succeeded",
             nodes=[node("extract", now - timedelta(hours=index + 2), 10)],
         )
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(14):
         response = analyst_client.get(f"/pipelines/{pipeline.public_id}/")
     assert response.content.decode().count('class="pt-link"') == 41
 
