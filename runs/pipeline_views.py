@@ -74,7 +74,7 @@ class PipelineFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
     sort = django_filters.ChoiceFilter(
         method="filter_sort",
-        choices=[(key, label) for key in SORTS for label in (SORTS[key],)]
+        choices=list(SORTS.items())
         + [(f"-{key}", f"{label}, descending") for key, label in SORTS.items()],
     )
 

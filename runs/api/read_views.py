@@ -144,6 +144,12 @@ LIST_PARAMETERS = [
         INSTANT_SCHEMA,
         description="Created before: an ISO 8601 timestamp, or a date (its whole day included).",
     ),
+    OpenApiParameter(
+        "baseline",
+        str,
+        enum=["out"],
+        description="`out`: only runs out of their pipeline's baseline (those with badges).",
+    ),
     LIMIT_PARAMETER,
     CURSOR_PARAMETER,
 ]
