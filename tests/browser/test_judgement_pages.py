@@ -130,3 +130,27 @@ def test_compare_view_from_run_detail(page, live_server, history, operator, scre
     expect(page.locator("#compare-table tr.is-changed")).to_contain_text("Failed")
     expect(page.locator("#compare-table")).to_contain_text("Snowflake: warehouse is suspended")
     assert pipeline.name in page.content()
+
+
+def test_pipelines_list_sorts_in_place_and_links_to_runs(
+    page, live_server, history, operator, screenshot
+):
+    pipeline = history["pipeline"]
+    idle = PipelineFactory(name="aaa_idle", default_gateway=pipeline.default_gateway)
+    sign_in(page, live_server, "operator", path="/pipelines/")
+    rows = page.locator("tbody#pipeline-rows tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_id(f"pipeline-{idle.public_id}")
+    expect(rows.nth(1).locator(".c-runs30")).to_have_text("10")
+    expect(rows.nth(1).locator(".c-rate30")).to_have_text("70%")
+    screenshot(page, "pipelines-list")
+
+    page.locator('th a[data-sort="runs30"]').click()
+    expect(page).to_have_url(re.compile(r"sort=runs30"))
+    page.locator('th a[data-sort="runs30"]').click()
+    expect(page).to_have_url(re.compile(r"sort=-runs30"))
+    expect(rows.first).to_have_id(f"pipeline-{pipeline.public_id}")
+
+    rows.first.get_by_role("link", name="Runs →").click()
+    expect(page).to_have_url(re.compile(rf"/runs/\?pipelineId={pipeline.public_id}$"))
+    expect(page.locator("tbody#run-rows tr")).to_have_count(10)
