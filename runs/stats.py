@@ -276,7 +276,7 @@ def judge(
             badges.append(Badge("slower", f"{duration_ratio:.1f}x slower than usual", usual))
         elif seconds is not None and p50 and seconds < settings.BASELINE_FAST_FACTOR * p50:
             faster = p50 / seconds if seconds else math.inf
-            text = f"{faster:.1f}x faster than usual" if seconds else "instant: usually slower"
+            text = f"{faster:.1f}x faster than usual" if seconds else "finished at once"
             badges.append(Badge("faster", text, usual))
         for kind, ratio, usual_volume in (
             ("rows", rows_ratio, baseline.rows_median),
