@@ -12,6 +12,8 @@ Commands:
 - ``queries``: SQL queries per request for a list of requests, through Django's test client with
   ``CaptureQueriesContext``, plus EXPLAIN ANALYZE of the slowest query of each.
 - ``strip``: server time of the dashboard strip's aggregate alone (p50 of N), in-process.
+- ``finish_cost``: server time of the PATCH that finishes a run, without and with the baseline
+  index.
 - ``cleanup``: delete the ingest runs so that dashboards and lists see only seeded history.
 """
 
@@ -52,6 +54,7 @@ from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample  # noq
 from runs.views import live_poll_url  # noqa: E402
 
 BENCH_PIPELINE = "bench_ingest"
+BENCH_PIPELINES = 200
 BENCH_USER = "bench"
 BENCH_GATEWAY_PREFIX = "bench-gw-"
 DETAIL_RUN_MARK = {"bench": "detail"}
@@ -264,6 +267,7 @@ def cmd_prepare(spec: dict[str, Any]) -> dict[str, Any]:
         _, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="bench")
         tokens.append(raw)
     gateway = Gateway.objects.get(name=f"{BENCH_GATEWAY_PREFIX}0")
+    pipelines = ensure_bench_pipelines(BENCH_PIPELINES, gateway)
     big = detail_run(pipeline, gateway)
     live = make_runs(pipeline=pipeline, gateway=gateway, count=4, lines=30, samples=40, mark=LIVE)
     seeded = Run.objects.exclude(pipeline=pipeline)
@@ -279,6 +283,7 @@ def cmd_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     vacuum()
     return {
         "removed_ingest_runs": removed,
+        "pipelines": pipelines,
         "seeded_runs": counts["runs"],
         "history_newest": counts["newest"],
         "session_cookie": f"{settings.SESSION_COOKIE_NAME}={session_cookie(user)}",
@@ -425,7 +430,72 @@ def cmd_strip(spec: dict[str, Any]) -> dict[str, Any]:
     return {"results": results}
 
 
+def ensure_bench_pipelines(total: int, gateway: Gateway) -> int:
+    """Pad the seeded pipelines with empty ones up to ``total`` (the pipelines list's target)."""
+    missing = total - Pipeline.objects.count()
+    if missing > 0:
+        Pipeline.objects.bulk_create(
+            [
+                Pipeline(name=f"bench_pl_{index:03d}", default_gateway=gateway)
+                for index in range(missing)
+            ],
+            ignore_conflicts=True,
+        )
+    return Pipeline.objects.count()
+
+
+def cmd_finish_cost(spec: dict[str, Any]) -> dict[str, Any]:
+    """In-process server time of the PATCH that makes a running run succeeded, in alternating
+    rounds without the baseline index (as before it existed) and with it (now). Baselines are
+    computed on read, so the index is all the finishing PATCH pays for them."""
+    pipeline = bench_pipeline()
+    gateway = Gateway.objects.get(name=f"{BENCH_GATEWAY_PREFIX}0")
+    _, token = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="bench-finish")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_PREFER="return=minimal")
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    create_index = (
+        'CREATE INDEX IF NOT EXISTS "run_baseline_idx" ON "runs_run" '
+        '("pipeline_id", "created_at", "id") WHERE "status" = \'succeeded\''
+    )
+    try:
+        for _ in range(spec.get("rounds", 4)):
+            for phase in ("before", "after"):
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        'DROP INDEX IF EXISTS "run_baseline_idx"'
+                        if phase == "before"
+                        else create_index
+                    )
+                runs = make_runs(
+                    pipeline=pipeline,
+                    gateway=gateway,
+                    count=spec.get("runs", 40),
+                    lines=5,
+                    samples=10,
+                    mark=INGEST,
+                )
+                for run in runs:
+                    began = time.perf_counter()
+                    response = client.patch(
+                        f"/api/agent/runs/{run.public_id}",
+                        data=json.dumps({"status": "succeeded"}),
+                        content_type="application/json",
+                    )
+                    times[phase].append((time.perf_counter() - began) * 1000)
+                    assert response.status_code in (200, 204), response.content
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(create_index)
+        cleanup_ingest_runs()
+    return {
+        "before_p50_ms": round(statistics.median(times["before"]), 2),
+        "after_p50_ms": round(statistics.median(times["after"]), 2),
+        "patches": len(times["after"]),
+    }
+
+
 COMMANDS = {
+    "finish_cost": cmd_finish_cost,
     "prepare": cmd_prepare,
     "ingest_prepare": cmd_ingest_prepare,
     "queries": cmd_queries,

@@ -326,6 +326,13 @@ def page_requests(prep: dict[str, Any]) -> dict[str, Request]:
         "api /api/runs filtered": Request("GET", f"/api/runs?{api_filtered}", key),
         "api /api/runs deep": Request("GET", f"/api/runs?{api_deep}", key),
         "api /api/runs/{id}": Request("GET", f"/api/runs/{big}", key),
+        # Judgement: pipeline pages over 200 pipelines, badges and ETAs on every Runs page above.
+        "page /pipelines/": Request("GET", "/pipelines/", cookie),
+        "partial /pipelines/ by p90": Request("GET", "/pipelines/?sort=-p90", htmx),
+        "page /pipelines/{id}/ 30d": Request("GET", f"/pipelines/{pipeline}/", cookie),
+        "page /runs/ out of baseline": Request("GET", "/runs/?baseline=out", cookie),
+        "api /api/pipelines/{id} stats": Request("GET", f"/api/pipelines/{pipeline}", key),
+        "api /api/runs/{id}/compare": Request("GET", f"/api/runs/{recent}/compare", key),
     }
 
 
@@ -572,6 +579,8 @@ def run_all(args, sizes: list[int]) -> dict[str, dict[str, Any]]:
                 "explain": True,
             },
         )["results"]
+        log(f"{label}: the cost of the PATCH that finishes a run, without and with the index")
+        results[label]["finish"] = helper(url, "finish_cost", {"runs": 40, "rounds": 4})
         # The ingest pool goes before the strip is timed: the strip sees seeded history only.
         helper(url, "cleanup")
     measure_strip(args, urls, preps, results)
@@ -800,6 +809,29 @@ def build_report(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                 sizes[label].get("queries", {}).get(name, {}).get("queries") for label in labels
             ]
             lines.append(f"   {name:<40}" + "".join(f"{c!s:>6}" for c in counts))
+
+    lines.append(
+        "\n   Finishing a run (PATCH status=succeeded, in-process, p50 ms): before = without the "
+        "baseline index"
+    )
+    for label in labels:
+        finish = sizes[label].get("finish")
+        if not finish:
+            continue
+        ratio = finish["after_p50_ms"] / finish["before_p50_ms"] if finish["before_p50_ms"] else 0
+        ok = ratio <= 1.2
+        checks.append(
+            {
+                "target": f"finishing a run at {label} within 1.2x of before",
+                "judged": True,
+                "ratio": round(ratio, 2),
+                "pass": ok,
+            }
+        )
+        lines.append(
+            f"   at {label}: before {finish['before_p50_ms']} ms, after {finish['after_p50_ms']}"
+            f" ms ({ratio:.2f}x, {finish['patches']} PATCHes each) {verdict(ok)}"
+        )
 
     lines.append("\n4. Peak RSS of a web worker (MB)")
     for label in labels:

@@ -218,6 +218,17 @@ IDEMPOTENCY_KEY_RETENTION_HOURS = max(1, env_int("IDEMPOTENCY_KEY_RETENTION_HOUR
 # Queued runs for a gateway offline longer than this are flagged as stranded.
 GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS", 600)
 
+# Baselines: a pipeline's newest succeeded runs (at least the minimum, else no baseline), and
+# when a run is out of it: slower than SLOW x p90 or faster than FAST x p50, rows or bytes outside
+# LOW..HIGH x the median, or FAILURE_STREAK failures in a row.
+BASELINE_RUNS = env_int("BASELINE_RUNS", 20)
+BASELINE_MIN_RUNS = env_int("BASELINE_MIN_RUNS", 5)
+BASELINE_SLOW_FACTOR = float(os.environ.get("BASELINE_SLOW_FACTOR") or 1.5)
+BASELINE_FAST_FACTOR = float(os.environ.get("BASELINE_FAST_FACTOR") or 0.5)
+BASELINE_VOLUME_LOW = float(os.environ.get("BASELINE_VOLUME_LOW") or 0.5)
+BASELINE_VOLUME_HIGH = float(os.environ.get("BASELINE_VOLUME_HIGH") or 2.0)
+BASELINE_FAILURE_STREAK = env_int("BASELINE_FAILURE_STREAK", 3)
+
 # Webhooks
 # Keys that encrypt signing secrets at rest: the first encrypts, any decrypts (for rotation).
 # Defaults to this install's own SECRET_KEY (never a published value: see above).

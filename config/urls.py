@@ -8,7 +8,7 @@ urlpatterns = [
     path("", include("runs.api.urls")),
     path("api/", include("webhooks.api.urls")),
     path("", include("runs.api.read_urls")),
-    path("", include("pipelines.api.urls")),
+    path("", include("runs.api.pipeline_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("webhooks.urls")),

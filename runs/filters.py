@@ -3,10 +3,10 @@
 Query parameters (the same on both): ``status`` (one, a comma list, or repeated),
 ``pipelineId``, ``gatewayId``, ``trigger``, ``dateRange=YYYY-MM-DD..YYYY-MM-DD`` (both days
 inclusive; either end may be left open), ``from``/``to`` (a date or an ISO timestamp; a date
-``to`` includes its whole day), ``window`` (``24h``, ``7d``, ``30d``) and ``q`` (a run id,
-with or without its ``run_`` prefix, a pipeline's name, or text in the error summary). Every
-value is checked by the form, so a bad one is a 400 naming the parameter, never an empty page
-or a 500.
+``to`` includes its whole day), ``window`` (``24h``, ``7d``, ``30d``), ``q`` (a run id,
+with or without its ``run_`` prefix, a pipeline's name, or text in the error summary) and
+``baseline=out`` (runs out of their pipeline's baseline). Every value is checked by the form, so
+a bad one is a 400 naming the parameter, never an empty page or a 500.
 """
 
 from datetime import date, datetime, time, timedelta
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from gateways.models import Gateway
 from pipelines.models import Pipeline
+from runs import stats
 from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -155,6 +156,9 @@ class RunFilter(django_filters.FilterSet):
         method="filter_window", choices=[(key, WINDOW_LABELS[key]) for key in WINDOWS]
     )
     q = django_filters.CharFilter(method="filter_search", max_length=200)
+    baseline = django_filters.ChoiceFilter(
+        method="filter_baseline", choices=[("out", "Out of baseline")]
+    )
 
     class Meta:
         model = Run
@@ -177,3 +181,11 @@ class RunFilter(django_filters.FilterSet):
             | Q(pipeline__in=pipelines)
             | Q(error_summary__icontains=value)
         )
+
+    def filter_baseline(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        if value != "out":
+            return qs
+        # Computed once per request, however many querysets (page, dashboard) apply it.
+        if not hasattr(self, "_baseline_condition"):
+            self._baseline_condition = stats.out_of_baseline_q()
+        return stats.out_of_baseline(qs, self._baseline_condition)

@@ -146,6 +146,12 @@ class Run(models.Model):
                 name="run_active_idx",
                 condition=Q(status__in=["queued", "running", "cancel_requested"]),
             ),
+            # Baselines: a pipeline's newest succeeded runs (runs.stats).
+            models.Index(
+                fields=["pipeline", "created_at", "id"],
+                name="run_baseline_idx",
+                condition=Q(status="succeeded"),
+            ),
         ]
         permissions = [
             ("cancel_run", "Can cancel runs"),

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from runs import search_views, views
+from runs import compare_views, pipeline_views, search_views, views
 
 app_name = "runs"
 
@@ -17,4 +17,8 @@ urlpatterns = [
     path("gateways/", views.gateway_list, name="gateways"),
     path("logs/", search_views.log_search_page, name="log-search"),
     path("preferences/", views.preferences, name="preferences"),
+    path("runs/<str:public_id>/compare/", compare_views.run_compare, name="compare"),
+    path("pipelines/", pipeline_views.pipeline_list, name="pipelines"),
+    path("pipelines/<str:public_id>/", pipeline_views.pipeline_detail, name="pipeline-detail"),
+    path("pipelines/<str:public_id>/run/", pipeline_views.pipeline_run_now, name="pipeline-run"),
 ]

@@ -39,7 +39,7 @@ from common.preferences import (
 from common.roles import Perm
 from gateways.models import Gateway
 from pipelines.models import Pipeline
-from runs import selectors, services
+from runs import selectors, services, stats
 from runs.dashboard import (
     DEFAULT_WINDOW,
     HISTOGRAM_STATUSES,
@@ -152,6 +152,7 @@ def _dashboard(request: HttpRequest, **kwargs: Any) -> Dashboard:
 
 def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
     series = sample_series(runs, keys=("rowsLoaded",))
+    judgements = stats.judge_runs(runs)
     # One reverse() for the page rather than one per row.
     detail_url = reverse("runs:detail", args=["RUN_ID"])
     return [
@@ -162,6 +163,7 @@ def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
                 series.get(run.pk, {}).get("rowsLoaded", []),
                 label=f"Rows loaded over time by {run.public_id}",
             ),
+            "judgement": judgements.get(run.pk),
         }
         for run in runs
     ]
@@ -501,6 +503,7 @@ def _detail_live_context(run: Run) -> dict[str, Any]:
         "first_error": first_error(run),
         # Who did what to the run, and how (the audit trail).
         "events": list(audit_events_for(target=run)),
+        "judgement": stats.judge_run(run),
         "summary_items": sorted(
             (key, value)
             for key, value in (run.telemetry_summary or {}).items()

@@ -168,6 +168,7 @@ def test_schema_is_served_and_covers_every_route(client):
         "/api/runs/{run_id}/rerun",
         "/api/runs/{run_id}/logs",
         "/api/logs",
+        "/api/runs/{run_id}/compare",
         "/api/pipelines",
         "/api/pipelines/{pipeline_id}",
         "/api/pipelines/{pipeline_id}/run",

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from common.actors import Actor
 from common.audit import audit_events_for
 from gateways.api.serializers import GatewayRefSerializer
-from runs import selectors
+from runs import selectors, stats
 from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA
 from runs.models import LogLevel, Run, RunStatus, TriggerType
 
@@ -32,6 +32,56 @@ SCALAR_MAP_SCHEMA = {
 }
 
 
+class EtaSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    basis = serializers.ChoiceField(
+        choices=["progress", "baseline"],
+        help_text="`progress`: from the progress rate so far; `baseline`: the baseline's median "
+        "duration after the start.",
+    )
+
+
+def eta_out(eta) -> dict[str, Any] | None:
+    if eta is None:
+        return None
+    return {"at": serializers.DateTimeField().to_representation(eta.at), "basis": eta.basis}
+
+
+class BaselineSerializer(serializers.Serializer):
+    """The pipeline's newest succeeded runs other than this one, and this run against them."""
+
+    durationP50Seconds = serializers.FloatField(allow_null=True)
+    durationP90Seconds = serializers.FloatField(allow_null=True)
+    rowsLoadedMedian = serializers.FloatField(allow_null=True)
+    bytesLoadedMedian = serializers.FloatField(allow_null=True)
+    durationRatio = serializers.FloatField(
+        allow_null=True, help_text="This run's duration over the p50."
+    )
+    rowsRatio = serializers.FloatField(allow_null=True, help_text="Rows over the median.")
+    bytesRatio = serializers.FloatField(allow_null=True, help_text="Bytes over the median.")
+    sampleSize = serializers.IntegerField()
+    nodeDurationMediansSeconds = serializers.DictField(child=serializers.FloatField())
+    badges = serializers.ListField(child=serializers.CharField())
+
+
+def baseline_out(judgement) -> dict[str, Any] | None:
+    baseline = judgement.baseline if judgement else None
+    if baseline is None:
+        return None
+    return {
+        "durationP50Seconds": baseline.duration_p50,
+        "durationP90Seconds": baseline.duration_p90,
+        "rowsLoadedMedian": baseline.rows_median,
+        "bytesLoadedMedian": baseline.bytes_median,
+        "durationRatio": judgement.duration_ratio,
+        "rowsRatio": judgement.rows_ratio,
+        "bytesRatio": judgement.bytes_ratio,
+        "sampleSize": baseline.sample_size,
+        "nodeDurationMediansSeconds": baseline.node_duration_medians,
+        "badges": [badge.text for badge in judgement.badges],
+    }
+
+
 class RunListItemSerializer(serializers.Serializer):
     """A light run: no logs, no samples, no summary."""
 
@@ -45,6 +95,12 @@ class RunListItemSerializer(serializers.Serializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     durationSeconds = serializers.IntegerField(source="duration_seconds", allow_null=True)
+    eta = serializers.SerializerMethodField()
+
+    @extend_schema_field(EtaSerializer(allow_null=True))
+    def get_eta(self, run: Run) -> dict[str, Any] | None:
+        judgement = self.context.get("judgements", {}).get(run.pk)
+        return eta_out(judgement.eta if judgement else None)
 
 
 class PageMetaSerializer(serializers.Serializer):
@@ -170,6 +226,24 @@ class RunDetailSerializer(serializers.Serializer):
             self.context.get("events", []), many=True, context=self.context
         ).data
 
+    baseline = serializers.SerializerMethodField()
+    eta = serializers.SerializerMethodField()
+    badges = serializers.SerializerMethodField()
+
+    @extend_schema_field(BaselineSerializer(allow_null=True))
+    def get_baseline(self, run: Run) -> dict[str, Any] | None:
+        return baseline_out(self.context.get("judgement"))
+
+    @extend_schema_field(EtaSerializer(allow_null=True))
+    def get_eta(self, run: Run) -> dict[str, Any] | None:
+        judgement = self.context.get("judgement")
+        return eta_out(judgement.eta if judgement else None)
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_badges(self, run: Run) -> list[str]:
+        judgement = self.context.get("judgement")
+        return [badge.text for badge in judgement.badges] if judgement else []
+
     @extend_schema_field(TRIGGER_OBJECT_SCHEMA)
     def get_trigger(self, run: Run) -> dict[str, Any]:
         details = {key: value for key, value in run.trigger.items() if key != "type"}
@@ -251,5 +325,6 @@ def run_detail_body(run: Run, *, actor: Actor) -> dict[str, Any]:
         "samples": selectors.run_samples(run=run),
         "events": audit_events_for(target=run),
         "show_ips": bool(getattr(actor.user, "is_staff", False)),
+        "judgement": stats.judge_run(run),
     }
     return RunDetailSerializer(run, context=context).data

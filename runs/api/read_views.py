@@ -29,7 +29,8 @@ from common.api.params import (
 from common.api.schema import error_responses
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
-from runs import selectors, services
+from runs import compare, selectors, services, stats
+from runs.api.compare_serializers import CompareSerializer
 from runs.api.read_serializers import (
     LogLineOutSerializer,
     RunCancelSerializer,
@@ -79,6 +80,9 @@ def run_list_queryset() -> QuerySet[Run]:
         "created_at",
         "started_at",
         "finished_at",
+        "progress",
+        "rows_loaded",
+        "bytes_loaded",
         "pipeline__public_id",
         "pipeline__name",
         "gateway__public_id",
@@ -141,6 +145,12 @@ LIST_PARAMETERS = [
         INSTANT_SCHEMA,
         description="Created before: an ISO 8601 timestamp, or a date (its whole day included).",
     ),
+    OpenApiParameter(
+        "baseline",
+        str,
+        enum=["out"],
+        description="`out`: only runs out of their pipeline's baseline (those with badges).",
+    ),
     LIMIT_PARAMETER,
     CURSOR_PARAMETER,
 ]
@@ -202,9 +212,13 @@ class RunViewSet(viewsets.GenericViewSet):
         if errors:
             raise ValidationError(errors)
         page = keyset_page(filterset.qs, position=position, limit=limit)
+        running = [run for run in page.items if run.status == RunStatus.RUNNING]
+        judgements = stats.judge_runs(running)
         return Response(
             {
-                "data": RunListItemSerializer(page.items, many=True).data,
+                "data": RunListItemSerializer(
+                    page.items, many=True, context={"judgements": judgements}
+                ).data,
                 "meta": {"cursor": encode_cursor(page.older) if page.older else None},
             }
         )
@@ -248,6 +262,40 @@ class RunViewSet(viewsets.GenericViewSet):
         actor.require(Perm.TRIGGER_RUNS, doing="re-running a run")
         new_run = services.run_rerun(run=self.get_run(), actor=actor)
         return Response(run_detail_body(new_run, actor=actor), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="runs_compare",
+        parameters=[
+            OpenApiParameter(
+                "with",
+                str,
+                description="The run to compare with (any pipeline's; another pipeline's is "
+                "flagged). Default: this pipeline's newest succeeded run before this one.",
+            )
+        ],
+        responses={200: CompareSerializer, **error_responses(400, 401, 404)},
+        summary="Compare a run with another, side by side and node by node",
+    )
+    @action(detail=True, methods=["get"])
+    def compare(self, request, run_id: str):
+        params = request.query_params
+        refuse_nul_characters(params)
+        run = self.get_run()
+        other_id = params.get("with", "").strip()
+        if other_id:
+            other = selectors.run_get(public_id=other_id)
+            if other is None:
+                raise NotFound("No run with the id given in `with`.")
+            basis = "picked"
+        else:
+            other = compare.previous_succeeded(run=run)
+            if other is None:
+                raise NotFound(
+                    "This pipeline has no succeeded run before this one; pass `with` to pick one."
+                )
+            basis = "previous-succeeded"
+        comparison = compare.run_compare(run=run, other=other, basis=basis)
+        return Response(CompareSerializer(comparison).data)
 
     @extend_schema(
         operation_id="runs_nodes",

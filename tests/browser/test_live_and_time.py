@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from common.actors import Actor
 from runs import services
 from runs.models import RunStatus
 from tests.browser.conftest import sign_in
@@ -43,8 +44,8 @@ def test_a_failed_only_view_picks_up_a_new_failure_without_a_reload(
     expect(rows.first.locator(".badge")).to_have_text(re.compile("Failed"))
     expect(page.locator("#board")).to_contain_text("5 runs")
     # A brand-new run that fails at once appears too; the URL never changed.
-    fresh = services.run_create(pipeline=demo["billing"])
-    services.run_update(run=fresh, changes={"status": RunStatus.FAILED})
+    fresh = services.run_trigger(actor=Actor.system(), pipeline=demo["billing"])
+    services.run_update(actor=Actor.system(), run=fresh, changes={"status": RunStatus.FAILED})
     expect(rows.first).to_have_id(f"run-{fresh.public_id}", timeout=15_000)
     expect(page).to_have_url(re.compile(r"/runs/\?status=failed$"))
 
@@ -184,7 +185,9 @@ def test_times_in_a_non_utc_browser_zone(browser, live_server, demo, operator):
     started = page.locator(f"#run-{demo['running'].public_id} .c-started time")
     expect(started).to_have_attribute("title", re.compile(r"GMT\+9$"))
     expect(page.locator(".field-date .zone-name").first).to_have_text("GMT+9")
-    services.run_update(run=demo["running"], changes={"telemetry_summary": {"progress": 61}})
+    services.run_update(
+        actor=Actor.system(), run=demo["running"], changes={"telemetry_summary": {"progress": 61}}
+    )
     row = page.locator(f"#run-{demo['running'].public_id}")
     expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "61")
     expect(row.locator(".c-started time")).to_have_attribute("title", re.compile(r"GMT\+9$"))
@@ -250,7 +253,7 @@ def test_an_older_page_says_newer_runs_arrived_instead_of_inserting_them(
     expect(rows).to_have_count(13)
     first_shown = rows.first.get_attribute("id")
 
-    fresh = services.run_create(pipeline=demo["billing"])
+    fresh = services.run_trigger(actor=Actor.system(), pipeline=demo["billing"])
     note = page.locator(".newer-note")
     expect(note).to_contain_text("1 newer run since this page was opened", timeout=15_000)
     expect(rows).to_have_count(13)

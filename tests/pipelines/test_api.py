@@ -81,7 +81,7 @@ def test_retrieve(key_client, pipeline):
 
     assert response.status_code == 200
     assert response.json()["id"] == pipeline.public_id
-    assert set(response.json()) == PIPELINE_KEYS
+    assert set(response.json()) == PIPELINE_KEYS | {"stats"}
 
 
 @pytest.mark.parametrize("pipeline_id", ["pl_nope", "run_01j8k2m4", "1", "%00", "x" * 300])

@@ -32,6 +32,7 @@ LIST_ITEM_KEYS = {
     "startedAt",
     "finishedAt",
     "durationSeconds",
+    "eta",
 }
 
 

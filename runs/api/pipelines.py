@@ -21,17 +21,26 @@ from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from gateways.selectors import gateway_from_reference
 from pipelines import selectors, services
-from pipelines.api.serializers import (
+from pipelines.models import Pipeline
+from runs import stats
+from runs.api.pipeline_serializers import (
     PipelineCreateSerializer,
+    PipelineDetailSerializer,
     PipelinePageSerializer,
     PipelineSerializer,
     PipelineUpdateSerializer,
 )
-from pipelines.models import Pipeline
 
 CURSOR_SALT = "pipelines.cursor"
 PIPELINE_ID_PARAMETER = OpenApiParameter(
     "pipeline_id", str, OpenApiParameter.PATH, description="Pipeline id (`pl_...`)."
+)
+STATS_WINDOW_PARAMETER = OpenApiParameter(
+    "window",
+    str,
+    enum=list(stats.STATS_WINDOWS),
+    default=stats.DEFAULT_STATS_WINDOW,
+    description="The window of `stats`: runs created in the last 7 or 30 days.",
 )
 
 
@@ -104,11 +113,21 @@ class PipelineViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="pipelines_retrieve",
-        responses={200: PipelineSerializer, **error_responses(401, 404)},
-        summary="A pipeline",
+        parameters=[STATS_WINDOW_PARAMETER],
+        responses={200: PipelineDetailSerializer, **error_responses(400, 401, 404)},
+        summary="A pipeline, with its figures over a window",
     )
     def retrieve(self, request, pipeline_id: str):
-        return Response(PipelineSerializer(self.get_pipeline()).data)
+        params = request.query_params
+        refuse_nul_characters(params)
+        window = params.get("window", stats.DEFAULT_STATS_WINDOW)
+        if window not in stats.STATS_WINDOWS:
+            raise ValidationError(
+                {"window": [f"Use one of {', '.join(stats.STATS_WINDOWS)}; got {window!r}."]}
+            )
+        pipeline = self.get_pipeline()
+        pipeline.window_stats = stats.pipeline_stats(pipeline=pipeline, window=window)
+        return Response(PipelineDetailSerializer(pipeline).data)
 
     @extend_schema(
         operation_id="pipelines_partial_update",

@@ -42,3 +42,34 @@ class PipelineUpdateSerializer(PipelineCreateSerializer):
     """Every field optional; the ones sent are changed together."""
 
     name = StrictCharField(required=False, max_length=NAME_MAX)
+
+
+class PipelineLastRunSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    status = serializers.CharField()
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+
+
+class PipelineStatsSerializer(serializers.Serializer):
+    """Figures over the window's runs (by creation time); percentiles and medians are of its
+    succeeded runs, interpolated as PostgreSQL's ``percentile_cont``."""
+
+    window = serializers.CharField()
+    runs = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    canceled = serializers.IntegerField()
+    successRate = serializers.FloatField(
+        source="success_rate",
+        allow_null=True,
+        help_text="Succeeded over succeeded plus failed, 0..1; null when none of either.",
+    )
+    durationP50Seconds = serializers.FloatField(source="duration_p50", allow_null=True)
+    durationP90Seconds = serializers.FloatField(source="duration_p90", allow_null=True)
+    rowsLoadedMedian = serializers.FloatField(source="rows_median", allow_null=True)
+    bytesLoadedMedian = serializers.FloatField(source="bytes_median", allow_null=True)
+    lastRun = PipelineLastRunSerializer(source="last_run", allow_null=True)
+
+
+class PipelineDetailSerializer(PipelineSerializer):
+    stats = PipelineStatsSerializer(source="window_stats")

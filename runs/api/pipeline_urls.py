@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from pipelines.api.views import PipelineViewSet
+from runs.api.pipelines import PipelineViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("api/pipelines", PipelineViewSet, basename="pipelines")
