@@ -29,6 +29,8 @@ NODE_STATUSES = [
     "skipped",
 ]
 MAX_LIST_ITEMS = 5000
+MAX_APPEND_LOGS = 500
+MAX_APPEND_SAMPLES = 2000
 
 
 class TelemetrySummarySerializer(serializers.Serializer):
@@ -104,9 +106,25 @@ class RunPatchSerializer(StrictSerializer):
 
     status = StrictChoiceField(RunStatus.choices, aliases=STATUS_ALIASES, required=False)
     appendLog = AppendLogSerializer(required=False)
+    appendLogs = AppendLogSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=MAX_APPEND_LOGS,
+        help_text=f"Append 1 to {MAX_APPEND_LOGS} lines in order, each stamped with the "
+        "request time (after `appendLog` when both are sent).",
+    )
     logEntries = LogEntrySerializer(many=True, required=False, max_length=MAX_LIST_ITEMS)
     telemetrySummary = TelemetrySummarySerializer(required=False)
     appendTelemetrySample = TelemetrySampleSerializer(required=False)
+    appendTelemetrySamples = TelemetrySampleSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=MAX_APPEND_SAMPLES,
+        help_text=f"Append 1 to {MAX_APPEND_SAMPLES} points in order (`at` defaults to the "
+        "request time; after `appendTelemetrySample` when both are sent).",
+    )
     telemetrySamples = TelemetrySampleSerializer(
         many=True, required=False, max_length=MAX_LIST_ITEMS
     )
@@ -145,9 +163,11 @@ class RunPatchSerializer(StrictSerializer):
         names = {
             "status": "status",
             "appendLog": "append_log",
+            "appendLogs": "append_logs",
             "logEntries": "log_entries",
             "telemetrySummary": "telemetry_summary",
             "appendTelemetrySample": "append_telemetry_sample",
+            "appendTelemetrySamples": "append_telemetry_samples",
             "telemetrySamples": "telemetry_samples",
             "errorSummary": "error_summary",
             "startedAt": "started_at",
