@@ -127,7 +127,9 @@ def load_config(path: str | Path) -> AgentConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or 1
+        # Python 3.14 has exc.lineno; 3.13 says "(at line N, column M)" in the message.
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else 1)
         message = getattr(exc, "msg", None) or str(exc)
         raise ConfigError(path, line, f"not valid TOML: {message}") from exc
     lines = _Lines(text)

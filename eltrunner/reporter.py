@@ -212,7 +212,9 @@ class RunReporter:
 
     def _touch(self) -> None:
         if self._pending_since is None:
+            # The thread may be asleep until a heartbeat: wake it to start the flush clock.
             self._pending_since = time.monotonic()
+            self._cond.notify_all()
         if len(self._lines) >= self.batch_lines or len(self._samples) >= MAX_BATCH_SAMPLES:
             self._cond.notify_all()
 

@@ -103,6 +103,18 @@ def test_reporter_streams_in_batches_in_order(client, edge_pipeline):
     assert run.nodes.get().status == "running"
 
 
+def test_lines_go_out_within_the_flush_interval_without_asking(client, edge_pipeline):
+    run = RunFactory(pipeline=edge_pipeline)
+    client.claim(run.public_id)
+    reporter = RunReporter(client, run.public_id, flush_interval=0.3, heartbeat_interval=600)
+    time.sleep(0.5)  # the thread is now asleep until the heartbeat
+    logged = time.monotonic()
+    reporter.log("info", "one quiet line")
+    wait_for(lambda: stored_messages(run) == ["one quiet line"], timeout=10)
+    assert time.monotonic() - logged < 3
+    reporter.close()
+
+
 def test_a_quiet_run_is_reported_on_every_heartbeat(client, edge_pipeline):
     run = RunFactory(pipeline=edge_pipeline)
     client.claim(run.public_id)
