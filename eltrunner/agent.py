@@ -97,6 +97,10 @@ class Job:
             self.cancel_reason = reason
             self._cancel.set()
 
+    def kill_now(self) -> None:
+        """SIGKILL the child's whole process group (the agent is exiting)."""
+        self._signal_group(signal.SIGKILL)
+
     def _on_status(self, status: str) -> None:
         if status == "cancel_requested":
             self.cancel("canceled")
@@ -271,6 +275,7 @@ class Agent:
         self._logged_unknown: set[str] = set()
         self._logged_foreign_cancel: set[str] = set()
         self._signals = 0
+        self._give_up_at: float | None = None
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -279,10 +284,16 @@ class Agent:
         if self._signals == 1:
             self.draining = True
             log(logging.INFO, "draining: no new runs; running jobs may finish", signal=signum)
-        else:
+        elif self._signals == 2:
             log(logging.WARNING, "stopping: canceling running jobs", signal=signum)
+            # Reports of the cancels get a bounded time: the control plane may be going away
+            # at the same moment (a stack shut down as a whole).
+            self._give_up_at = time.monotonic() + self.config.cancel_grace + 20
             for job in self.running_jobs():
                 job.cancel("agent stopping")
+        else:
+            log(logging.WARNING, "exiting now", signal=signum)
+            self._give_up_at = time.monotonic()
         if not self.running_jobs():
             self._stop_poll.set()
         self._wake.set()
@@ -407,10 +418,18 @@ class Agent:
                 break
             if self.draining and not self.running_jobs():
                 break
+            if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                jobs = self.running_jobs()
+                log(logging.WARNING, "gave up waiting for jobs", runIds=[j.run_id for j in jobs])
+                for job in jobs:
+                    job.kill_now()
+                break
             self._wake.clear()
             if self.exit_code == EXIT_OK:
                 self.poll_once()
             interval = self.config.poll_interval * random.uniform(0.8, 1.2)
+            if self._give_up_at is not None:
+                interval = max(0.0, min(interval, self._give_up_at - time.monotonic()))
             self._wake.wait(interval)
         log(logging.INFO, "elt-gateway stopped", exitCode=self.exit_code)
         return self.exit_code
