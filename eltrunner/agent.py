@@ -288,12 +288,17 @@ class Agent:
             log(logging.WARNING, "stopping: canceling running jobs", signal=signum)
             # Reports of the cancels get a bounded time: the control plane may be going away
             # at the same moment (a stack shut down as a whole).
-            self._give_up_at = time.monotonic() + self.config.cancel_grace + 20
+            bound = self.config.cancel_grace + 20
+            self._give_up_at = time.monotonic() + bound
+            timer = threading.Timer(bound, self._stop_poll.set)
+            timer.daemon = True
+            timer.start()
             for job in self.running_jobs():
                 job.cancel("agent stopping")
         else:
             log(logging.WARNING, "exiting now", signal=signum)
             self._give_up_at = time.monotonic()
+            self._stop_poll.set()
         if not self.running_jobs():
             self._stop_poll.set()
         self._wake.set()
