@@ -74,6 +74,7 @@ class Job:
         self.cancel_reason: str | None = None
         self.last_error: str | None = None
         self.summary_text: str | None = None
+        self.last_stderr: str | None = None
         self.outcome: str | None = None
         self._cancel = threading.Event()
         self._kill_started: float | None = None
@@ -109,6 +110,9 @@ class Job:
 
     def _environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key not in SECRET_ENV}
+        # Python jobs then print line by line through the pipe instead of in 8 KiB blocks;
+        # a pipeline's own env may say otherwise.
+        env.setdefault("PYTHONUNBUFFERED", "1")
         env.update(self.pipeline.env)
         trigger = self.run.get("trigger") or {}
         gateway = self.run.get("gateway") or {}
@@ -129,7 +133,10 @@ class Job:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line:
-                self._handle(parse_line(line, stream=name))
+                event = parse_line(line, stream=name)
+                if name == "stderr" and isinstance(event, Log):
+                    self.last_stderr = event.message
+                self._handle(event)
         stream.close()
 
     def _handle(self, event: Log | Telemetry | Node | Summary) -> None:
@@ -246,6 +253,9 @@ class Job:
             default = f"killed by signal {signal.Signals(-returncode).name}"
         else:
             default = f"exit code {returncode}"
+        if self.last_stderr:
+            # A traceback's last line ("ValueError: ...") says more than the code alone.
+            default = f"{default}: {self.last_stderr}"
         return self._finish("failed", self.summary_text or self.last_error or default)
 
     def _finish(self, status: str, error_summary: str | None) -> str:

@@ -137,3 +137,71 @@ def key_client_for_server(server, transactional_db):
     _, key = api_key_issue(user=user)
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as client:
         yield client
+
+
+class ResponseDroppingProxy:
+    """A TCP proxy on loopback in front of the server that can lose answers: the request
+    reaches the server (and is applied), the answer never reaches the client, as when a
+    connection dies between the two. ``drop_patches`` answers of PATCH requests are lost."""
+
+    def __init__(self, upstream_port: int):
+        import threading
+
+        self.upstream_port = upstream_port
+        self.drop_patches = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            state = {"drop": False}
+            threading.Thread(
+                target=self._forward, args=(client, upstream, state), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._backward, args=(upstream, client, state), daemon=True
+            ).start()
+
+    def _forward(self, client, upstream, state) -> None:
+        try:
+            while data := client.recv(65536):
+                if data.startswith(b"PATCH "):
+                    with self._lock:
+                        if self.drop_patches > 0:
+                            self.drop_patches -= 1
+                            state["drop"] = True
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+
+    def _backward(self, upstream, client, state) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if state["drop"]:
+                    with self._lock:
+                        self.dropped += 1
+                    break  # the server answered; the client never hears it
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+    def close(self) -> None:
+        self._listener.close()

@@ -9,7 +9,7 @@ import pytest
 
 from eltrunner import RetryPolicy, RunnerClient, RunReporter, TokenRefused
 from runs.models import LogLine, Run, RunStatus, TelemetrySample
-from tests.agent.conftest import Server
+from tests.agent.conftest import ResponseDroppingProxy, Server
 from tests.factories import RunFactory
 
 FAST_RETRY = RetryPolicy(initial=0.05, maximum=0.5)
@@ -218,3 +218,22 @@ def test_429_is_retried_after_retry_after(throttled_server, edge, edge_pipeline)
     assert throttled, retries
     # The wait is the server's Retry-After (whole seconds), not the 50 ms backoff.
     assert all(wait >= 1 for wait in throttled)
+
+
+def test_a_batch_whose_answer_is_lost_is_retried_and_stored_once(server, edge, edge_pipeline):
+    proxy = ResponseDroppingProxy(server.port)
+    run = RunFactory(pipeline=edge_pipeline)
+    client = RunnerClient(proxy.url, edge[1], retry=FAST_RETRY, timeout=5)
+    assert client.claim(run.public_id)
+    reporter = RunReporter(client, run.public_id, flush_interval=0.2, batch_lines=10)
+    proxy.drop_patches = 3  # three answers in a row never arrive
+    for i in range(40):
+        reporter.log("info", f"line {i}")
+    assert reporter.flush(30)
+    answer = reporter.finish("succeeded", timeout=30)
+    reporter.close()
+    client.close()
+    proxy.close()
+    assert proxy.dropped == 3
+    assert answer is not None and answer["status"] == "succeeded"
+    assert stored_messages(run) == [f"line {i}" for i in range(40)]

@@ -181,6 +181,7 @@ def test_a_failing_job_fails_with_its_last_error_line_or_summary_or_exit_code(
             """,
         ),
         "quiet": write_job(tmp_path, "quiet", "raise SystemExit(7)"),
+        "traceback": write_job(tmp_path, "traceback", "raise ValueError('no such column: id')"),
     }
     runs = {}
     for name in jobs:
@@ -196,6 +197,7 @@ def test_a_failing_job_fails_with_its_last_error_line_or_summary_or_exit_code(
     )
     assert results["with_summary"].error_summary == "Load failed: table orders is locked"
     assert results["quiet"].error_summary == "exit code 7"
+    assert results["traceback"].error_summary == "exit code 1: ValueError: no such column: id"
 
 
 def test_a_job_past_its_timeout_is_killed_and_failed(gateways, edge_pipeline, tmp_path):
@@ -381,3 +383,21 @@ def test_the_server_away_mid_run_loses_and_duplicates_no_line(
     assert run.status == RunStatus.SUCCEEDED
     assert stored_messages(run) == [f"line {i}" for i in range(400)]
     assert any("retrying" in event["event"] for event in gateway.events())
+
+
+def test_a_quiet_job_is_reported_every_third_of_the_lease(gateways, edge, edge_pipeline, tmp_path):
+    edge[0].__class__.objects.filter(pk=edge[0].pk).update(lease_seconds=3)
+    command = write_job(
+        tmp_path, "quiet", "import time\nprint('start', flush=True)\ntime.sleep(5)\n"
+    )
+    run = RunFactory(pipeline=edge_pipeline)
+    gateways(config(tmp_path, {"crm_to_warehouse": f"command = {json.dumps(command)}"}))
+    wait_for(lambda: LogLine.objects.filter(run=run).exists())
+    reports = set()
+    deadline = time.monotonic() + 3.8
+    while time.monotonic() < deadline:
+        reports.add(Run.objects.get(pk=run.pk).last_report_at)
+        time.sleep(0.1)
+    # A 3 s lease: a report at least every second while the job says nothing.
+    assert len(reports) >= 3, sorted(reports)
+    assert final(run).status == RunStatus.SUCCEEDED
