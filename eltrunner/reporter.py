@@ -307,28 +307,55 @@ class RunReporter:
                 self._cond.notify_all()
 
     def _send(self, batch: _Batch) -> bool:
-        """Deliver one batch; False when reporting must stop."""
-        try:
-            answer = self.client.patch(
-                self.run_id, batch.body, idempotency_key=batch.key, stop=self._stop
+        """Deliver one batch; False when reporting must stop.
+
+        A batch the server refuses (400) would be refused again, so it is not retried as is:
+        its log lines are sent again without the rest (telemetry, nodes), with a line saying
+        what was refused, and a final status goes out on its own if even that fails. A job's
+        lines are the last thing to lose."""
+        attempts = [batch]
+        while attempts:
+            attempt = attempts.pop(0)
+            try:
+                answer = self.client.patch(
+                    self.run_id, attempt.body, idempotency_key=attempt.key, stop=self._stop
+                )
+            except Stopped:
+                return False
+            except RequestRefused as exc:
+                self.refused_batches += 1
+                logger.error("run %s: report refused: %s", self.run_id, exc)
+                if attempt is batch:
+                    attempts = self._fallbacks(batch, exc)
+                continue
+            except RunnerError as exc:
+                self.error = exc
+                logger.error("run %s: reporting stopped: %s", self.run_id, exc)
+                return False
+            self._accepted(attempt, answer)
+            return True
+        return not batch.final
+
+    def _fallbacks(self, batch: _Batch, exc: RequestRefused) -> list[_Batch]:
+        final = {key: batch.body[key] for key in ("status", "errorSummary") if key in batch.body}
+        fields = sorted((exc.body or {}).get("errors", {})) if isinstance(exc.body, dict) else []
+        notice = {
+            "level": "warn",
+            "message": f"[eltrunner] the server refused part of a report ({', '.join(fields)}): "
+            f"{exc}"[:2000],
+        }
+        fallbacks = []
+        lines = batch.body.get("appendLogs", [])
+        if set(batch.body) - {"appendLogs", *final}:
+            body = {"appendLogs": [*lines, notice][-MAX_BATCH_LINES:], **final}
+            fallbacks.append(
+                _Batch(body=body, key=new_idempotency_key(), lines=len(lines), final=batch.final)
             )
-        except Stopped:
-            return False
-        except RequestRefused as exc:
-            # A refused batch is not retried (it would be refused again); the rest goes on.
-            self.refused_batches += 1
-            logger.error("run %s: batch refused: %s", self.run_id, exc)
-            if batch.final and set(batch.body) - {"status", "errorSummary"}:
-                # Send the final status again on its own: the run must still be closed.
-                final_keys = ("status", "errorSummary")
-                with self._cond:
-                    self._final = {key: batch.body[key] for key in final_keys if key in batch.body}
-                return True
-            return not batch.final
-        except RunnerError as exc:
-            self.error = exc
-            logger.error("run %s: reporting stopped: %s", self.run_id, exc)
-            return False
+        if final and (lines or len(fallbacks) > 0):
+            fallbacks.append(_Batch(body=final, key=new_idempotency_key(), lines=0, final=True))
+        return fallbacks
+
+    def _accepted(self, batch: _Batch, answer: dict[str, Any]) -> None:
         self.requests += 1
         self.lines_sent += batch.lines
         self._last_sent = time.monotonic()
@@ -339,4 +366,3 @@ class RunReporter:
                 self.on_status(status)
         if batch.final:
             self._final_answer = answer
-        return True

@@ -237,3 +237,21 @@ def test_a_batch_whose_answer_is_lost_is_retried_and_stored_once(server, edge, e
     assert proxy.dropped == 3
     assert answer is not None and answer["status"] == "succeeded"
     assert stored_messages(run) == [f"line {i}" for i in range(40)]
+
+
+def test_a_refused_report_still_stores_its_lines_and_says_what_was_refused(client, edge_pipeline):
+    run = RunFactory(pipeline=edge_pipeline)
+    client.claim(run.public_id)
+    reporter = RunReporter(client, run.public_id, flush_interval=0.2)
+    reporter.log("info", "before")
+    reporter.summary({"progress": 140})  # the server refuses progress above 100
+    reporter.log("info", "after")
+    answer = reporter.finish("succeeded", timeout=30)
+    reporter.close()
+    assert answer is not None and answer["status"] == "succeeded"
+    messages = stored_messages(run)
+    assert messages[:2] == ["before", "after"]
+    assert messages[2].startswith("[eltrunner] the server refused part of a report")
+    assert "telemetrySummary.progress" in messages[2]
+    run.refresh_from_db()
+    assert run.telemetry_summary == {} and reporter.refused_batches == 1
