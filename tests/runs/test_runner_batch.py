@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from runs.api.serializers import AppendLogSerializer, RunPatchSerializer
 from runs.models import LogLine, TelemetrySample
 from tests.runs.conftest import snapshot
 
@@ -162,6 +163,13 @@ BAD_BATCHES = [
     ({"appendLogs": [*lines(2), "just text"]}, "appendLogs[2]"),
     ({"appendLogs": [{"level": "info", "message": "x", "colour": 1}]}, "appendLogs[0].colour"),
     ({"appendLogs": [{"level": "info", "message": 12}]}, "appendLogs[0].message"),
+    ({"appendLogs": [*lines(1), {"level": "info", "message": "a\x00b"}]}, "appendLogs[1].message"),
+    (
+        {"appendLogs": [{"level": "info", "message": "x", "nodeId": "n" * 201}]},
+        "appendLogs[0].nodeId",
+    ),
+    ({"appendLogs": [{"level": "info", "message": "x", "nodeId": 7}]}, "appendLogs[0].nodeId"),
+    ({"appendLogs": [{"level": "INFO", "message": "x"}]}, "appendLogs[0].level"),
     ({"appendTelemetrySamples": []}, "appendTelemetrySamples"),
     ({"appendTelemetrySamples": [{"rowsLoaded": 1}] * 2001}, "appendTelemetrySamples"),
     (
@@ -237,3 +245,34 @@ class TestCost:
         assert len([sql for sql in inserts if log_table in sql.split("(")[0]]) == 1
         assert len([sql for sql in inserts if sample_table in sql.split("(")[0]]) == 1
         assert len(stored_messages(run)) == 500
+
+
+ENTRIES = [
+    {"level": "info", "message": "plain"},
+    {"level": "warn", "message": "", "nodeId": "n_source"},
+    {"level": "error", "message": "  spaced  \t", "nodeId": None},
+    {"level": "info", "message": "blank node", "nodeId": ""},
+    {"level": "info", "message": "padded node", "nodeId": " n_load "},
+    {"level": "info", "message": "with at", "at": "2025-03-27T02:00:00Z"},
+    {"level": "error", "message": "é ✓ 🚀", "nodeId": "n_ü"},
+]
+
+
+@pytest.mark.parametrize("entries", [ENTRIES[:4] + ENTRIES[6:], ENTRIES, ENTRIES[4:5]])
+def test_a_batch_validates_to_what_each_entry_would(entries):
+    """The one-pass check of plain batches gives exactly what the per-entry serializer gives."""
+    serializer = RunPatchSerializer(data={"appendLogs": entries})
+    assert serializer.is_valid(), serializer.errors
+    one_by_one = []
+    for entry in entries:
+        single = AppendLogSerializer(data=entry)
+        assert single.is_valid(), single.errors
+        one_by_one.append(dict(single.validated_data))
+    assert [dict(entry) for entry in serializer.to_changes()["append_logs"]] == one_by_one
+
+
+def test_a_lone_surrogate_in_a_batch_is_refused_by_name():
+    bad = [{"level": "info", "message": "ok"}, {"level": "info", "message": "a\ud800b"}]
+    serializer = RunPatchSerializer(data={"appendLogs": bad})
+    assert not serializer.is_valid()
+    assert "message" in serializer.errors["appendLogs"][1]
