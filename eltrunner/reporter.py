@@ -1,7 +1,8 @@
 """Stream one run's logs, telemetry and nodes to the server in batches.
 
 A ``RunReporter`` buffers what a job reports and ships it from a background thread: every
-``flush_interval`` seconds or as soon as ``batch_lines`` lines are waiting, as one PATCH with
+``flush_interval`` seconds or as soon as ``batch_lines`` lines are waiting (but not more often
+than every ``min_request_interval`` unless a full 500-line request is waiting), as one PATCH with
 ``appendLogs`` / ``appendTelemetrySamples`` / ``telemetrySummary`` / ``nodes``. A request is
 retried under its own ``Idempotency-Key`` until the server answers, so through an outage of the
 control plane lines pile up in memory (up to ``max_buffered_lines``; beyond that the oldest are
@@ -76,6 +77,7 @@ class RunReporter:
         max_buffered_lines: int = 100_000,
         max_buffered_samples: int = 20_000,
         heartbeat_interval: float | None = None,
+        min_request_interval: float = 0.5,
         on_status: Callable[[str], None] | None = None,
     ):
         if not 1 <= batch_lines <= MAX_BATCH_LINES:
@@ -87,6 +89,7 @@ class RunReporter:
         self.max_buffered_lines = max_buffered_lines
         self.max_buffered_samples = max_buffered_samples
         self.heartbeat_interval = heartbeat_interval
+        self.min_request_interval = min_request_interval
         self.on_status = on_status
         self.status: str | None = None
         self.error: RunnerError | None = None
@@ -215,7 +218,11 @@ class RunReporter:
             # The thread may be asleep until a heartbeat: wake it to start the flush clock.
             self._pending_since = time.monotonic()
             self._cond.notify_all()
-        if len(self._lines) >= self.batch_lines or len(self._samples) >= MAX_BATCH_SAMPLES:
+        waiting = len(self._lines)
+        if (
+            waiting in (self.batch_lines, MAX_BATCH_LINES)
+            or len(self._samples) == MAX_BATCH_SAMPLES
+        ):
             self._cond.notify_all()
 
     def _has_pending(self) -> bool:
@@ -232,9 +239,13 @@ class RunReporter:
         """Seconds until the thread must send something; 0 to send now; None to wait on."""
         if self._final is not None or self._flush_wanted:
             return 0.0 if self._has_pending() else None
-        if len(self._lines) >= self.batch_lines or len(self._samples) >= MAX_BATCH_SAMPLES:
-            return 0.0
+        if len(self._lines) >= MAX_BATCH_LINES or len(self._samples) >= MAX_BATCH_SAMPLES:
+            return 0.0  # a full request is waiting: send it
         now = time.monotonic()
+        if len(self._lines) >= self.batch_lines:
+            # Enough for a batch; still at most one request per min_request_interval, so that
+            # a chatty job costs a few requests a second (the batch grows meanwhile).
+            return max(0.0, self._last_sent + self.min_request_interval - now)
         waits = []
         if self._has_pending() and self._pending_since is not None:
             waits.append(self._pending_since + self.flush_interval - now)
