@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runs.api.serializers import AppendLogSerializer, RunPatchSerializer
 from runs.models import LogLine, TelemetrySample
@@ -276,3 +278,32 @@ def test_a_lone_surrogate_in_a_batch_is_refused_by_name():
     serializer = RunPatchSerializer(data={"appendLogs": bad})
     assert not serializer.is_valid()
     assert "message" in serializer.errors["appendLogs"][1]
+
+
+text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=()), max_size=30
+) | st.sampled_from(["", " x ", "a\x00b", "\ud800", "é ✓"])
+entry_strategy = st.dictionaries(
+    st.sampled_from(["level", "message", "nodeId", "at", "colour"]),
+    st.sampled_from(["info", "warn", "error", "INFO", None, 3]) | text,
+    max_size=4,
+) | st.fixed_dictionaries(
+    {"level": st.sampled_from(["info", "warn", "error"]), "message": text},
+    optional={"nodeId": st.none() | text},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entry_strategy, min_size=1, max_size=6))
+def test_the_one_pass_check_agrees_with_the_per_entry_serializer(entries):
+    batch = RunPatchSerializer(data={"appendLogs": entries})
+    singles = [AppendLogSerializer(data=entry) for entry in entries]
+    valid = [single.is_valid() for single in singles]
+    assert batch.is_valid() == all(valid), (batch.errors, [s.errors for s in singles])
+    if all(valid):
+        assert [dict(entry) for entry in batch.to_changes()["append_logs"]] == [
+            dict(single.validated_data) for single in singles
+        ]
+    else:
+        first_bad = valid.index(False)
+        assert batch.errors["appendLogs"][first_bad]
