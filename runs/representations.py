@@ -50,6 +50,7 @@ def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[st
     body: dict[str, Any] = {
         "id": run.public_id,
         "pipelineId": run.pipeline.public_id,
+        "pipelineName": run.pipeline.name,
         "gateway": gateway_repr(run),
         "status": run.status,
         "trigger": trigger_repr(run),

@@ -339,6 +339,8 @@ def _apply_update(
             _append_log_lines(run, entries, now=now)
     if "append_log" in changes:
         _append_log_lines(run, [changes["append_log"]], now=now)
+    if "append_logs" in changes:
+        _append_log_lines(run, changes["append_logs"], now=now)
     if "telemetry_samples" in changes:
         TelemetrySample.objects.filter(run=run).delete()
         samples = changes["telemetry_samples"][-settings.RUN_SAMPLE_CAP :]
@@ -346,6 +348,8 @@ def _apply_update(
             _append_samples(run, samples, now=now)
     if "append_telemetry_sample" in changes:
         _append_samples(run, [changes["append_telemetry_sample"]], now=now)
+    if "append_telemetry_samples" in changes:
+        _append_samples(run, changes["append_telemetry_samples"], now=now)
     if "nodes" in changes:
         _upsert_nodes(run, changes["nodes"], now=now)
 

@@ -206,9 +206,11 @@ def test_schema_documents_every_patch_field(client):
     assert runner_fields == {
         "status",
         "appendLog",
+        "appendLogs",
         "logEntries",
         "telemetrySummary",
         "appendTelemetrySample",
+        "appendTelemetrySamples",
         "telemetrySamples",
         "errorSummary",
         "startedAt",

@@ -56,6 +56,7 @@ class NodeDocSerializer(serializers.Serializer):
 class RunnerRunDocSerializer(serializers.Serializer):
     id = serializers.CharField()
     pipelineId = serializers.CharField()
+    pipelineName = serializers.CharField()
     gateway = GatewayRefDocSerializer(allow_null=True)
     status = serializers.ChoiceField(RunStatus.choices)
     trigger = serializers.DictField(help_text="{type, ...details}")
@@ -69,5 +70,18 @@ class RunnerRunDocSerializer(serializers.Serializer):
     nodes = NodeDocSerializer(many=True, required=False)
 
 
+class AgentGatewayDocSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    leaseSeconds = serializers.IntegerField(
+        help_text="A running run with no report for this long is failed as lost."
+    )
+
+
+class AgentMetaDocSerializer(serializers.Serializer):
+    gateway = AgentGatewayDocSerializer()
+
+
 class AgentRunListDocSerializer(serializers.Serializer):
     data = RunnerRunDocSerializer(many=True)
+    meta = AgentMetaDocSerializer()

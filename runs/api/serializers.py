@@ -1,6 +1,7 @@
 """Input serializers per caller role, and the run as the runner routes return it."""
 
 import copy
+import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -28,6 +29,8 @@ NODE_STATUSES = [
     "skipped",
 ]
 MAX_LIST_ITEMS = 5000
+MAX_APPEND_LOGS = 500
+MAX_APPEND_SAMPLES = 2000
 
 
 class TelemetrySummarySerializer(serializers.Serializer):
@@ -78,9 +81,43 @@ class LogEntrySerializer(StrictSerializer):
     nodeId = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=200)
 
 
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _plain_text(value: Any) -> bool:
+    return type(value) is str and "\x00" not in value and not SURROGATES.search(value)
+
+
+class AppendLogListSerializer(serializers.ListSerializer):
+    """``appendLogs``: a batch of the plainest lines (level, message, optional nodeId, no
+    ``at``) is checked here in one pass, for what the per-entry serializer would accept and
+    return unchanged; any other batch is validated entry by entry, which also names the
+    entry at fault. A runner's 500-line batch then costs a fraction of 500 serializers."""
+
+    def to_internal_value(self, data):
+        plain = type(data) is list and 1 <= len(data) <= (self.max_length or len(data))
+        if plain and all(self._plain_line(entry) for entry in data):
+            return [dict(entry) for entry in data]
+        return super().to_internal_value(data)
+
+    @staticmethod
+    def _plain_line(entry: Any) -> bool:
+        if type(entry) is not dict or not entry.keys() <= {"level", "message", "nodeId"}:
+            return False
+        if entry.get("level") not in LogLevel.values or not _plain_text(entry.get("message")):
+            return False
+        node_id = entry.get("nodeId")
+        if node_id is None:
+            return True
+        return _plain_text(node_id) and len(node_id) <= 200 and node_id == node_id.strip()
+
+
 class AppendLogSerializer(LogEntrySerializer):
     """One line; the server stamps it with the request time (an ``at`` sent is checked, then
     ignored, so that lines stay in arrival order)."""
+
+    class Meta:
+        list_serializer_class = AppendLogListSerializer
 
     def to_internal_value(self, data):
         validated = super().to_internal_value(data)
@@ -103,9 +140,25 @@ class RunPatchSerializer(StrictSerializer):
 
     status = StrictChoiceField(RunStatus.choices, aliases=STATUS_ALIASES, required=False)
     appendLog = AppendLogSerializer(required=False)
+    appendLogs = AppendLogSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=MAX_APPEND_LOGS,
+        help_text=f"Append 1 to {MAX_APPEND_LOGS} lines in order, each stamped with the "
+        "request time (after `appendLog` when both are sent).",
+    )
     logEntries = LogEntrySerializer(many=True, required=False, max_length=MAX_LIST_ITEMS)
     telemetrySummary = TelemetrySummarySerializer(required=False)
     appendTelemetrySample = TelemetrySampleSerializer(required=False)
+    appendTelemetrySamples = TelemetrySampleSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=MAX_APPEND_SAMPLES,
+        help_text=f"Append 1 to {MAX_APPEND_SAMPLES} points in order (`at` defaults to the "
+        "request time; after `appendTelemetrySample` when both are sent).",
+    )
     telemetrySamples = TelemetrySampleSerializer(
         many=True, required=False, max_length=MAX_LIST_ITEMS
     )
@@ -144,9 +197,11 @@ class RunPatchSerializer(StrictSerializer):
         names = {
             "status": "status",
             "appendLog": "append_log",
+            "appendLogs": "append_logs",
             "logEntries": "log_entries",
             "telemetrySummary": "telemetry_summary",
             "appendTelemetrySample": "append_telemetry_sample",
+            "appendTelemetrySamples": "append_telemetry_samples",
             "telemetrySamples": "telemetry_samples",
             "errorSummary": "error_summary",
             "startedAt": "started_at",

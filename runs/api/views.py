@@ -193,9 +193,17 @@ class AgentRunListView(APIView):
         tags=["runner"],
     )
     def get(self, request):
-        runs = selectors.gateway_actionable_runs(gateway=request.user.gateway)
+        gateway = request.user.gateway
+        runs = selectors.gateway_actionable_runs(gateway=gateway)
         data = [runner_run_repr(run) for run in runs]
-        return Response({"data": data})
+        meta = {
+            "gateway": {
+                "id": gateway.public_id,
+                "name": gateway.name,
+                "leaseSeconds": gateway.lease_seconds,
+            }
+        }
+        return Response({"data": data, "meta": meta})
 
 
 class AgentRunDetailView(APIView):

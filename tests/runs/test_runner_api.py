@@ -511,7 +511,7 @@ class TestAuth:
             assert response.status_code == 404
             assert response.json() == agent_client.get("/api/agent/runs/run_nope").json()
             assert snapshot(run) == before
-        assert agent_client.get("/api/agent/runs").json() == {"data": []}
+        assert agent_client.get("/api/agent/runs").json()["data"] == []
 
     def test_session_patch_needs_csrf(self, user, run):
         client = Client(enforce_csrf_checks=True)
