@@ -181,7 +181,7 @@ def test_read_only_analyst_sees_disabled_actions_with_the_role_they_need(page, l
     response = page.goto(f"{live_server.url}/runs/{demo['running'].public_id}/cancel/")
     assert response.status == 403
     expect(page.locator("h1")).to_have_text("You can't do that here")
-    expect(page.locator("main")).to_contain_text("Canceling runs needs the operator role.")
+    expect(page.locator("main")).to_contain_text("Cancelling a run needs the operator role.")
     expect(page.locator(".topbar")).to_be_visible()
 
 
