@@ -26,6 +26,7 @@ from rest_framework.exceptions import ValidationError
 from common.api.pagination import Position, decode_cursor, encode_cursor, keyset_page
 from common.audit import AuditAction, audit_request
 from common.errors import DomainError
+from common.time import parse_aware_instant
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services
@@ -58,10 +59,9 @@ def _parse_instant(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace(" ", "+"))
+        return parse_aware_instant(value, from_query_string=True)
     except ValueError:
         return None
-    return parsed if timezone.is_aware(parsed) else None
 
 
 # ---------------------------------------------------------------------------------------------
