@@ -223,6 +223,31 @@ WEBHOOK_LEASE_SECONDS = max(int(2 * WEBHOOK_TIMEOUT_SECONDS), env_int("WEBHOOK_L
 # The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
 WEBHOOK_SWEEP_GRACE_SECONDS = 60
 
+# The shared store (README "Configuration"): rate-limit counters and the dashboard's short-lived
+# cache. Redis when REDIS_URL is set, shared by every machine; without it, files under
+# SHARED_STATE_DIR, shared by every process on this machine (see common/api/throttling.py).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+SHARED_STATE_DIR = Path(os.environ.get("SHARED_STATE_DIR", BASE_DIR / "var"))
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "common.cache.FailSoftRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "elt"),
+            # A Redis that does not answer must not hold requests: fail fast and soft.
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": SHARED_STATE_DIR / "cache",
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
+    }
+THROTTLE_STORE = os.environ.get("THROTTLE_STORE", "cache" if REDIS_URL else "file")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
