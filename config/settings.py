@@ -209,7 +209,7 @@ GATEWAY_OFFLINE_QUEUED_WARNING_SECONDS = env_int("GATEWAY_OFFLINE_QUEUED_WARNING
 # Keys that encrypt signing secrets at rest: the first encrypts, any decrypts (for rotation).
 WEBHOOK_SECRET_KEYS = env_list("WEBHOOK_SECRET_KEYS", "") or [SECRET_KEY]
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
-WEBHOOK_TIMEOUT_SECONDS = 15.0
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "15"))
 # A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).
 WEBHOOK_CA_BUNDLE = os.environ.get("WEBHOOK_CA_BUNDLE", "")
 # Waits before attempts 2..8 (Standard Webhooks schedule); jitter adds up to 10% to each.
@@ -222,6 +222,14 @@ WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
 WEBHOOK_LEASE_SECONDS = max(int(2 * WEBHOOK_TIMEOUT_SECONDS), env_int("WEBHOOK_LEASE_SECONDS", 120))
 # The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
 WEBHOOK_SWEEP_GRACE_SECONDS = 60
+# Senders in each worker process (webhooks/senders.py): sends at once, at most this many of them
+# for one endpoint, and the per-endpoint circuit breaker for receivers that stop answering.
+WEBHOOK_SEND_CONCURRENCY = env_int("WEBHOOK_SEND_CONCURRENCY", 8)
+WEBHOOK_ENDPOINT_CONCURRENCY = env_int("WEBHOOK_ENDPOINT_CONCURRENCY", 2)
+WEBHOOK_BREAKER_FAILURES = env_int("WEBHOOK_BREAKER_FAILURES", 3)
+WEBHOOK_BREAKER_SECONDS = env_int("WEBHOOK_BREAKER_SECONDS", 30)
+WEBHOOK_BREAKER_MAX_SECONDS = env_int("WEBHOOK_BREAKER_MAX_SECONDS", 600)
+WEBHOOK_POLL_SECONDS = float(os.environ.get("WEBHOOK_POLL_SECONDS", "1"))
 
 # The shared store (README "Configuration"): rate-limit counters and the dashboard's short-lived
 # cache. Redis when REDIS_URL is set, shared by every machine; without it, files under
@@ -302,4 +310,6 @@ PERIODIC_TASKS: list[str] = [
     "runs.tasks.finish_unconfirmed_cancels",
     "runs.tasks.prune_patch_receipts",
 ]
+# Started by the worker beside db_worker (runs/management/commands/run_worker.py).
+WORKER_SERVICES: list[str] = ["webhooks.senders.serve"]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

@@ -1,8 +1,15 @@
-"""The ``worker`` process: django-tasks-db's ``db_worker`` plus a clock for periodic jobs.
+"""The ``worker`` process: django-tasks-db's ``db_worker``, webhook senders and a clock.
 
 Every ``PERIODIC_TASKS_INTERVAL`` seconds the clock enqueues each task named in
 ``settings.PERIODIC_TASKS``. Those tasks are idempotent and safe to run concurrently (they use
 conditional updates or row locks), so several worker processes may each run a clock.
+
+Each of ``settings.WORKER_SERVICES`` (dotted paths, like the periodic tasks, so that this app
+needs no import of the apps that plug in) is started beside db_worker: a callable that takes the
+stop event, starts its threads and returns a callable that stops them. The webhook senders are
+one (``webhooks.senders.serve``): a pool of threads fed by the send tasks and by a poll of due
+deliveries, so that a receiver that hangs holds one endpoint's share of the senders and nothing
+else.
 """
 
 import logging
@@ -36,6 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, queue_name: str, interval: float | None, no_clock: bool, **opts):
         stop = threading.Event()
+        stoppers = [import_string(path)(stop) for path in settings.WORKER_SERVICES]
         if not no_clock:
             every = interval or settings.PERIODIC_TASKS_INTERVAL
 
@@ -49,6 +57,8 @@ class Command(BaseCommand):
             self.work(queue_name)
         finally:
             stop.set()
+            for stopper in stoppers:
+                stopper()
 
     def work(self, queue_name: str) -> None:
         """Run db_worker; when the database goes away, wait for it and start again.
