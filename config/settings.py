@@ -309,7 +309,24 @@ PERIODIC_TASKS: list[str] = [
     "runs.tasks.reap_lost_runs",
     "runs.tasks.finish_unconfirmed_cancels",
     "runs.tasks.prune_patch_receipts",
+    "common.tasks.prune",
 ]
+# Retention (README "Retention"); a pipeline may override the two run settings.
+RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 90)
+RUN_LOG_RETENTION_DAYS = env_int("RUN_LOG_RETENTION_DAYS", 30)
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+RETENTION_JOBS: list[str] = [
+    "runs.retention.run_logs_prune",
+    "webhooks.retention.webhook_deliveries_prune",
+    "runs.retention.runs_prune",
+    "common.retention.audit_events_prune",
+]
+# Work of one clock tick (seconds), and its batches: each one short transaction.
+RETENTION_MAX_SECONDS = env_int("RETENTION_MAX_SECONDS", 10)
+RETENTION_LOG_BATCH_RUNS = 20
+RETENTION_RUN_BATCH = 100
+RETENTION_BATCH_PAUSE_SECONDS = 0.02
 # Started by the worker beside db_worker (runs/management/commands/run_worker.py).
 WORKER_SERVICES: list[str] = ["webhooks.senders.serve"]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

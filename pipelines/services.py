@@ -9,6 +9,13 @@ from gateways.models import Gateway
 from pipelines.models import Pipeline
 
 NAME_TAKEN = "A pipeline with this name already exists."
+UPDATABLE_FIELDS = (
+    "name",
+    "description",
+    "default_gateway",
+    "run_retention_days",
+    "log_retention_days",
+)
 
 
 def pipeline_create(
@@ -28,8 +35,9 @@ def pipeline_create(
 
 
 def pipeline_update(*, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
-    """Apply ``name``, ``description`` and ``default_gateway`` where present."""
-    fields = [field for field in ("name", "description", "default_gateway") if field in changes]
+    """Apply ``name``, ``description``, ``default_gateway`` and the retention overrides
+    (``run_retention_days``, ``log_retention_days``) where present."""
+    fields = [field for field in UPDATABLE_FIELDS if field in changes]
     if not fields:
         return pipeline
     if (

@@ -96,6 +96,9 @@ class Run(models.Model):
     progress = models.FloatField(null=True, blank=True)
     log_seq = models.BigIntegerField(default=0, editable=False)
     sample_seq = models.BigIntegerField(default=0, editable=False)
+    # Set when retention removed the run's log lines and samples: the retention in days that
+    # applied, so that pages and the API say "log removed after N days", not "no log lines".
+    log_pruned_after_days = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -122,6 +125,12 @@ class Run(models.Model):
                 fields=["gateway", "status", "created_at"],
                 name="run_active_idx",
                 condition=Q(status__in=["queued", "running", "cancel_requested"]),
+            ),
+            # Retention's candidates: finished runs whose log is still kept, oldest first.
+            models.Index(
+                fields=["finished_at"],
+                name="run_log_kept_idx",
+                condition=Q(log_pruned_after_days__isnull=True, finished_at__isnull=False),
             ),
         ]
         permissions = [

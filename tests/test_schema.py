@@ -251,7 +251,13 @@ def test_schema_documents_every_patch_field(client):
         "finishedAt",
         "nodes",
     }
-    assert pipeline_fields == {"name", "description", "defaultGateway"}
+    assert pipeline_fields == {
+        "name",
+        "description",
+        "defaultGateway",
+        "runRetentionDays",
+        "logRetentionDays",
+    }
     assert {"400", "409"} <= set(runner_patch["responses"])
 
 

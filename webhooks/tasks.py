@@ -11,6 +11,7 @@ or whose worker died mid-send.
 
 from django.tasks import task
 
+from common.locks import run_exclusively
 from webhooks import senders, services
 
 
@@ -25,5 +26,6 @@ def webhook_delivery_send(delivery_id: int) -> bool:
 
 
 @task()
+@run_exclusively("webhook_sweep")
 def webhook_sweep() -> int:
     return services.webhook_deliveries_enqueue_overdue()

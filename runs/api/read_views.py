@@ -252,5 +252,6 @@ class RunViewSet(viewsets.GenericViewSet):
                 "runId": run.public_id,
                 "lines": LogLineOutSerializer(lines, many=True).data,
                 "nextCursor": log_cursor(run, position),
+                "logRemovedAfterDays": run.log_pruned_after_days,
             }
         )
