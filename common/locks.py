@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from common import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +72,11 @@ def run_exclusively(name: str) -> Callable:
                 if not held:
                     logger.info("periodic job %s is running elsewhere; skipped", name)
                     return None
-                return job(*args, **kwargs)
+                started = time.monotonic()
+                try:
+                    return job(*args, **kwargs)
+                finally:
+                    metrics.job_observed(name, seconds=time.monotonic() - started)
 
         return run
 

@@ -4,7 +4,7 @@ import logging
 
 from django.tasks import task
 
-from common import retention
+from common import metrics, retention
 from common.locks import run_exclusively
 
 logger = logging.getLogger(__name__)
@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 @run_exclusively("prune")
 def prune() -> dict[str, int]:
     counts = retention.prune()
+    metrics.pruned(counts)
     if any(counts.values()):
         logger.info("pruned %s", ", ".join(f"{n} {name}" for name, n in counts.items() if n))
     return counts

@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "common.metrics.MetricsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -256,10 +257,37 @@ else:
     }
 THROTTLE_STORE = os.environ.get("THROTTLE_STORE", "cache" if REDIS_URL else "file")
 
+# Metrics (README "Metrics"): GET /metrics with this bearer token; unset, the endpoint is off.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_COLLECTORS: list[str] = ["runs.metrics.collect", "webhooks.metrics.collect"]
+PRUNED_KINDS = [
+    "log lines",
+    "telemetry samples",
+    "runs with log removed",
+    "runs",
+    "webhook deliveries",
+    "audit events",
+]
+
+# LOG_FORMAT=json: one JSON object a line (time, level, logger, message and any extras).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # httpx logs every request URL at INFO; webhook URLs may carry tokens.
     "loggers": {"httpx": {"level": "WARNING"}},

@@ -12,6 +12,7 @@ deliveries, so that a receiver that hangs holds one endpoint's share of the send
 else.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,6 +22,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.utils.module_loading import import_string
+
+from common import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class Command(BaseCommand):
                 while not stop.wait(every):
                     enqueue_periodic_tasks()
                     close_old_connections()
+                    with contextlib.suppress(Exception):  # metrics never stop the clock
+                        metrics.heartbeat("clock")
 
             threading.Thread(target=clock, name="periodic-clock", daemon=True).start()
         try:
