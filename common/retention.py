@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_tasks_db.models import DBTaskResult
 
 from common.models import AuditEvent
 
@@ -53,3 +54,20 @@ def audit_events_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict
                 break
             deleted += AuditEvent.objects.filter(pk__in=ids).delete()[0]
     return {"audit events": deleted}
+
+
+def task_results_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
+    """Finished background-task results (every webhook attempt and clock tick leaves one),
+    after ``TASK_RESULT_RETENTION_DAYS``. Queued and running tasks are never touched."""
+    cutoff = now - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS)
+    old = DBTaskResult.objects.filter(finished_at__lt=cutoff)
+    if dry_run:
+        return {"task results": old.count()}
+    deleted = 0
+    for _ in batches_until(deadline):
+        with transaction.atomic():
+            ids = list(old.values_list("pk", flat=True)[:1000])
+            if not ids:
+                break
+            deleted += DBTaskResult.objects.filter(pk__in=ids).delete()[0]
+    return {"task results": deleted}

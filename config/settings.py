@@ -267,6 +267,7 @@ PRUNED_KINDS = [
     "runs",
     "webhook deliveries",
     "audit events",
+    "task results",
 ]
 
 # LOG_FORMAT=json: one JSON object a line (time, level, logger, message and any extras).
@@ -344,11 +345,13 @@ RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 90)
 RUN_LOG_RETENTION_DAYS = env_int("RUN_LOG_RETENTION_DAYS", 30)
 WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 2)
 RETENTION_JOBS: list[str] = [
     "runs.retention.run_logs_prune",
     "webhooks.retention.webhook_deliveries_prune",
     "runs.retention.runs_prune",
     "common.retention.audit_events_prune",
+    "common.retention.task_results_prune",
 ]
 # Work of one clock tick (seconds), and its batches: each one short transaction.
 RETENTION_MAX_SECONDS = env_int("RETENTION_MAX_SECONDS", 10)

@@ -206,3 +206,21 @@ def receiver_url(settings):
     """Deliveries are only recorded here, never sent (no worker runs in these tests)."""
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
     return "http://127.0.0.1:9/hooks"
+
+
+def test_finished_task_results_go_after_two_days_and_queued_tasks_stay():
+    from django_tasks_db.models import DBTaskResult
+
+    from webhooks.tasks import webhook_sweep
+
+    done, queued = webhook_sweep.enqueue(), webhook_sweep.enqueue()
+    long_ago = timezone.now() - timedelta(days=3)
+    DBTaskResult.objects.filter(pk=done.id).update(
+        status="SUCCESSFUL", started_at=long_ago, finished_at=long_ago
+    )
+    DBTaskResult.objects.filter(pk=queued.id).update(run_after=long_ago)
+
+    counts = prune.call()
+
+    assert counts["task results"] == 1
+    assert [str(pk) for pk in DBTaskResult.objects.values_list("pk", flat=True)] == [queued.id]
