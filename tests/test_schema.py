@@ -167,7 +167,7 @@ def test_chained_operations_answer_as_the_schema_says(api_data, wsgi_app, no_dns
         # Each scenario starts from the same data, so that replaying one (to shrink it) sees the
         # same answers: what a scenario wrote is rolled back when it ends.
         def setup(self):
-            self.savepoint = transaction.savepoint()
+            self.savepoint = transaction.savepoint_create()
 
         def teardown(self):
             transaction.savepoint_rollback(self.savepoint)
