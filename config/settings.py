@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "common.metrics.MetricsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -234,7 +235,7 @@ BASELINE_FAILURE_STREAK = env_int("BASELINE_FAILURE_STREAK", 3)
 # Defaults to this install's own SECRET_KEY (never a published value: see above).
 WEBHOOK_SECRET_KEYS = env_list("WEBHOOK_SECRET_KEYS", "") or [SECRET_KEY]
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
-WEBHOOK_TIMEOUT_SECONDS = 15.0
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "15"))
 # A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).
 WEBHOOK_CA_BUNDLE = os.environ.get("WEBHOOK_CA_BUNDLE", "")
 # Waits before attempts 2..8 (Standard Webhooks schedule); jitter adds up to 10% to each.
@@ -247,11 +248,72 @@ WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 24 * 3600
 WEBHOOK_LEASE_SECONDS = max(int(2 * WEBHOOK_TIMEOUT_SECONDS), env_int("WEBHOOK_LEASE_SECONDS", 120))
 # The sweep (a periodic task) re-sends deliveries overdue by this much with no live lease.
 WEBHOOK_SWEEP_GRACE_SECONDS = 60
+# Senders in each worker process (webhooks/senders.py): sends at once, at most this many of them
+# for one endpoint, and the per-endpoint circuit breaker for receivers that stop answering.
+WEBHOOK_SEND_CONCURRENCY = env_int("WEBHOOK_SEND_CONCURRENCY", 8)
+WEBHOOK_ENDPOINT_CONCURRENCY = env_int("WEBHOOK_ENDPOINT_CONCURRENCY", 2)
+WEBHOOK_BREAKER_FAILURES = env_int("WEBHOOK_BREAKER_FAILURES", 3)
+WEBHOOK_BREAKER_SECONDS = env_int("WEBHOOK_BREAKER_SECONDS", 30)
+WEBHOOK_BREAKER_MAX_SECONDS = env_int("WEBHOOK_BREAKER_MAX_SECONDS", 600)
+WEBHOOK_POLL_SECONDS = float(os.environ.get("WEBHOOK_POLL_SECONDS", "1"))
 
+# The shared store (README "Configuration"): rate-limit counters and the dashboard's short-lived
+# cache. Redis when REDIS_URL is set, shared by every machine; without it, files under
+# SHARED_STATE_DIR, shared by every process on this machine (see common/api/throttling.py).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+SHARED_STATE_DIR = Path(os.environ.get("SHARED_STATE_DIR", BASE_DIR / "var"))
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "common.cache.FailSoftRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "elt"),
+            # A Redis that does not answer must not hold requests: fail fast and soft.
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(SHARED_STATE_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
+    }
+THROTTLE_STORE = os.environ.get("THROTTLE_STORE", "cache" if REDIS_URL else "file")
+
+# Metrics (README "Metrics"): GET /metrics with this bearer token; unset, the endpoint is off.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_COLLECTORS: list[str] = ["runs.metrics.collect", "webhooks.metrics.collect"]
+PRUNED_KINDS = [
+    "log lines",
+    "telemetry samples",
+    "runs with log removed",
+    "runs",
+    "webhook deliveries",
+    "audit events",
+    "task results",
+]
+
+# LOG_FORMAT=json: one JSON object a line (time, level, logger, message and any extras).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # httpx logs every request URL at INFO; webhook URLs may carry tokens.
     "loggers": {"httpx": {"level": "WARNING"}},
@@ -301,5 +363,26 @@ PERIODIC_TASKS: list[str] = [
     "runs.tasks.reap_lost_runs",
     "runs.tasks.finish_unconfirmed_cancels",
     "runs.tasks.prune_patch_receipts",
+    "common.tasks.prune",
 ]
+# Retention (README "Retention"); a pipeline may override the two run settings.
+RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 90)
+RUN_LOG_RETENTION_DAYS = env_int("RUN_LOG_RETENTION_DAYS", 30)
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 2)
+RETENTION_JOBS: list[str] = [
+    "runs.retention.run_logs_prune",
+    "webhooks.retention.webhook_deliveries_prune",
+    "runs.retention.runs_prune",
+    "common.retention.audit_events_prune",
+    "common.retention.task_results_prune",
+]
+# Work of one clock tick (seconds), and its batches: each one short transaction.
+RETENTION_MAX_SECONDS = env_int("RETENTION_MAX_SECONDS", 10)
+RETENTION_LOG_BATCH_RUNS = 20
+RETENTION_RUN_BATCH = 100
+RETENTION_BATCH_PAUSE_SECONDS = 0.02
+# Started by the worker beside db_worker (runs/management/commands/run_worker.py).
+WORKER_SERVICES: list[str] = ["webhooks.senders.serve"]
 PERIODIC_TASKS_INTERVAL = env_int("PERIODIC_TASKS_INTERVAL", 15)

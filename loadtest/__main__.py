@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="PostgreSQL database to DROP, create and use (default %(default)s)",
     )
     parser.add_argument("--web-concurrency", type=int, default=None, help="gunicorn workers")
+    parser.add_argument("--webs", type=int, default=1, help="web processes (sharing the port)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--p99-limit-ms", type=float, default=250.0)
     parser.add_argument("--webhook-wait", type=float, default=90.0)
     parser.add_argument("--out", type=Path, default=None)
@@ -194,7 +196,13 @@ def run_load(
     env_extra = {}
     if args.web_concurrency:
         env_extra["WEB_CONCURRENCY"] = str(args.web_concurrency)
-    stack = Stack(database_url=args.database_url, out_dir=out, env_extra=env_extra)
+    stack = Stack(
+        database_url=args.database_url,
+        out_dir=out,
+        env_extra=env_extra,
+        webs=args.webs,
+        workers=args.workers,
+    )
     journal = Journal(out / "journal.jsonl")
     stats = Stats()
     try:
@@ -231,7 +239,8 @@ def run_load(
         log(
             f"load: {args.gateways} gateways, {args.analysts if config.pages else 0} analysts,"
             f" {args.api_clients} API clients for {args.duration:.0f}s against {stack.base_url}"
-            f" (gunicorn workers: {stack.env.get('WEB_CONCURRENCY', '4')})"
+            f" ({args.webs} web x {stack.env.get('WEB_CONCURRENCY', '4')} gunicorn workers,"
+            f" {args.workers} worker processes)"
         )
         load_before = os.getloadavg()
         started, driver_cpu = time.monotonic(), time.process_time()
@@ -244,7 +253,7 @@ def run_load(
         log(f"load done in {elapsed:.0f}s; waiting for webhook deliveries")
         wait_for_webhooks(receiver, args.webhook_wait)
     finally:
-        web_alive = stack.web is not None and stack.web.poll() is None
+        web_alive = stack.all_webs_alive()
         stack.stop()
         receiver.stop()
 

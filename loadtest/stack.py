@@ -96,6 +96,12 @@ class Stack:
     web: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
     worker_starts: int = 0
+    # More than one of each: the other web processes share the port (SO_REUSEPORT, so the
+    # kernel spreads connections across them), every worker runs its own clock.
+    webs: int = 1
+    workers: int = 1
+    other_webs: list[subprocess.Popen] = field(default_factory=list)
+    other_workers: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -123,12 +129,21 @@ class Stack:
         # Loopback only: the Procfile binds 0.0.0.0 for a platform router; here nobody else
         # should reach the server.
         command = procfile_command("web").replace("0.0.0.0:", "127.0.0.1:")
+        if self.webs > 1:
+            command += " --reuse-port"
         self.web = self._spawn("web", command)
+        self.other_webs = [self._spawn(f"web{n}", command) for n in range(2, self.webs + 1)]
         self.wait_ready()
 
     def start_worker(self) -> None:
+        """Start the worker (again, after a kill); the first start also starts the others."""
         self.worker = self._spawn("worker", procfile_command("worker"))
         self.worker_starts += 1
+        if not self.other_workers:
+            self.other_workers = [
+                self._spawn(f"worker{n}", procfile_command("worker"))
+                for n in range(2, self.workers + 1)
+            ]
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -161,8 +176,11 @@ class Stack:
             process.wait(timeout=10)
 
     def stop(self) -> None:
-        self._stop(self.worker)
-        self._stop(self.web)
+        for process in [self.worker, *self.other_workers, self.web, *self.other_webs]:
+            self._stop(process)
+
+    def all_webs_alive(self) -> bool:
+        return all(p is not None and p.poll() is None for p in [self.web, *self.other_webs])
 
 
 def describe_command(argv: list[str]) -> str:

@@ -16,6 +16,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,31 @@ def verify(
     unfinished = [r for r in claims if r not in finals]
     outcome.figures["claimed_not_finished"] = len(unfinished)
     _check_events(outcome, fleet_runs, deliveries, pending_retry_ok=pending_retry_ok)
+    _check_periodic_jobs(outcome)
     return outcome
+
+
+def _check_periodic_jobs(outcome: Outcome) -> None:
+    """No periodic job ran twice at once, whatever the number of workers: the runs that did the
+    job (a skipped one answers None) never overlap in time."""
+    from django_tasks_db.models import DBTaskResult
+
+    overlaps = ran = 0
+    for path in settings.PERIODIC_TASKS:
+        spans = list(
+            DBTaskResult.objects.filter(
+                task_path=path, finished_at__isnull=False, return_value__isnull=False
+            )
+            .order_by("started_at")
+            .values_list("started_at", "finished_at")
+        )
+        ran += len(spans)
+        for (_, previous_end), (start, _) in pairwise(spans):
+            if start < previous_end:
+                overlaps += 1
+                outcome.problem(f"{path} ran twice at once ({start} < {previous_end})")
+    outcome.figures["periodic_job_runs"] = ran
+    outcome.figures["periodic_jobs_overlapping"] = overlaps
 
 
 def _check_events(

@@ -11,4 +11,13 @@ class PipelineAdmin(admin.ModelAdmin):
     search_fields = ["name", "=public_id"]
     autocomplete_fields = ["default_gateway"]
     readonly_fields = ["public_id", "created_at", "updated_at"]
-    fields = ["name", "public_id", "description", "default_gateway", "created_at", "updated_at"]
+    fields = [
+        "name",
+        "public_id",
+        "description",
+        "default_gateway",
+        "run_retention_days",
+        "log_retention_days",
+        "created_at",
+        "updated_at",
+    ]

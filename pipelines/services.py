@@ -12,6 +12,13 @@ from gateways.models import Gateway
 from pipelines.models import Pipeline
 
 NAME_TAKEN = "A pipeline with this name already exists."
+UPDATABLE_FIELDS = (
+    "name",
+    "description",
+    "default_gateway",
+    "run_retention_days",
+    "log_retention_days",
+)
 
 
 def _name_taken() -> InvalidInput:
@@ -40,9 +47,10 @@ def pipeline_create(
 
 @transaction.atomic
 def pipeline_update(*, actor: Actor, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
-    """Apply ``name``, ``description`` and ``default_gateway`` where present."""
+    """Apply ``name``, ``description``, ``default_gateway`` and the retention overrides
+    (``run_retention_days``, ``log_retention_days``) where present."""
     actor.require(Perm.CHANGE_PIPELINES, doing="changing a pipeline")
-    fields = [field for field in ("name", "description", "default_gateway") if field in changes]
+    fields = [field for field in UPDATABLE_FIELDS if field in changes]
     if not fields:
         return pipeline
     if (

@@ -9,13 +9,14 @@ with or without its ``run_`` prefix, a pipeline's name, or text in the error sum
 a bad one is a 400 naming the parameter, never an empty page or a 500.
 """
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from common.time import InstantOutOfRange, NaiveInstant, day_start, parse_aware_instant
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import stats
@@ -23,10 +24,6 @@ from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 WINDOW_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
 
 
 class StatusListField(forms.Field):
@@ -67,7 +64,8 @@ def _text(value, *, limit: int = 64) -> str:
 
 
 class InstantField(forms.Field):
-    """A date or an aware ISO 8601 timestamp. A date as an upper bound means the day's end."""
+    """A date or an aware ISO 8601 timestamp, as a UTC instant checked to be in range (years
+    1-9999 in UTC) before it reaches a query. A date as an upper bound means the day's end."""
 
     def __init__(self, *, end_of_day: bool = False, **kwargs):
         self.end_of_day = end_of_day
@@ -79,17 +77,14 @@ class InstantField(forms.Field):
             return None
         try:
             if len(value) == 10:
-                day = date.fromisoformat(value)
-                return _day_start(day + timedelta(days=1) if self.end_of_day else day)
-            # A "+" in a query string arrives as a space.
-            parsed = datetime.fromisoformat(value.replace(" ", "+"))
+                return day_start(date.fromisoformat(value), days_later=int(self.end_of_day))
+            return parse_aware_instant(value, from_query_string=True)
+        except (InstantOutOfRange, NaiveInstant) as exc:
+            raise forms.ValidationError(str(exc)) from None
         except ValueError:
             raise forms.ValidationError(
                 "Use a date (YYYY-MM-DD) or an ISO 8601 timestamp with a timezone."
             ) from None
-        if parsed.tzinfo is None:
-            raise forms.ValidationError("Timestamp has no timezone; add Z or an offset.")
-        return parsed
 
 
 class InstantFilter(django_filters.Filter):
@@ -111,10 +106,13 @@ class DateRangeField(forms.Field):
             raise forms.ValidationError("Dates must be valid YYYY-MM-DD dates.") from None
         if lower and upper and lower > upper:
             raise forms.ValidationError("The start date is after the end date.")
-        return (
-            _day_start(lower) if lower else None,
-            _day_start(upper + timedelta(days=1)) if upper else None,
-        )
+        try:
+            return (
+                day_start(lower) if lower else None,
+                day_start(upper, days_later=1) if upper else None,
+            )
+        except InstantOutOfRange as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class DateRangeFilter(django_filters.Filter):

@@ -119,6 +119,9 @@ class Run(models.Model):
     progress = models.FloatField(null=True, blank=True)
     log_seq = models.BigIntegerField(default=0, editable=False)
     sample_seq = models.BigIntegerField(default=0, editable=False)
+    # Set when retention removed the run's log lines and samples: the retention in days that
+    # applied, so that pages and the API say "log removed after N days", not "no log lines".
+    log_pruned_after_days = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -151,6 +154,12 @@ class Run(models.Model):
                 fields=["pipeline", "created_at", "id"],
                 name="run_baseline_idx",
                 condition=Q(status="succeeded"),
+            ),
+            # Retention's candidates: finished runs whose log is still kept, oldest first.
+            models.Index(
+                fields=["finished_at"],
+                name="run_log_kept_idx",
+                condition=Q(log_pruned_after_days__isnull=True, finished_at__isnull=False),
             ),
         ]
         permissions = [

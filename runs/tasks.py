@@ -4,7 +4,8 @@ The two that finish runs are idempotent and safe with several workers: candidate
 without locks, then each run is re-checked under its row lock and finished by a service
 (``run_fail_if_lost``, ``run_cancel_if_unconfirmed``) that does nothing unless the run still
 qualifies. Whoever commits first wins
-(a runner's final PATCH, another worker); everyone else changes nothing.
+(a runner's final PATCH, another worker); everyone else changes nothing. On top of that each
+job holds a lock of its own (``common.locks``), so two workers' clocks never run it at once.
 """
 
 import logging
@@ -16,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.tasks import task
 from django.utils import timezone
 
+from common.locks import run_exclusively
 from gateways.models import Gateway
 from runs.models import ACTIVE_STATUSES, PatchReceipt, Run, RunStatus
 from runs.services import run_cancel_if_unconfirmed, run_fail_if_lost
@@ -35,6 +37,7 @@ def _shortest_lease() -> timedelta:
 
 
 @task
+@run_exclusively("reap_lost_runs")
 def reap_lost_runs() -> int:
     """Fail runs in ``running`` or ``cancel_requested`` whose runner has gone quiet for longer
     than its gateway's lease. Returns how many runs this call failed."""
@@ -55,6 +58,7 @@ def reap_lost_runs() -> int:
 
 
 @task
+@run_exclusively("finish_unconfirmed_cancels")
 def finish_unconfirmed_cancels() -> int:
     """Mark ``canceled`` the runs whose runner never confirmed a cancel within
     ``RUN_CANCEL_GRACE_SECONDS``. Returns how many runs this call finished."""
@@ -77,6 +81,7 @@ PRUNE_MAX_BATCHES = 20
 
 
 @task
+@run_exclusively("prune_patch_receipts")
 def prune_patch_receipts() -> int:
     """Forget Idempotency-Keys older than ``IDEMPOTENCY_KEY_RETENTION_HOURS``: every keyed PATCH
     leaves a receipt, and a retry comes within seconds or minutes, not days. Returns how many

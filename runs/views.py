@@ -37,6 +37,7 @@ from common.preferences import (
     user_time_zone,
 )
 from common.roles import Perm
+from common.time import parse_aware_instant
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services, stats
@@ -82,10 +83,9 @@ def _parse_instant(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace(" ", "+"))
+        return parse_aware_instant(value, from_query_string=True)
     except ValueError:
         return None
-    return parsed if timezone.is_aware(parsed) else None
 
 
 # ---------------------------------------------------------------------------------------------

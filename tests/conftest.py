@@ -8,6 +8,25 @@ from gateways.services import api_key_issue, gateway_token_issue
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def shared_state_dir(tmp_path_factory):
+    """The fallback shared store (rate-limit files, file cache), one per test process."""
+    return tmp_path_factory.mktemp("shared-state")
+
+
+@pytest.fixture(autouse=True)
+def isolated_shared_state(settings, shared_state_dir):
+    """The production fallback store, in a directory no other test process or checkout uses."""
+    settings.SHARED_STATE_DIR = shared_state_dir
+    settings.THROTTLE_STORE = "file"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": shared_state_dir / "cache",
+        }
+    }
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -2,7 +2,9 @@
 
 The property test lets Schemathesis generate requests for every operation of ``/api/schema/``
 and calls the WSGI application in-process (same database transaction as the test). Every answer
-must be a non-5xx status the schema documents, with a body that matches the schema.
+must be a non-5xx status the schema documents, with a body that matches the schema. The stateful
+test chains operations along the links Schemathesis infers from the schema (create a pipeline,
+read it, trigger a run of it, read and cancel that run...), with the same checks.
 """
 
 import socket
@@ -12,8 +14,9 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.stateful import run_state_machine_as_test
 from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -155,6 +158,56 @@ def test_every_operation_answers_as_the_schema_says(api_data, wsgi_app, no_dns, 
         answers_as_documented()
 
 
+STATEFUL_SCENARIOS = 40
+STATEFUL_STEPS = 8
+
+
+def test_chained_operations_answer_as_the_schema_says(api_data, wsgi_app, no_dns):
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
+    workflow = schema.as_state_machine()
+    linked = schema.operations_with_incoming_links()
+    assert {"GET /api/pipelines/{pipeline_id}", "GET /api/runs/{run_id}"} <= linked, linked
+    calls = []
+
+    class Workflow(workflow):
+        # Each scenario starts from the same data, so that replaying one (to shrink it) sees the
+        # same answers: what a scenario wrote is rolled back when it ends.
+        def setup(self):
+            self.savepoint = transaction.savepoint_create()
+
+        def teardown(self):
+            transaction.savepoint_rollback(self.savepoint)
+
+        def before_call(self, case):
+            point_at_real_resources(case, api_data)
+
+        def get_call_kwargs(self, case):
+            is_agent = case.path.startswith("/api/agent/")
+            secret = api_data["gateway_token" if is_agent else "api_key"]
+            return {"headers": {"Authorization": f"Bearer {secret}"}}
+
+        def after_call(self, response, case):
+            calls.append((case.operation.label, response.status_code))
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    run_state_machine_as_test(
+        Workflow,
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    # The chains reached resources created earlier in the same scenario, not only 404s.
+    succeeded = {label for label, status in calls if 200 <= status < 300}
+    assert len(succeeded) >= 5, sorted(set(calls))
+
+
 def test_schema_is_served_and_covers_every_route(client):
     response = client.get("/api/schema/?format=json")
 
@@ -217,7 +270,13 @@ def test_schema_documents_every_patch_field(client):
         "finishedAt",
         "nodes",
     }
-    assert pipeline_fields == {"name", "description", "defaultGateway"}
+    assert pipeline_fields == {
+        "name",
+        "description",
+        "defaultGateway",
+        "runRetentionDays",
+        "logRetentionDays",
+    }
     assert {"400", "409"} <= set(runner_patch["responses"])
 
 

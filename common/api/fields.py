@@ -5,9 +5,10 @@ either has a bug worth hearing about, so these refuse them.
 """
 
 import math
-from datetime import UTC, datetime
 
 from rest_framework import serializers
+
+from common.time import InstantOutOfRange, NaiveInstant, parse_aware_instant
 
 BIGINT_MAX = 2**63 - 1
 
@@ -71,27 +72,28 @@ class StrictChoiceField(serializers.ChoiceField):
 
 
 class StrictDateTimeField(serializers.DateTimeField):
+    """An aware ISO 8601 timestamp, normalised to UTC and range-checked before it is stored."""
+
     default_error_messages = {
         "invalid": "Must be an ISO 8601 timestamp with a timezone, e.g. 2025-03-27T02:00:00Z.",
         "naive": "Timestamp has no timezone; add Z or an offset such as +00:00.",
-        "range": "Timestamp is out of range (years 1970 to 9999).",
+        "range": "Timestamp is out of range (years 1970 to 9999 in UTC).",
     }
 
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid")
         try:
-            parsed = datetime.fromisoformat(value)
+            instant = parse_aware_instant(value)
+        except NaiveInstant:
+            self.fail("naive")
+        except InstantOutOfRange:
+            self.fail("range")
         except ValueError:
             self.fail("invalid")
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            self.fail("naive")
-        if not 1970 <= parsed.year <= 9999:
+        if instant.year < 1970:
             self.fail("range")
-        try:
-            return parsed.astimezone(UTC)
-        except (OverflowError, ValueError):
-            self.fail("range")
+        return instant
 
 
 class StrictSerializer(serializers.Serializer):

@@ -14,6 +14,8 @@ from django.core import signing
 from django.db.models import Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
+from common.time import to_utc
+
 CURSOR_SALT = "runs.keyset-cursor"
 Direction = Literal["older", "newer"]
 
@@ -41,11 +43,11 @@ def decode_cursor(cursor: str, *, field: str = "cursor") -> Position:
     try:
         stamp, pk, direction = signing.loads(cursor, salt=CURSOR_SALT)
         return Position(
-            created_at=datetime.fromisoformat(stamp),
+            created_at=to_utc(datetime.fromisoformat(stamp)),
             pk=int(pk),
             direction="newer" if direction == "n" else "older",
         )
-    except (signing.BadSignature, ValueError, TypeError):
+    except (signing.BadSignature, ValueError, TypeError, OverflowError):
         raise ValidationError({field: ["Invalid or tampered cursor."]}) from None
 
 

@@ -3,12 +3,18 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from common.api.fields import StrictCharField, StrictSerializer
+from common.api.fields import StrictCharField, StrictIntegerField, StrictSerializer
 from gateways.api.serializers import GatewayRefSerializer
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
 GATEWAY_REF_HELP = "A gateway's id (`gw_...`) or name; null for none."
+RETENTION_MAX_DAYS = 36500
+RUN_RETENTION_HELP = "Keep finished runs this many days; null for the deployment's default."
+LOG_RETENTION_HELP = (
+    "Keep the log lines and samples of finished runs this many days (the run and its summary "
+    "stay); null for the deployment's default."
+)
 
 
 class PipelineSerializer(serializers.Serializer):
@@ -16,6 +22,12 @@ class PipelineSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     defaultGateway = GatewayRefSerializer(source="default_gateway", allow_null=True)
+    runRetentionDays = serializers.IntegerField(
+        source="run_retention_days", allow_null=True, help_text=RUN_RETENTION_HELP
+    )
+    logRetentionDays = serializers.IntegerField(
+        source="log_retention_days", allow_null=True, help_text=LOG_RETENTION_HELP
+    )
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
 
@@ -42,6 +54,20 @@ class PipelineUpdateSerializer(PipelineCreateSerializer):
     """Every field optional; the ones sent are changed together."""
 
     name = StrictCharField(required=False, max_length=NAME_MAX)
+    runRetentionDays = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=RETENTION_MAX_DAYS,
+        help_text=RUN_RETENTION_HELP,
+    )
+    logRetentionDays = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=RETENTION_MAX_DAYS,
+        help_text=LOG_RETENTION_HELP,
+    )
 
 
 class PipelineLastRunSerializer(serializers.Serializer):

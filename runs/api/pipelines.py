@@ -144,6 +144,10 @@ class PipelineViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         changes = {key: data[key] for key in ("name", "description") if key in data}
+        if "runRetentionDays" in data:
+            changes["run_retention_days"] = data["runRetentionDays"]
+        if "logRetentionDays" in data:
+            changes["log_retention_days"] = data["logRetentionDays"]
         if "defaultGateway" in data:
             changes["default_gateway"] = gateway_from_reference(
                 data["defaultGateway"], field="defaultGateway"

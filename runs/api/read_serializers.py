@@ -311,6 +311,11 @@ class RunLogsSerializer(serializers.Serializer):
     nextCursor = serializers.CharField(
         help_text="Pass as `since` to receive only lines newer than these."
     )
+    logRemovedAfterDays = serializers.IntegerField(
+        allow_null=True,
+        help_text="Set when retention removed this run's log lines and samples: the retention "
+        "in days that applied (the run and its summary are kept). Null otherwise.",
+    )
 
 
 class RunCancelSerializer(serializers.Serializer):

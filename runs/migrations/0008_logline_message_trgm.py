@@ -45,6 +45,6 @@ class Migration(migrations.Migration):
     # CREATE INDEX CONCURRENTLY cannot run inside a transaction.
     atomic = False
 
-    dependencies = [("runs", "0006_run_report_permission")]
+    dependencies = [("runs", "0007_run_log_pruned")]
 
     operations = [migrations.RunPython(create_index, drop_index, elidable=False)]

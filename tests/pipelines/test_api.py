@@ -13,7 +13,16 @@ from tests.factories import GatewayFactory, PipelineFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PIPELINE_KEYS = {"id", "name", "description", "defaultGateway", "createdAt", "updatedAt"}
+PIPELINE_KEYS = {
+    "id",
+    "name",
+    "description",
+    "defaultGateway",
+    "runRetentionDays",
+    "logRetentionDays",
+    "createdAt",
+    "updatedAt",
+}
 
 
 def grant(user, codename: str) -> None:

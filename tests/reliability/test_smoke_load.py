@@ -48,3 +48,45 @@ def test_a_minute_of_load_loses_nothing_and_never_fails(scratch_database_url, tm
     assert checked["sample_acked"] >= 100
     assert report["target"]["web_stayed_up"]
     assert result.returncode == 0, report["target"]
+
+
+def test_two_web_and_two_worker_processes_with_a_worker_killed(scratch_database_url, tmp_path):
+    """Scaling out: two web processes on one port, two workers each with its own clock, one
+    worker killed with SIGKILL while it sends a delivery (and started again)."""
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest.faults",
+        "kill-worker",
+        "--webs=2",
+        "--workers=2",
+        "--web-concurrency=2",
+        "--duration=60",
+        "--gateways=20",
+        "--analysts=4",
+        "--api-clients=2",
+        "--history=300",
+        "--run-seconds",
+        "15",
+        "30",
+        "--p99-limit-ms=2000",
+        f"--database-url={scratch_database_url}",
+        f"--out={tmp_path}",
+        "--quiet",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=700)
+    report_path = tmp_path / "report.json"
+    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    checked = report["database_check"]
+    assert (tmp_path / "web2.log").exists() and (tmp_path / "worker2.log").exists()
+    assert report["totals"]["5xx"] == 0, report["endpoints"]
+    assert report["problems"] == [], report["problems"][:20]
+    assert checked["claimed_twice"] == 0
+    assert checked["log_lost"] == checked["sample_lost"] == 0
+    assert checked["final_runs_without_event"] == checked["final_runs_with_wrong_events"] == 0
+    assert checked["periodic_jobs_overlapping"] == 0
+    assert checked["periodic_job_runs"] >= 10
+    assert checked["runs_finished"] >= 20
+    assert report["target"]["web_stayed_up"]
+    assert result.returncode == 0, report["target"]

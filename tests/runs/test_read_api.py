@@ -527,7 +527,8 @@ def test_logs_shape(key_client, run):
 
     body = response.json()
     assert body["runId"] == run.public_id
-    assert set(body) == {"runId", "lines", "nextCursor"}
+    assert set(body) == {"runId", "lines", "nextCursor", "logRemovedAfterDays"}
+    assert body["logRemovedAfterDays"] is None
     first, second = body["lines"]
     assert set(first) == {"ts", "level", "nodeId", "message"}
     assert first["nodeId"] == "n_source"

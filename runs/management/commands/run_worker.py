@@ -1,10 +1,18 @@
-"""The ``worker`` process: django-tasks-db's ``db_worker`` plus a clock for periodic jobs.
+"""The ``worker`` process: django-tasks-db's ``db_worker``, webhook senders and a clock.
 
 Every ``PERIODIC_TASKS_INTERVAL`` seconds the clock enqueues each task named in
 ``settings.PERIODIC_TASKS``. Those tasks are idempotent and safe to run concurrently (they use
 conditional updates or row locks), so several worker processes may each run a clock.
+
+Each of ``settings.WORKER_SERVICES`` (dotted paths, like the periodic tasks, so that this app
+needs no import of the apps that plug in) is started beside db_worker: a callable that takes the
+stop event, starts its threads and returns a callable that stops them. The webhook senders are
+one (``webhooks.senders.serve``): a pool of threads fed by the send tasks and by a poll of due
+deliveries, so that a receiver that hangs holds one endpoint's share of the senders and nothing
+else.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -14,6 +22,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.utils.module_loading import import_string
+
+from common import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +46,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, queue_name: str, interval: float | None, no_clock: bool, **opts):
         stop = threading.Event()
+        stoppers = [import_string(path)(stop) for path in settings.WORKER_SERVICES]
         if not no_clock:
             every = interval or settings.PERIODIC_TASKS_INTERVAL
 
@@ -43,12 +54,16 @@ class Command(BaseCommand):
                 while not stop.wait(every):
                     enqueue_periodic_tasks()
                     close_old_connections()
+                    with contextlib.suppress(Exception):  # metrics never stop the clock
+                        metrics.heartbeat("clock")
 
             threading.Thread(target=clock, name="periodic-clock", daemon=True).start()
         try:
             self.work(queue_name)
         finally:
             stop.set()
+            for stopper in stoppers:
+                stopper()
 
     def work(self, queue_name: str) -> None:
         """Run db_worker; when the database goes away, wait for it and start again.

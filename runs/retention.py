@@ -1,0 +1,94 @@
+"""Retention of runs: their log lines and samples after ``RUN_LOG_RETENTION_DAYS`` (the run row,
+its summary and nodes stay, marked ``log_pruned_after_days``), the whole run after
+``RUN_RETENTION_DAYS``; a pipeline's ``log_retention_days``/``run_retention_days`` override them.
+
+Only finished runs are touched. Each batch is one short transaction over a few runs, found
+oldest first through an index (``run_log_kept_idx``, ``run_created_idx``), so that pruning a
+busy day never holds a lock a runner's PATCH waits on for long.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from common.retention import batches_until
+from pipelines.models import Pipeline
+from runs.models import FINAL_STATUSES, LogLine, Run, TelemetrySample
+
+
+def _scopes(field: str, default_days: int) -> list[tuple[int, Q]]:
+    """(days, which runs) for the default and for each overriding value of ``field``."""
+    by_days: dict[int, list[int]] = {}
+    for pk, days in Pipeline.objects.filter(**{f"{field}__isnull": False}).values_list("pk", field):
+        by_days.setdefault(days, []).append(pk)
+    overridden = [pk for pks in by_days.values() for pk in pks]
+    scopes = [(default_days, ~Q(pipeline_id__in=overridden) if overridden else Q())]
+    scopes += [(days, Q(pipeline_id__in=pks)) for days, pks in sorted(by_days.items())]
+    return scopes
+
+
+def _logs_due(days: int, scope: Q, now: datetime) -> QuerySet[Run]:
+    return Run.objects.filter(
+        scope,
+        finished_at__lt=now - timedelta(days=days),
+        log_pruned_after_days__isnull=True,
+        status__in=FINAL_STATUSES,
+    )
+
+
+def _runs_due(days: int, scope: Q, now: datetime) -> QuerySet[Run]:
+    return Run.objects.filter(
+        scope, created_at__lt=now - timedelta(days=days), status__in=FINAL_STATUSES
+    )
+
+
+def run_logs_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
+    counts = {"runs with log removed": 0, "log lines": 0, "telemetry samples": 0}
+    for days, scope in _scopes("log_retention_days", settings.RUN_LOG_RETENTION_DAYS):
+        due = _logs_due(days, scope, now)
+        if dry_run:
+            counts["runs with log removed"] += due.count()
+            counts["log lines"] += LogLine.objects.filter(run__in=due).count()
+            counts["telemetry samples"] += TelemetrySample.objects.filter(run__in=due).count()
+            continue
+        for _ in batches_until(deadline):
+            with transaction.atomic():
+                ids = list(
+                    due.order_by("finished_at").values_list("pk", flat=True)[
+                        : settings.RETENTION_LOG_BATCH_RUNS
+                    ]
+                )
+                if not ids:
+                    break
+                counts["log lines"] += LogLine.objects.filter(run_id__in=ids).delete()[0]
+                counts["telemetry samples"] += TelemetrySample.objects.filter(
+                    run_id__in=ids
+                ).delete()[0]
+                counts["runs with log removed"] += Run.objects.filter(
+                    pk__in=ids, log_pruned_after_days__isnull=True
+                ).update(log_pruned_after_days=days)
+    return counts
+
+
+def runs_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
+    deleted = 0
+    for days, scope in _scopes("run_retention_days", settings.RUN_RETENTION_DAYS):
+        due = _runs_due(days, scope, now)
+        if dry_run:
+            deleted += due.count()
+            continue
+        for _ in batches_until(deadline):
+            with transaction.atomic():
+                ids = list(
+                    due.order_by("created_at", "id").values_list("pk", flat=True)[
+                        : settings.RETENTION_RUN_BATCH
+                    ]
+                )
+                if not ids:
+                    break
+                # The cascade takes their lines, samples, nodes, receipts and webhook events.
+                Run.objects.filter(pk__in=ids).delete()
+                deleted += len(ids)
+    return {"runs": deleted}

@@ -1,0 +1,145 @@
+"""Isolated senders: a receiver that hangs holds its share of one worker's senders, never the
+others' deliveries; after a few unanswered attempts its circuit breaker pauses it.
+
+The worker is a real ``run_worker`` process on the test database; both receivers are real HTTP
+servers on loopback.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from tests.webhooks.conftest import Receiver, Reply, finish_run, make_endpoint, make_run
+from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.senders import SenderPool
+
+HANG_SECONDS = 30
+FINISHES = 10
+FINISH_EVERY = 3.0
+FAST_WITHIN = 5.0
+
+
+def database_url_of_this_test() -> str:
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    auth = params["USER"] + (f":{params['PASSWORD']}" if params.get("PASSWORD") else "")
+    host = f"{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{params['NAME']}"
+
+
+@pytest.fixture
+def worker_process(tmp_path, shared_state_dir):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_this_test(),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        "WEBHOOK_SEND_CONCURRENCY": "4",
+        "WEBHOOK_ENDPOINT_CONCURRENCY": "2",
+        "WEBHOOK_BREAKER_FAILURES": "3",
+        # Shorter than the default 15 s so that the breaker opens within the test's half minute.
+        "WEBHOOK_TIMEOUT_SECONDS": "5",
+        "PERIODIC_TASKS_INTERVAL": "5",
+        "SHARED_STATE_DIR": str(shared_state_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_worker"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    yield process
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    log.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_receiver_never_delays_another_endpoint(worker_process, settings, tmp_path):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    hanging, fast = Receiver(), Receiver()
+    hanging.reply(*[Reply(hang_seconds=HANG_SECONDS) for _ in range(100)])
+    try:
+        make_endpoint(fast.url)
+        finish_run(make_run())  # the worker is up once this one has arrived
+        deadline = time.time() + 60
+        while not fast.requests and time.time() < deadline:
+            time.sleep(0.2)
+        assert fast.requests, (tmp_path / "worker.log").read_text()
+        fast.requests.clear()
+        slow_endpoint = make_endpoint(hanging.url)
+        finished_at: dict[str, float] = {}
+        for _ in range(FINISHES):
+            run = make_run()
+            finish_run(run)
+            finished_at[run.public_id] = time.time()
+            time.sleep(FINISH_EVERY)
+        deadline = time.time() + FAST_WITHIN + 5
+        while len(fast.requests) < FINISHES and time.time() < deadline:
+            time.sleep(0.2)
+
+        received_at = {json.loads(r.body)["data"]["id"]: r.at for r in fast.requests}
+        log = (tmp_path / "worker.log").read_text()
+        assert set(received_at) == set(finished_at), log
+        lags = {run_id: received_at[run_id] - finished_at[run_id] for run_id in finished_at}
+        assert max(lags.values()) < FAST_WITHIN, lags
+        # The hanging endpoint was tried, but never with more than its share at once, and its
+        # breaker opened after three unanswered attempts: a handful of requests in 30 s.
+        assert 3 <= len(hanging.requests) <= 6, len(hanging.requests)
+        assert "unreachable 3 times in a row" in log, log
+        # Nothing is lost: the hanging endpoint's deliveries are still pending, to be retried.
+        pending = WebhookDelivery.objects.filter(endpoint=slow_endpoint)
+        assert pending.count() == FINISHES
+        assert set(pending.values_list("status", flat=True)) == {DeliveryStatus.PENDING}
+    finally:
+        hanging.close()
+        fast.close()
+
+
+def test_one_endpoint_never_holds_more_than_its_share():
+    """The pool's bookkeeping, with sending replaced by nothing (the test above sends)."""
+    pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
+    pool._executor.shutdown()
+    pool._executor = _NoExecutor()
+
+    assert [pool.offer(delivery_id, 1) for delivery_id in (1, 2, 3)] == [True, True, False]
+    assert pool.offer(4, 2) and pool.offer(5, 2)
+    assert not pool.offer(6, 3)  # all four senders busy
+    assert pool.in_flight() == {1: 2, 2: 2}
+
+    pool._done(1, 1, reached=False)
+    assert pool.offer(3, 1)  # a freed slot goes to the next delivery
+    pool._done(2, 1, reached=False)
+    pool._done(3, 1, reached=False)  # the third unanswered attempt in a row
+    assert pool.open_breakers() == [1]
+    assert not pool.offer(7, 1)
+    pool._done(4, 2, reached=True)
+    assert pool.offer(8, 3)  # other endpoints carry on
+
+    pool._breakers[1].open_until = 0  # the pause is over: one trial attempt, not two
+    assert pool.offer(9, 1)
+    assert not pool.offer(10, 1)
+    pool._done(9, 1, reached=True)
+    assert pool.open_breakers() == []
+    assert pool.offer(10, 1) and pool.offer(11, 1)
+
+
+class _NoExecutor:
+    def submit(self, *args):
+        return None
