@@ -7,6 +7,7 @@ never a 5xx, on both databases.
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -84,7 +85,9 @@ def running_run(run, agent_client):
 @pytest.fixture
 def analyst(db):
     client = Client()
-    client.force_login(UserFactory(username="instants"))
+    viewer = UserFactory(username="instants")
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    client.force_login(viewer)
     return client
 
 

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.actors import Actor
 from common.tasks import prune
 from runs.models import Run
 from runs.services import run_update
@@ -79,13 +80,15 @@ def test_requests_are_counted_by_route_and_status(scraper, key_client, run):
 
 def test_runs_and_the_webhook_backlog_are_read_from_the_database(scraper, pipeline, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
-    webhook_endpoint_create(url="http://127.0.0.1:9/hooks", events=["run.succeeded"])
+    webhook_endpoint_create(
+        actor=Actor.system(), url="http://127.0.0.1:9/hooks", events=["run.succeeded"]
+    )
     running = RunFactory(pipeline=pipeline)
-    run_update(run=running, changes={"status": "running"})
+    run_update(actor=Actor.system(), run=running, changes={"status": "running"})
     RunFactory(pipeline=pipeline)
     finished = RunFactory(pipeline=pipeline)
-    run_update(run=finished, changes={"status": "running"})
-    run_update(run=finished, changes={"status": "succeeded"})
+    run_update(actor=Actor.system(), run=finished, changes={"status": "running"})
+    run_update(actor=Actor.system(), run=finished, changes={"status": "succeeded"})
     WebhookDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=7))
 
     found = samples(scraper)
@@ -102,9 +105,11 @@ def test_runs_and_the_webhook_backlog_are_read_from_the_database(scraper, pipeli
 
 def test_jobs_report_their_duration_heartbeat_and_prune_counts(scraper, pipeline):
     run = RunFactory(pipeline=pipeline)
-    run_update(run=run, changes={"status": "running"})
-    run_update(run=run, changes={"append_log": {"level": "info", "message": "x"}})
-    run_update(run=run, changes={"status": "succeeded"})
+    run_update(actor=Actor.system(), run=run, changes={"status": "running"})
+    run_update(
+        actor=Actor.system(), run=run, changes={"append_log": {"level": "info", "message": "x"}}
+    )
+    run_update(actor=Actor.system(), run=run, changes={"status": "succeeded"})
     Run.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(days=31))
     before = samples(scraper)
 
