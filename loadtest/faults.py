@@ -104,8 +104,8 @@ def pg_restart(fault_args):
 
 
 def kill_worker(fault_args):
-    """SIGKILL the worker while the receiver (slow for a moment) holds a delivery open; start a
-    new worker."""
+    """SIGKILL the workers (all of them, so that the one sending is among them) while the
+    receiver (slow for a moment) holds a delivery open; start them again."""
     state: dict = {}
 
     async def during(fleet, stack, receiver):

@@ -136,7 +136,7 @@ class Stack:
         self.wait_ready()
 
     def start_worker(self) -> None:
-        """Start the worker (again, after a kill); the first start also starts the others."""
+        """Start the workers (again, after a kill)."""
         self.worker = self._spawn("worker", procfile_command("worker"))
         self.worker_starts += 1
         if not self.other_workers:
@@ -160,9 +160,12 @@ class Stack:
         raise SystemExit(f"web did not answer within {timeout:.0f}s; see {self.out_dir}")
 
     def kill_worker(self, sig: int = signal.SIGKILL) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            os.killpg(self.worker.pid, sig)
-            self.worker.wait(timeout=10)
+        """Kill every worker process: whichever of them holds a delivery is cut off mid-send."""
+        for process in [self.worker, *self.other_workers]:
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=10)
+        self.other_workers = []
 
     @staticmethod
     def _stop(process: subprocess.Popen | None, timeout: float = 25.0) -> None:
