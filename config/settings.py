@@ -40,10 +40,12 @@ if not SECRET_KEY and DEBUG:
         _key_file.write_text(secrets.token_urlsafe(50))
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
-if not SECRET_KEY:
-    raise SystemExit(
-        "SECRET_KEY is not set: set it to a long random value (DEBUG=true uses a local key)."
-    )
+# Without a key of its own the processes that sign sessions and keep secrets (web, worker)
+# refuse to start (config.startup); tools that sign nothing lasting (check, makemigrations,
+# collectstatic, migrate) still run, under a throwaway key that no other process shares.
+SECRET_KEY_MISSING = not SECRET_KEY
+if SECRET_KEY_MISSING:
+    SECRET_KEY = "throwaway-" + secrets.token_urlsafe(50)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -232,8 +234,11 @@ BASELINE_FAILURE_STREAK = env_int("BASELINE_FAILURE_STREAK", 3)
 
 # Webhooks
 # Keys that encrypt signing secrets at rest: the first encrypts, any decrypts (for rotation).
-# Defaults to this install's own SECRET_KEY (never a published value: see above).
-WEBHOOK_SECRET_KEYS = env_list("WEBHOOK_SECRET_KEYS", "") or [SECRET_KEY]
+# Defaults to this install's own SECRET_KEY (never a published or a throwaway one: see above;
+# with none, encrypting or reading a signing secret is refused).
+WEBHOOK_SECRET_KEYS = env_list("WEBHOOK_SECRET_KEYS", "") or (
+    [] if SECRET_KEY_MISSING else [SECRET_KEY]
+)
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "15"))
 # A PEM file of CAs to trust for https receivers instead of the public ones (private PKI).

@@ -157,23 +157,60 @@ def test_debug_false_alone_gives_secure_cookies_and_headers():
     ]
 
 
-@pytest.mark.parametrize(
+def keyless_env(key: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in ("SECRET_KEY", "DEBUG")}
+    env.update(DEBUG="false", SECRET_KEY=key, DJANGO_SETTINGS_MODULE="config.settings")
+    return env
+
+
+def python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+KEYS_NOT_OF_ITS_OWN = pytest.mark.parametrize(
     "key",
     ["", "dev-only-insecure-key-set-SECRET_KEY-in-production-0123456789abcdef"],
     ids=["unset", "the-published-development-key"],
 )
-def test_production_settings_refuse_to_start_without_a_key_of_their_own(key):
-    env = {key_: value for key_, value in os.environ.items() if key_ not in ("SECRET_KEY", "DEBUG")}
-    env.update(DEBUG="false", SECRET_KEY=key, DJANGO_SETTINGS_MODULE="config.settings")
+
+
+@KEYS_NOT_OF_ITS_OWN
+@pytest.mark.parametrize("process", ["config.wsgi", "config.asgi"])
+def test_the_web_app_refuses_to_start_without_a_key_of_its_own(key, process):
+    result = python(f"import {process}", keyless_env(key))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "SECRET_KEY is not set: set it to a long random value (DEBUG=true uses a local key)."
+    ]
+
+
+@KEYS_NOT_OF_ITS_OWN
+def test_the_worker_refuses_to_start_without_a_key_of_its_own(key):
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "manage.py", "run_worker"],
         cwd=ROOT,
-        env=env,
+        env=keyless_env(key),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert result.stderr.strip().splitlines()[-1] == (
         "SECRET_KEY is not set: set it to a long random value (DEBUG=true uses a local key)."
-    ]
+    )
+
+
+def test_tools_run_without_a_key_but_keep_no_secret_under_a_throwaway_one():
+    env = keyless_env("")
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    encrypting = python(
+        "import django; django.setup(); from webhooks.fields import encrypt; encrypt('whsec_x')",
+        env,
+    )
+    assert encrypting.returncode == 1
+    assert "WEBHOOK_SECRET_KEYS needs at least one key." in encrypting.stderr

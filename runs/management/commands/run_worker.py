@@ -24,6 +24,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils.module_loading import import_string
 
 from common import metrics
+from config.startup import require_secret_key
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-clock", action="store_true")
 
     def handle(self, *args, queue_name: str, interval: float | None, no_clock: bool, **opts):
+        require_secret_key()
         stop = threading.Event()
         stoppers = [import_string(path)(stop) for path in settings.WORKER_SERVICES]
         if not no_clock:
