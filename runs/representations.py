@@ -42,12 +42,9 @@ def node_repr(node: RunNode) -> dict[str, Any]:
     }
 
 
-def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[str, Any]:
-    """The run as GET, POST and every PATCH of the runner routes return it.
-
-    Lists passed as None are left out (the agent poll list is light).
-    """
-    body: dict[str, Any] = {
+def run_core_repr(run: Run) -> dict[str, Any]:
+    """What every shape of a run carries: the runner routes' and the announcements'."""
+    return {
         "id": run.public_id,
         "pipelineId": run.pipeline.public_id,
         "pipelineName": run.pipeline.name,
@@ -60,6 +57,14 @@ def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[st
         "durationSeconds": run.duration_seconds,
         "errorSummary": run.error_summary or None,
     }
+
+
+def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[str, Any]:
+    """The run as GET, POST and every PATCH of the runner routes return it.
+
+    Lists passed as None are left out (the agent poll list is light).
+    """
+    body = run_core_repr(run)
     if logs is not None:
         body["logEntries"] = [log_line_repr(line) for line in logs]
     body["telemetry"] = {"summary": run.telemetry_summary}
@@ -72,21 +77,11 @@ def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[st
 
 def run_event_data(run: Run) -> dict[str, Any]:
     """The run as announcements (webhook bodies) carry it."""
-    data: dict[str, Any] = {
-        "id": run.public_id,
-        "pipelineId": run.pipeline.public_id,
-        "pipelineName": run.pipeline.name,
-        "gateway": gateway_repr(run),
-        "status": run.status,
-        "trigger": trigger_repr(run),
-        "createdAt": iso(run.created_at),
-        "startedAt": iso(run.started_at),
-        "finishedAt": iso(run.finished_at),
-        "durationSeconds": run.duration_seconds,
+    data = run_core_repr(run)
+    if run.error_summary:
         # Stored summaries are scrubbed already; scrubbing again costs little and keeps a
         # credential out of a third party's inbox should a write ever skip it.
-        "errorSummary": scrub(run.error_summary) if run.error_summary else None,
-    }
+        data["errorSummary"] = scrub(run.error_summary)
     if run.telemetry_summary:
         data["telemetrySummary"] = run.telemetry_summary
     return data
