@@ -52,6 +52,12 @@ def _default_trigger_type(actor: Actor) -> str:
     return TriggerType.MANUAL if actor.source in (Source.WEB, Source.ADMIN) else TriggerType.API
 
 
+def run_trigger_authorize(*, actor: Actor) -> None:
+    """Whether ``actor`` may make runs (the runner and operator roles); the routes that make one
+    ask before they read the body."""
+    actor.require(Perm.TRIGGER_RUNS, doing="making a run")
+
+
 @transaction.atomic
 def run_trigger(
     *,
@@ -65,7 +71,7 @@ def run_trigger(
     """Queue a run of ``pipeline``: the one way a run is made (the runner create route, a
     pipeline's trigger, re-runs, admin, the pages). Targets the pipeline's default gateway unless
     ``gateway`` names another; the trigger type defaults by the actor's source."""
-    actor.require(Perm.TRIGGER_RUNS, doing="making a run")
+    run_trigger_authorize(actor=actor)
     run = Run.objects.create(
         pipeline=pipeline,
         gateway=gateway if gateway is not None else pipeline.default_gateway,

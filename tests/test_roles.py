@@ -275,3 +275,10 @@ def test_admin_shows_each_persons_roles(admin_client):
     page = admin_client.get("/admin/auth/user/").content.decode()
     assert '<td class="field-roles">operator</td>' in page
     assert '<td class="field-roles">all (superuser)</td>' in page
+
+
+def test_comparing_runs_needs_a_viewer(world):
+    url = f"/api/runs/{world['finished'].public_id}/compare?with={world['queued'].public_id}"
+    refused = key_client(person("nobody")).get(url)
+    assert refused.status_code == 403 and refused.json()["role"] == "viewer"
+    assert key_client(person("viewer")).get(url).status_code == 200

@@ -129,7 +129,7 @@ class EltRunCreateView(APIView):
     )
     def post(self, request):
         actor = actor_from_request(request)
-        actor.require(Perm.TRIGGER_RUNS, doing="making a run")
+        services.run_trigger_authorize(actor=actor)
         serializer = RunCreateSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -260,7 +260,7 @@ class PipelineRunView(APIView):
     )
     def post(self, request, pipeline_id: str):
         actor = actor_from_request(request)
-        actor.require(Perm.TRIGGER_RUNS, doing="triggering a run")
+        services.run_trigger_authorize(actor=actor)
         pipeline = pipeline_get(public_id=pipeline_id)
         if pipeline is None:
             raise NotFound("No pipeline with this id.")

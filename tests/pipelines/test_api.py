@@ -348,7 +348,7 @@ def test_trigger_needs_a_role_that_makes_runs(pipeline):
 
     assert response.status_code == 403
     assert response.json() == {
-        "detail": "Triggering a run needs the operator or runner role.",
+        "detail": "Making a run needs the operator or runner role.",
         "code": "permission_denied",
         "role": "operator",
     }
