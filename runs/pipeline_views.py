@@ -19,6 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from common.actors import actor_from_request, page_requires
 from common.roles import Perm
+from common.web import wants_fragment
 from gateways.models import Gateway
 from pipelines import selectors as pipeline_selectors
 from pipelines.models import Pipeline
@@ -53,11 +54,6 @@ SORTS = {
     "p90": "p90 duration",
     "rows": "Rows per run",
 }
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +152,7 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
         "filter_errors": errors,
         "selected": {key: request.GET.get(key, "") for key in ("gatewayId", "q", "sort")},
     }
-    if _wants_fragment(request):
+    if wants_fragment(request):
         return render(
             request, "pipelines/pipeline_list.html#pipeline-table", context, status=status
         )

@@ -17,6 +17,7 @@ from django.views.decorators.vary import vary_on_headers
 from common.actors import page_requires
 from common.errors import InvalidInput
 from common.roles import Perm
+from common.web import wants_fragment
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs.filters import WINDOW_LABELS
@@ -50,11 +51,6 @@ def _hit_rows(hits: list[LogLine], text: str) -> list[dict[str, Any]]:
         }
         for line in hits
     ]
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 @login_required
@@ -91,7 +87,7 @@ def log_search_page(request: HttpRequest) -> HttpResponse:
             context["first_url"] = f"{request.path}?" + urlencode(
                 [(k, v) for k, values in params.lists() if k != "cursor" for v in values]
             )
-    if _wants_fragment(request):
+    if wants_fragment(request):
         return render(request, "runs/log_search.html#search-results", context, status=status)
     context["pipelines"] = Pipeline.objects.order_by("name").values_list("public_id", "name")
     context["gateways"] = Gateway.objects.order_by("name").values_list("public_id", "name")

@@ -38,6 +38,7 @@ from common.preferences import (
 )
 from common.roles import Perm
 from common.time import parse_aware_instant
+from common.web import wants_fragment
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services, stats
@@ -72,11 +73,6 @@ FILTER_PARAMS = tuple(RunFilter.base_filters)
 # What a date-time input sends: a wall time without a zone.
 NAIVE_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 SELECT_PARAMS = ("pipelineId", "gatewayId", "trigger", "window", "from", "to", "q")
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def _parse_instant(value: str | None) -> datetime | None:
@@ -375,7 +371,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         if bad_cursor:
             context["page_error"] = "That page link is no longer valid; showing the newest runs."
         context.update(_table_context(request, filterset, position=position, top=None))
-    if _wants_fragment(request):
+    if wants_fragment(request):
         return render(request, "runs/run_list.html#run-table", context, status=status)
     context.update(_form_context(request))
     context["pipelines"] = Pipeline.objects.order_by("name").values_list("public_id", "name")
@@ -574,7 +570,7 @@ def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "log_after": run.log_seq,
         "selected_node": filters.node,
     }
-    if _wants_fragment(request) and request.htmx.target == "log-panel":
+    if wants_fragment(request) and request.htmx.target == "log-panel":
         return render(request, "runs/run_detail.html#log-panel", context)
     return render(request, "runs/run_detail.html", context)
 
@@ -666,7 +662,7 @@ def run_rerun(request: HttpRequest, public_id: str) -> HttpResponse:
 def gateway_list(request: HttpRequest) -> HttpResponse:
     """The gateways panel: status, last seen, running and queued runs per gateway."""
     template = "gateways/gateway_list.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#gateway-table"
     return render(request, template, {"rows": selectors.gateway_health_list()})
 

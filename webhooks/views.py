@@ -9,6 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from common.actors import page_requires
 from common.roles import Perm
+from common.web import wants_fragment
 from runs.selectors import run_get
 from webhooks.models import DeliveryStatus
 from webhooks.selectors import webhook_deliveries_for_run
@@ -32,7 +33,6 @@ def run_deliveries(request: HttpRequest, public_id: str) -> HttpResponse:
         or any(delivery.status == DeliveryStatus.PENDING for delivery in deliveries),
     }
     template = "webhooks/run_deliveries.html"
-    htmx = request.htmx
-    if htmx and not htmx.boosted and not htmx.history_restore_request:
+    if wants_fragment(request):
         template += "#deliveries-panel"
     return render(request, template, context)
