@@ -243,10 +243,12 @@ def _write_back(run: Run) -> None:
 
 
 def _close_unfinished_nodes(run: Run, *, now: datetime) -> None:
-    """A final run leaves no node running: unfinished nodes take the run's status and finish
-    time (a runner may still backfill their real outcome)."""
+    """A final run leaves no node running: unfinished nodes are failed with a failed run and
+    canceled otherwise (the run ended without them finishing), at the run's finish time. A
+    runner may still backfill their real outcome."""
+    status = RunStatus.FAILED if run.status == RunStatus.FAILED else RunStatus.CANCELED
     RunNode.objects.filter(run=run).exclude(status__in=NODE_FINAL_STATUSES).update(
-        status=run.status, finished_at=run.finished_at, updated_at=now
+        status=status, finished_at=run.finished_at, updated_at=now
     )
 
 
