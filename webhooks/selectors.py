@@ -1,10 +1,12 @@
 """Webhook reads: every query the API, admin and run detail page make of webhook data."""
 
-from django.db.models import Prefetch, QuerySet
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
 
 from common.ids import is_plausible_public_id
 from runs.models import Run
-from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
@@ -33,4 +35,16 @@ def webhook_deliveries_for_run(*, run: Run) -> QuerySet[WebhookDelivery]:
             Prefetch("attempts", queryset=WebhookAttempt.objects.order_by("attempted_at", "id"))
         )
         .order_by("created_at", "id")
+    )
+
+
+def webhook_deliveries_due(
+    *, now: datetime, due_by: datetime | None = None
+) -> QuerySet[WebhookDelivery]:
+    """Pending deliveries whose next attempt is due (by ``due_by``, default ``now``) and that no
+    sender holds a live lease on: what a sender may claim, and what the sweep re-enqueues."""
+    return WebhookDelivery.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lte=now),
+        status=DeliveryStatus.PENDING,
+        next_attempt_at__lte=due_by or now,
     )

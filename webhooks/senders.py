@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Q
 from django.utils import timezone
 
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.selectors import webhook_deliveries_due
 
 logger = logging.getLogger(__name__)
 
@@ -121,19 +121,34 @@ class SenderPool:
         )
         return endpoint_id is not None and self.offer(delivery_id, endpoint_id)
 
+    def _blocked_endpoints(self, now: float) -> list[int]:
+        """Endpoints that could take no delivery now: at their share, or behind an open
+        breaker. Call with the lock held."""
+        blocked = {
+            endpoint_id
+            for endpoint_id, busy in self._per_endpoint.items()
+            if busy >= self.per_endpoint
+        }
+        blocked.update(
+            endpoint_id
+            for endpoint_id, breaker in self._breakers.items()
+            if breaker.failures >= self.breaker_failures
+            and (now < breaker.open_until or breaker.trial)
+        )
+        return sorted(blocked)
+
     def poll(self, *, limit: int = 200) -> int:
-        """Offer the due, unleased deliveries, oldest first; answers how many were started."""
+        """Offer the due, unleased deliveries, oldest first; answers how many were started.
+        Endpoints that can take none now are left out of the query, so a backlog behind one
+        paused endpoint never hides the deliveries of the others."""
         with self._lock:
             free = self.concurrency - len(self._in_flight)
+            blocked = self._blocked_endpoints(time.monotonic())
         if free <= 0:
             return 0
-        now = timezone.now()
         due = (
-            WebhookDelivery.objects.filter(
-                Q(locked_until__isnull=True) | Q(locked_until__lte=now),
-                status=DeliveryStatus.PENDING,
-                next_attempt_at__lte=now,
-            )
+            webhook_deliveries_due(now=timezone.now())
+            .exclude(endpoint_id__in=blocked)
             .order_by("next_attempt_at")
             .values_list("pk", "endpoint_id")[:limit]
         )

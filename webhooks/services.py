@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from common.actors import Actor
@@ -40,6 +39,7 @@ from webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from webhooks.selectors import webhook_deliveries_due
 
 logger = logging.getLogger(__name__)
 
@@ -337,14 +337,7 @@ def webhook_retry_delay(*, attempt_count: int, retry_after: float | None) -> tim
 
 def _claim(delivery_id: int, now: datetime) -> bool:
     lease = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    return bool(
-        WebhookDelivery.objects.filter(
-            Q(locked_until__isnull=True) | Q(locked_until__lte=now),
-            pk=delivery_id,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at__lte=now,
-        ).update(locked_until=lease)
-    )
+    return bool(webhook_deliveries_due(now=now).filter(pk=delivery_id).update(locked_until=lease))
 
 
 def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
@@ -466,12 +459,8 @@ def webhook_deliveries_enqueue_overdue(*, limit: int = 500) -> int:
     overdue_before = now - timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
     with transaction.atomic():
         ids = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(
-                Q(locked_until__isnull=True) | Q(locked_until__lte=now),
-                status=DeliveryStatus.PENDING,
-                next_attempt_at__lte=overdue_before,
-            )
+            webhook_deliveries_due(now=now, due_by=overdue_before)
+            .select_for_update(skip_locked=True)
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:limit]
         )

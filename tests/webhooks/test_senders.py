@@ -140,6 +140,29 @@ def test_one_endpoint_never_holds_more_than_its_share():
     assert pool.offer(10, 1) and pool.offer(11, 1)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_behind_a_paused_endpoint_never_hides_the_others(settings):
+    """More due deliveries on a paused endpoint than one poll reads, and one on a healthy
+    endpoint: the poll still offers the healthy one."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    paused = make_endpoint("http://127.0.0.1:9/paused")
+    for _ in range(12):
+        finish_run(make_run())
+    healthy = make_endpoint("http://127.0.0.1:9/healthy")
+    finish_run(make_run())
+    [waiting] = WebhookDelivery.objects.filter(endpoint=healthy)
+    pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=1, breaker_seconds=60)
+    pool._executor.shutdown()
+    pool._executor = _NoExecutor()
+    assert pool.offer(-1, paused.pk)
+    pool._done(-1, paused.pk, reached=False)  # its breaker opens
+    assert pool.open_breakers() == [paused.pk]
+
+    assert pool.poll(limit=5) == 1  # five rows read: without the filter, all the paused one's
+    assert pool.in_flight() == {healthy.pk: 1}  # endpoint -> deliveries in flight
+    assert WebhookDelivery.objects.filter(pk=waiting.pk, status=DeliveryStatus.PENDING).exists()
+
+
 class _NoExecutor:
     def submit(self, *args):
         return None
