@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tasks_db.models import DBTaskResult
@@ -41,33 +42,53 @@ def batches_until(deadline: float):
         yield
 
 
-def audit_events_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
-    cutoff = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
-    old = AuditEvent.objects.filter(created_at__lt=cutoff)
+def prune_in_batches(
+    old: QuerySet,
+    *,
+    name: str,
+    order_by: tuple[str, ...],
+    batch: int,
+    dry_run: bool,
+    deadline: float,
+) -> dict[str, int]:
+    """Delete the rows of ``old``, oldest first by ``order_by``, ``batch`` at a time (each in a
+    short transaction of its own) until none is left or the deadline passes; with ``dry_run``,
+    count them instead. Answers ``{name: rows}``."""
     if dry_run:
-        return {"audit events": old.count()}
+        return {name: old.count()}
     deleted = 0
     for _ in batches_until(deadline):
         with transaction.atomic():
-            ids = list(old.order_by("created_at").values_list("pk", flat=True)[:1000])
+            ids = list(old.order_by(*order_by).values_list("pk", flat=True)[:batch])
             if not ids:
                 break
-            deleted += AuditEvent.objects.filter(pk__in=ids).delete()[0]
-    return {"audit events": deleted}
+            old.model.objects.filter(pk__in=ids).delete()
+            deleted += len(ids)
+    return {name: deleted}
+
+
+def audit_events_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
+    cutoff = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    return prune_in_batches(
+        AuditEvent.objects.filter(created_at__lt=cutoff),
+        name="audit events",
+        order_by=("created_at",),
+        batch=1000,
+        dry_run=dry_run,
+        deadline=deadline,
+    )
 
 
 def task_results_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
     """Finished background-task results (every webhook attempt and clock tick leaves one),
     after ``TASK_RESULT_RETENTION_DAYS``. Queued and running tasks are never touched."""
     cutoff = now - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS)
-    old = DBTaskResult.objects.filter(finished_at__lt=cutoff)
-    if dry_run:
-        return {"task results": old.count()}
-    deleted = 0
-    for _ in batches_until(deadline):
-        with transaction.atomic():
-            ids = list(old.values_list("pk", flat=True)[:1000])
-            if not ids:
-                break
-            deleted += DBTaskResult.objects.filter(pk__in=ids).delete()[0]
-    return {"task results": deleted}
+    # By primary key: the results' ids, not their finish times, are indexed.
+    return prune_in_batches(
+        DBTaskResult.objects.filter(finished_at__lt=cutoff),
+        name="task results",
+        order_by=("pk",),
+        batch=1000,
+        dry_run=dry_run,
+        deadline=deadline,
+    )

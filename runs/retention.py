@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from common.retention import batches_until
+from common.retention import batches_until, prune_in_batches
 from pipelines.models import Pipeline
 from runs.models import FINAL_STATUSES, LogLine, Run, TelemetrySample
 
@@ -75,20 +75,13 @@ def run_logs_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str
 def runs_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, int]:
     deleted = 0
     for days, scope in _scopes("run_retention_days", settings.RUN_RETENTION_DAYS):
-        due = _runs_due(days, scope, now)
-        if dry_run:
-            deleted += due.count()
-            continue
-        for _ in batches_until(deadline):
-            with transaction.atomic():
-                ids = list(
-                    due.order_by("created_at", "id").values_list("pk", flat=True)[
-                        : settings.RETENTION_RUN_BATCH
-                    ]
-                )
-                if not ids:
-                    break
-                # The cascade takes their lines, samples, nodes, receipts and webhook events.
-                Run.objects.filter(pk__in=ids).delete()
-                deleted += len(ids)
+        # The cascade takes their lines, samples, nodes, receipts and webhook events.
+        deleted += prune_in_batches(
+            _runs_due(days, scope, now),
+            name="runs",
+            order_by=("created_at", "id"),
+            batch=settings.RETENTION_RUN_BATCH,
+            dry_run=dry_run,
+            deadline=deadline,
+        )["runs"]
     return {"runs": deleted}

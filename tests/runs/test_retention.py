@@ -5,11 +5,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as settings_module
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from common import retention
 from common.actors import Actor
 from common.locks import exclusive
 from common.models import AuditEvent
@@ -165,13 +167,14 @@ def test_dry_run_prints_what_it_would_delete_and_deletes_nothing(pipeline, capsy
 def test_pruning_never_runs_twice_at_once(pipeline):
     finished_run(pipeline, days_ago=31)
     held, release = threading.Event(), threading.Event()
+    taken: list[bool] = []
 
     def other_worker() -> None:
         from django.db import connection
 
         try:
             with exclusive("prune") as got:
-                assert got
+                taken.append(got)
                 held.set()
                 release.wait(30)
         finally:
@@ -181,6 +184,7 @@ def test_pruning_never_runs_twice_at_once(pipeline):
     thread.start()
     try:
         assert held.wait(30)
+        assert taken == [True]  # the other worker holds the job's lock
         assert prune.call() is None  # skipped: another worker holds it
         assert LogLine.objects.count() == 3
     finally:
@@ -231,3 +235,20 @@ def test_finished_task_results_go_after_two_days_and_queued_tasks_stay():
 
     assert counts["task results"] == 1
     assert [str(pk) for pk in DBTaskResult.objects.values_list("pk", flat=True)] == [queued.id]
+
+
+def test_pruning_works_in_batches_and_stops_at_its_deadline(pipeline, settings):
+    for _ in range(3):
+        finished_run(pipeline, days_ago=100)
+    settings.RETENTION_RUN_BATCH = 1
+    settings.RETENTION_LOG_BATCH_RUNS = 1
+
+    first = retention.prune(seconds=0)  # no time: one batch of each kind, then stop
+
+    assert first["runs"] == 1 and first["runs with log removed"] == 1
+    assert Run.objects.count() == 2
+    assert retention.prune()["runs"] == 2  # the next tick takes the rest
+
+
+def test_every_kind_pruned_is_one_the_metrics_know(pipeline):
+    assert set(retention.prune(dry_run=True)) == set(settings_module.PRUNED_KINDS)
