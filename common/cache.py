@@ -25,11 +25,26 @@ class StoreUnavailable(Exception):
     """The shared store did not answer."""
 
 
+class OccasionalWarning:
+    """A warning logged at most once every ``WARN_EVERY`` seconds: an outage is worth saying,
+    not once per request."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self._warned_at = -WARN_EVERY
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            self.log.warning(message, *args)
+
+
 class FailSoftRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._down_until = 0.0
-        self._warned_at = 0.0
+        self._unavailable = OccasionalWarning(logger)
 
     def _call(self, method: str, *args):
         if time.monotonic() < self._down_until:
@@ -38,11 +53,8 @@ class FailSoftRedisCache(RedisCache):
             target = getattr(self, method) if method.startswith("_") else getattr(super(), method)
             return target(*args)
         except (RedisError, OSError) as exc:
-            now = time.monotonic()
-            self._down_until = now + RETRY_AFTER
-            if now - self._warned_at >= WARN_EVERY:
-                self._warned_at = now
-                logger.warning("shared store unavailable (%s): %s", method, type(exc).__name__)
+            self._down_until = time.monotonic() + RETRY_AFTER
+            self._unavailable.warn("shared store unavailable (%s): %s", method, type(exc).__name__)
             raise StoreUnavailable(str(type(exc).__name__)) from exc
 
     def _soft(self, method: str, default, *args):

@@ -62,22 +62,22 @@ def exclusive(name: str) -> Iterator[bool]:
         os.close(fd)
 
 
-def run_exclusively(name: str) -> Callable:
-    """Decorate a periodic job so that it never runs twice at once; a skipped run answers None."""
+def run_exclusively(job: Callable) -> Callable:
+    """Decorate a periodic job so that it never runs twice at once; a skipped run answers None.
+    The lock and the job's metrics are named after the function (as ``PERIODIC_TASKS`` names
+    it)."""
+    name = job.__name__
 
-    def decorate(job: Callable) -> Callable:
-        @wraps(job)
-        def run(*args, **kwargs):
-            with exclusive(name) as held:
-                if not held:
-                    logger.info("periodic job %s is running elsewhere; skipped", name)
-                    return None
-                started = time.monotonic()
-                try:
-                    return job(*args, **kwargs)
-                finally:
-                    metrics.job_observed(name, seconds=time.monotonic() - started)
+    @wraps(job)
+    def run(*args, **kwargs):
+        with exclusive(name) as held:
+            if not held:
+                logger.info("periodic job %s is running elsewhere; skipped", name)
+                return None
+            started = time.monotonic()
+            try:
+                return job(*args, **kwargs)
+            finally:
+                metrics.job_observed(name, seconds=time.monotonic() - started)
 
-        return run
-
-    return decorate
+    return run

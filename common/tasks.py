@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 
 @task()
-@run_exclusively("prune")
+@run_exclusively
 def prune() -> dict[str, int]:
     counts = retention.prune()
     metrics.pruned(counts)

@@ -37,7 +37,7 @@ def _shortest_lease() -> timedelta:
 
 
 @task
-@run_exclusively("reap_lost_runs")
+@run_exclusively
 def reap_lost_runs() -> int:
     """Fail runs in ``running`` or ``cancel_requested`` whose runner has gone quiet for longer
     than its gateway's lease. Returns how many runs this call failed."""
@@ -58,7 +58,7 @@ def reap_lost_runs() -> int:
 
 
 @task
-@run_exclusively("finish_unconfirmed_cancels")
+@run_exclusively
 def finish_unconfirmed_cancels() -> int:
     """Mark ``canceled`` the runs whose runner never confirmed a cancel within
     ``RUN_CANCEL_GRACE_SECONDS``. Returns how many runs this call finished."""
@@ -81,7 +81,7 @@ PRUNE_MAX_BATCHES = 20
 
 
 @task
-@run_exclusively("prune_patch_receipts")
+@run_exclusively
 def prune_patch_receipts() -> int:
     """Forget Idempotency-Keys older than ``IDEMPOTENCY_KEY_RETENTION_HOURS``: every keyed PATCH
     leaves a receipt, and a retry comes within seconds or minutes, not days. Returns how many

@@ -26,6 +26,6 @@ def webhook_delivery_send(delivery_id: int) -> bool:
 
 
 @task()
-@run_exclusively("webhook_sweep")
+@run_exclusively
 def webhook_sweep() -> int:
     return services.webhook_deliveries_enqueue_overdue()

@@ -34,11 +34,10 @@ from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from common.cache import StoreUnavailable
+from common.cache import OccasionalWarning, StoreUnavailable
 
 logger = logging.getLogger(__name__)
-WARN_EVERY = 30.0
-_warned_at = 0.0
+_store_down = OccasionalWarning(logger)
 
 
 def _count_in_cache(key: str, window: int, duration: int) -> int:
@@ -106,7 +105,7 @@ class CredentialRateThrottle(BaseThrottle):
         try:
             count, self.remaining = count_request(key, duration=duration)
         except StoreUnavailable as exc:
-            _warn_store_down(exc)
+            _store_down.warn("rate limits not enforced: the shared store is unavailable (%s)", exc)
             return True
         return count <= limit
 
@@ -119,11 +118,3 @@ def _parse_rate(rate: str) -> tuple[int, int]:
     limit, duration = SimpleRateThrottle.parse_rate(cast(Any, None), rate)
     assert limit is not None and duration is not None
     return limit, duration
-
-
-def _warn_store_down(exc: Exception) -> None:
-    global _warned_at
-    now = time.monotonic()
-    if now - _warned_at >= WARN_EVERY:
-        _warned_at = now
-        logger.warning("rate limits not enforced: the shared store is unavailable (%s)", exc)
