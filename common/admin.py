@@ -73,7 +73,7 @@ class RoleUserAdmin(UserAdmin):
     @admin.display(description="roles")
     def roles(self, user) -> str:
         names = sorted(group.name for group in user.groups.all() if group.name in set(Role))
-        return ", ".join(names) or ("all (superuser)" if user.is_superuser else "none")
+        return ", ".join(names) or ("all" if user.is_superuser else "none")
 
 
 admin.site.unregister(User)

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db.models import Q
 
 from runs.models import LogLevel, LogLine, Run, RunNode, RunStatus, TelemetrySample
+from runs.selectors import run_queryset
+from runs.timeline import node_rows
 
 CURVE_POINTS = 120
 CURVE_KEY = "rowsLoaded"
@@ -100,7 +102,7 @@ def previous_succeeded(*, run: Run) -> Run | None:
         .values_list("pk", flat=True)
         .first()
     )
-    return None if pk is None else Run.objects.select_related("pipeline", "gateway").get(pk=pk)
+    return None if pk is None else run_queryset().get(pk=pk)
 
 
 def recent_of_pipeline(*, run: Run, limit: int = 30) -> list[Run]:
@@ -175,12 +177,10 @@ def _node_rows(run: Run, other: Run) -> list[NodeRow]:
     for node in RunNode.objects.filter(run_id__in=[run.pk, other.pk]).order_by("run_id", "id"):
         if node.node_id not in sides:
             sides[node.node_id] = {}
-        metrics = node.metrics or {}
-        rows = metrics.get("rowsLoaded", metrics.get("rows"))
-        if not isinstance(rows, int | float) or isinstance(rows, bool):
-            rows = None
         sides[node.node_id][node.run_id] = NodeSide(
-            status=node.status, duration=_seconds(node.started_at, node.finished_at), rows=rows
+            status=node.status,
+            duration=_seconds(node.started_at, node.finished_at),
+            rows=node_rows(node),
         )
     # The run's nodes in its order, then the other's missing ones in theirs.
     for owner in (run.pk, other.pk):

@@ -40,6 +40,36 @@ def user(db):
     return ana
 
 
+def person_with_role(username: str, role: str):
+    person = UserFactory(username=username)
+    person.groups.add(Group.objects.get(name=role))
+    return person
+
+
+@pytest.fixture
+def analyst(db):
+    """A person who reads the pages (the viewer role)."""
+    return person_with_role("analyst", Role.VIEWER)
+
+
+@pytest.fixture
+def operator(db):
+    """A person who also cancels, triggers and re-runs (the operator role)."""
+    return person_with_role("operator", Role.OPERATOR)
+
+
+@pytest.fixture
+def analyst_client(client, analyst):
+    client.force_login(analyst)
+    return client
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
+
+
 @pytest.fixture
 def gateway(db):
     return GatewayFactory(name="edge-1")

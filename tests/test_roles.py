@@ -274,7 +274,7 @@ def test_admin_shows_each_persons_roles(admin_client):
     person("operator")
     page = admin_client.get("/admin/auth/user/").content.decode()
     assert '<td class="field-roles">operator</td>' in page
-    assert '<td class="field-roles">all (superuser)</td>' in page
+    assert '<td class="field-roles">all</td>' in page
 
 
 def test_comparing_runs_needs_a_viewer(world):

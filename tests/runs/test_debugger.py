@@ -5,28 +5,14 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from common.actors import Actor
-from runs import services
 from runs.models import LogLine, RunNode, RunStatus
 from runs.timeline import Span, critical_path, timeline_svg
-from tests.factories import RunFactory, UserFactory
+from tests.factories import RunFactory
+from tests.runs.conftest import report
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def analyst_client(client):
-    user = UserFactory(username="analyst")
-    user.user_permissions.add(Permission.objects.get(codename="view_run"))
-    client.force_login(user)
-    return client
-
-
-def report(run, **changes):
-    return services.run_update(actor=Actor.system(), run=run, changes=changes)
 
 
 def shown_seqs(body: str) -> list[int]:

@@ -17,22 +17,6 @@ from tests.runs.judgement import T0, iso, node, report_run
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def analyst_client(client):
-    user = UserFactory(username="analyst")
-    user.groups.add(Group.objects.get(name="viewer"))
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def operator_client(client):
-    user = UserFactory(username="operator")
-    user.groups.add(Group.objects.get(name="operator"))
-    client.force_login(user)
-    return client
-
-
 def usual_then_slow(agent_client, pipeline, *, start=T0):
     for index in range(5):
         report_run(

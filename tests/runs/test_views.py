@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -19,7 +18,8 @@ from runs.models import Run, RunStatus, TriggerType
 from runs.sparklines import DETAIL_POINTS, ROW_POINTS
 from runs.templatetags.runs_ui import duration, human_bytes, human_count
 from runs.views import PAGE_SIZE
-from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
+from tests.factories import GatewayFactory, PipelineFactory, RunFactory
+from tests.runs.conftest import report
 
 LIST = "/runs/"
 RUN_ID = re.compile(r'id="run-(run_[0-9a-z]+)"')
@@ -33,34 +33,6 @@ def listed_in(body: str) -> list[str]:
     return RUN_ID.findall(body)
 
 
-@pytest.fixture
-def analyst(db):
-    user = UserFactory(username="analyst")
-    user.user_permissions.add(Permission.objects.get(codename="view_run"))
-    return user
-
-
-@pytest.fixture
-def operator(db):
-    user = UserFactory(username="operator")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_run", "cancel_run", "trigger_run"])
-    )
-    return user
-
-
-@pytest.fixture
-def analyst_client(client, analyst):
-    client.force_login(analyst)
-    return client
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
-
-
 def make_run(pipeline, *, status=RunStatus.SUCCEEDED, ago=timedelta(hours=1), **fields):
     created = timezone.now() - ago
     defaults = {
@@ -72,10 +44,6 @@ def make_run(pipeline, *, status=RunStatus.SUCCEEDED, ago=timedelta(hours=1), **
         else None,
     }
     return RunFactory(pipeline=pipeline, status=status, **{**defaults, **fields})
-
-
-def report(run, **changes):
-    return services.run_update(actor=Actor.system(), run=run, changes=changes)
 
 
 # --- sign-in -------------------------------------------------------------------------------

@@ -3,23 +3,14 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from common.actors import Actor
 from runs import services
 from runs.models import RunStatus
-from tests.factories import RunFactory, UserFactory
+from tests.factories import RunFactory
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_delivery_attempt, webhook_endpoint_create
-
-
-@pytest.fixture
-def analyst_client(client, db):
-    user = UserFactory(username="analyst")
-    user.user_permissions.add(Permission.objects.get(codename="view_run"))
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.django_db
