@@ -304,8 +304,6 @@ def test_the_trigram_index_serves_the_search_on_postgresql(key_client, corpus):
         # plans at scale are in bench/RESULTS.md (bench.log_search).
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute(
-            "EXPLAIN SELECT 1 FROM runs_logline WHERE message ILIKE %s", ["%zebrafish%"]
-        )
+        cursor.execute("EXPLAIN SELECT 1 FROM runs_logline WHERE message ILIKE %s", ["%zebrafish%"])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "logline_message_trgm" in plan, plan
