@@ -10,6 +10,7 @@ a bad one is a 400 naming the parameter, never an empty page or a 500.
 """
 
 from datetime import date, timedelta
+from typing import Any
 
 import django_filters
 from django import forms
@@ -187,3 +188,16 @@ class RunFilter(django_filters.FilterSet):
         if not hasattr(self, "_baseline_condition"):
             self._baseline_condition = stats.out_of_baseline_q()
         return stats.out_of_baseline(qs, self._baseline_condition)
+
+
+def run_filter_checked(
+    data: Any, *, queryset: QuerySet[Run], errors: dict[str, list[str]]
+) -> RunFilter:
+    """The run filters of a request's query, their refusals added to ``errors`` by parameter
+    (a refusal of the whole form as ``query``), so a caller can report every bad parameter of
+    a request at once."""
+    filterset = RunFilter(data=data, queryset=queryset)
+    if not filterset.is_valid():
+        for name, messages in filterset.errors.items():
+            errors[name if name != "__all__" else "query"] = list(messages)
+    return filterset

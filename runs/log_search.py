@@ -14,7 +14,7 @@ physical trimming has caught up.
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.core import signing
@@ -24,13 +24,12 @@ from django.http import QueryDict
 
 from common.api.params import parse_limit
 from common.errors import InvalidInput
-from runs.filters import RunFilter
+from runs.filters import run_filter_checked
 from runs.models import LogLine, Run
 
 MIN_TEXT_CHARS = 3
 MAX_TEXT_CHARS = 200
 CURSOR_SALT = "runs.log-search-cursor"
-DATE_PARAMS = ("from", "to", "dateRange")
 WORD_RUN = re.compile(rf"\w{{{MIN_TEXT_CHARS}}}")
 TOO_SHORT = (
     f"Search for at least {MIN_TEXT_CHARS} letters or digits in a row: the trigram index "
@@ -106,13 +105,6 @@ def clean_search_text(raw: str | None) -> str:
     raise InvalidInput(errors={"q": [reason]})
 
 
-def _in_utc_range(value: datetime | None) -> bool:
-    try:
-        return value is None or value.astimezone(UTC) is not None
-    except OverflowError:
-        return False
-
-
 def run_filter_params(params: QueryDict) -> QueryDict:
     """The run list filters of a search request: its own ``q`` is the log text, not the run
     search of the Runs page."""
@@ -137,17 +129,9 @@ def parse_log_search(params: QueryDict, *, limit_default: int | None = None) -> 
             position = decode_log_cursor(params["cursor"])
         except InvalidInput as error:
             errors.update(error.errors)
-    filterset = RunFilter(data=run_filter_params(params), queryset=Run.objects.all())
-    try:
-        filter_errors = {} if filterset.is_valid() else filterset.errors
-    except OverflowError:  # a date past year 9999 once a day is added to it
-        filter_errors = {name: ["Date is out of range."] for name in DATE_PARAMS if name in params}
-    else:
-        for name in ("from", "to"):
-            if not _in_utc_range(filterset.form.cleaned_data.get(name)):
-                filter_errors[name] = ["Timestamp is out of range."]
-    for name, messages in filter_errors.items():
-        errors[name if name != "__all__" else "query"] = list(messages)
+    filterset = run_filter_checked(
+        run_filter_params(params), queryset=Run.objects.all(), errors=errors
+    )
     if errors:
         raise InvalidInput(errors=errors)
     return LogSearchQuery(text=text, runs=filterset.qs, position=position, limit=limit)

@@ -42,7 +42,7 @@ from runs.api.read_serializers import (
     RunPageSerializer,
     run_detail_body,
 )
-from runs.filters import InstantField, RunFilter
+from runs.filters import InstantField, run_filter_checked
 from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 LOG_CURSOR_PREFIX = "crs_"
@@ -175,10 +175,7 @@ class RunViewSet(viewsets.GenericViewSet):
             else:
                 if position.direction != "older":
                     errors["cursor"] = ["Invalid or tampered cursor."]
-        filterset = RunFilter(data=params, queryset=run_list_queryset())
-        filter_errors = {} if filterset.is_valid() else filterset.errors
-        for name, messages in filter_errors.items():
-            errors[name if name != "__all__" else "query"] = list(messages)
+        filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
         if errors:
             raise ValidationError(errors)
         page = keyset_page(filterset.qs, position=position, limit=limit)
