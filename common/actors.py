@@ -42,6 +42,12 @@ class Actor:
         return cls(source=Source.RUNNER, gateway=gateway, ip=ip)
 
     @property
+    def stored_user(self) -> Any:
+        """The user to store beside a change (``created_by``, the audit record): the person
+        acting, if they are a saved user; None for a gateway or the system."""
+        return self.user if getattr(self.user, "pk", None) else None
+
+    @property
     def is_system(self) -> bool:
         return self.user is None and self.gateway is None
 

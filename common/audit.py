@@ -52,9 +52,8 @@ def audit_record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     target_type, target_id = target_key(target)
-    user = actor.user if getattr(actor.user, "pk", None) else None
     return AuditEvent.objects.create(
-        actor=user,
+        actor=actor.stored_user,
         actor_label=actor.label[:200],
         action=action,
         source=actor.source.value,

@@ -11,7 +11,8 @@ from common.roles import Role
 
 @transaction.atomic
 def user_role_set(*, actor: Actor, user: User, role: str) -> None:
-    """Make ``role`` the one role ``user`` holds (their other role groups are left)."""
+    """Make ``role`` the one role ``user`` holds: their other role groups are taken away, any
+    other group is left."""
     actor.require("auth.change_user", doing="changing a person's role")
     if role not in Role.__members__.values():
         raise InvalidInput(

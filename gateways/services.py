@@ -35,10 +35,6 @@ def _new_secret(prefix: str) -> tuple[str, str, str]:
     return raw, raw[:DISPLAY_PREFIX_CHARS], hash_secret(raw)
 
 
-def _user_of(actor: Actor) -> User | None:
-    return actor.user if getattr(actor.user, "pk", None) else None
-
-
 @transaction.atomic
 def gateway_create(*, actor: Actor, name: str, description: str = "") -> Gateway:
     actor.require(Perm.ADD_GATEWAYS, doing="creating a gateway")
@@ -62,7 +58,7 @@ def gateway_token_issue(
         name=name,
         prefix=prefix,
         secret_hash=digest,
-        created_by=_user_of(actor),
+        created_by=actor.stored_user,
         expires_at=expires_at,
     )
     audit_record(
@@ -123,7 +119,7 @@ def api_key_issue(
         name=name,
         prefix=prefix,
         secret_hash=digest,
-        created_by=_user_of(actor),
+        created_by=actor.stored_user,
         expires_at=expires_at,
     )
     audit_record(

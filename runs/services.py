@@ -77,7 +77,7 @@ def run_trigger(
         gateway=gateway if gateway is not None else pipeline.default_gateway,
         trigger_type=trigger_type or _default_trigger_type(actor),
         trigger=trigger or {},
-        created_by=actor.user if getattr(actor.user, "pk", None) else None,
+        created_by=actor.stored_user,
         rerun_of=rerun_of,
     )
     details: dict[str, Any] = {"trigger": run.trigger_type}

@@ -99,7 +99,7 @@ def webhook_endpoint_create(
         pipeline=pipeline,
         description=description,
         enabled=enabled,
-        created_by=actor.user if getattr(actor.user, "pk", None) else None,
+        created_by=actor.stored_user,
     )
     audit_record(
         actor=actor,

@@ -263,6 +263,6 @@ class PipelineRunSerializer(StrictSerializer):
     )
     trigger = TriggerField(
         required=False,
-        help_text="A trigger type, or {type, ...scalar details}; default `api` for an API key, "
-        "`manual` for a session.",
+        help_text="A trigger type, or {type, ...scalar details}; default `api` (every run made "
+        "through the API).",
     )

@@ -14,6 +14,8 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
+from common.time import iso as to_iso
+
 register = template.Library()
 
 STATUS_LABELS = {
@@ -115,7 +117,7 @@ def ago(value: datetime | None) -> str:
 
 @register.filter
 def iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else ""
+    return to_iso(value) or ""
 
 
 @register.filter
