@@ -9,7 +9,9 @@ from runs.scrubbing import scrub
 
 
 def trigger_repr(run: Run) -> dict[str, Any]:
-    return {"type": run.trigger_type, **run.trigger}
+    """``{type, ...details}``; the run's trigger type wins over a ``type`` among the details."""
+    details = {key: value for key, value in run.trigger.items() if key != "type"}
+    return {"type": run.trigger_type, **details}
 
 
 def gateway_repr(run: Run) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ from gateways.api.serializers import GatewayRefSerializer
 from runs import selectors, stats
 from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA
 from runs.models import LogLevel, Run, RunStatus, TriggerType
+from runs.representations import sample_repr, trigger_repr
 
 TRIGGER_OBJECT_SCHEMA = {
     "type": "object",
@@ -246,8 +247,7 @@ class RunDetailSerializer(serializers.Serializer):
 
     @extend_schema_field(TRIGGER_OBJECT_SCHEMA)
     def get_trigger(self, run: Run) -> dict[str, Any]:
-        details = {key: value for key, value in run.trigger.items() if key != "type"}
-        return {"type": run.trigger_type, **details}
+        return trigger_repr(run)
 
     @extend_schema_field(RunMetricsSerializer)
     def get_metrics(self, run: Run) -> dict[str, Any]:
@@ -266,13 +266,8 @@ class RunDetailSerializer(serializers.Serializer):
         samples = self.context.get("samples", [])
         return {
             "summary": run.telemetry_summary or {},
-            "samples": [sample_out(sample) for sample in samples],
+            "samples": [sample_repr(sample) for sample in samples],
         }
-
-
-def sample_out(sample) -> dict[str, Any]:
-    at = serializers.DateTimeField().to_representation(sample.at)
-    return {"at": at, **sample.values}
 
 
 class RunNodeOutSerializer(serializers.Serializer):
