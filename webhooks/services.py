@@ -309,7 +309,10 @@ def webhook_delivery_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> No
         _enqueue_on_commit([delivery.pk])
 
 
+@transaction.atomic
 def webhook_event_redeliver(*, actor: Actor, event: WebhookEvent) -> int:
+    """Redeliver an event to every endpoint it went to, all of them or none."""
+    actor.require(Perm.CHANGE_WEBHOOK_ENDPOINTS, doing="redelivering a webhook")
     deliveries = list(event.deliveries.select_related("event", "endpoint"))
     for item in deliveries:
         webhook_delivery_redeliver(actor=actor, delivery=item)
