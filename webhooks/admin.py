@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from common.actors import actor_from_request
+from common.errors import InvalidInput
 from webhooks import services
 from webhooks.models import (
     EventType,
@@ -30,8 +31,8 @@ class WebhookEndpointForm(forms.ModelForm):
         url = self.cleaned_data["url"]
         try:
             services.webhook_url_check(url)
-        except ValidationError as exc:
-            raise ValidationError(exc.message_dict["url"]) from None
+        except InvalidInput as exc:
+            raise ValidationError(exc.errors["url"]) from None
         return url
 
 

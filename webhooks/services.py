@@ -19,12 +19,12 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.actors import Actor
 from common.audit import AuditAction, audit_record
+from common.errors import InvalidInput
 from common.hooks import RunFinished
 from common.roles import Perm
 from pipelines.models import Pipeline
@@ -69,11 +69,11 @@ def webhook_event_types_parse(values: Any) -> list[str]:
 def webhook_url_check(url: str) -> None:
     """Refuse a URL the sender would refuse (malformed, or not a public address)."""
     if len(url) > 2000:
-        raise ValidationError({"url": ["The URL is longer than 2000 characters."]})
+        raise InvalidInput(errors={"url": ["The URL is longer than 2000 characters."]})
     try:
         ssrf.check_url(url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS)
     except ssrf.UnsafeUrl as exc:
-        raise ValidationError({"url": [str(exc)]}) from None
+        raise InvalidInput(errors={"url": [str(exc)]}) from None
 
 
 @transaction.atomic
@@ -92,7 +92,7 @@ def webhook_endpoint_create(
     try:
         event_types = webhook_event_types_parse(list(events))
     except ValueError as exc:
-        raise ValidationError({"events": [str(exc)]}) from None
+        raise InvalidInput(errors={"events": [str(exc)]}) from None
     endpoint = WebhookEndpoint.objects.create(
         url=url.strip(),
         events=event_types,
@@ -117,7 +117,9 @@ def webhook_endpoint_update(
     actor.require(Perm.CHANGE_WEBHOOK_ENDPOINTS, doing="changing a webhook endpoint")
     unknown = set(changes) - ENDPOINT_FIELDS
     if unknown:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(unknown)})
+        raise InvalidInput(
+            errors={name: ["This field cannot be changed."] for name in sorted(unknown)}
+        )
     if "url" in changes:
         webhook_url_check(changes["url"])
         changes["url"] = changes["url"].strip()
@@ -125,7 +127,7 @@ def webhook_endpoint_update(
         try:
             changes["events"] = webhook_event_types_parse(changes["events"])
         except ValueError as exc:
-            raise ValidationError({"events": [str(exc)]}) from None
+            raise InvalidInput(errors={"events": [str(exc)]}) from None
     now = timezone.now()
     if "enabled" in changes and changes["enabled"] != endpoint.enabled:
         if changes["enabled"]:

@@ -1,6 +1,5 @@
 """``/api/webhooks``: manage webhook endpoints. Parse, call one service or selector, respond."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.request import Request
@@ -37,15 +36,6 @@ def _pipeline(public_id: str | None) -> Pipeline | None:
     if pipeline is None:
         raise exceptions.ValidationError({"pipelineId": [f"No pipeline with id '{public_id}'."]})
     return pipeline
-
-
-def _refusal(exc: DjangoValidationError) -> exceptions.ValidationError:
-    return exceptions.ValidationError(
-        {
-            "pipelineId" if name == "pipeline" else name: messages
-            for name, messages in exc.message_dict.items()
-        }
-    )
 
 
 @extend_schema_view(
@@ -102,17 +92,14 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         serializer = WebhookEndpointCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            endpoint, secret = services.webhook_endpoint_create(
-                actor=actor_from_request(request),
-                url=data["url"],
-                events=data["events"],
-                pipeline=_pipeline(data.get("pipelineId")),
-                description=data.get("description", ""),
-                enabled=data["enabled"],
-            )
-        except DjangoValidationError as exc:
-            raise _refusal(exc) from None
+        endpoint, secret = services.webhook_endpoint_create(
+            actor=actor_from_request(request),
+            url=data["url"],
+            events=data["events"],
+            pipeline=_pipeline(data.get("pipelineId")),
+            description=data.get("description", ""),
+            enabled=data["enabled"],
+        )
         body = WebhookEndpointWithSecretOutputSerializer(endpoint, context={"secret": secret})
         return Response(body.data, status=status.HTTP_201_CREATED)
 
@@ -123,12 +110,9 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         changes = dict(serializer.validated_data)
         if "pipelineId" in changes:
             changes["pipeline"] = _pipeline(changes.pop("pipelineId"))
-        try:
-            endpoint = services.webhook_endpoint_update(
-                actor=actor_from_request(request), endpoint=endpoint, changes=changes
-            )
-        except DjangoValidationError as exc:
-            raise _refusal(exc) from None
+        endpoint = services.webhook_endpoint_update(
+            actor=actor_from_request(request), endpoint=endpoint, changes=changes
+        )
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
     def destroy(self, request: Request, id: str) -> Response:
