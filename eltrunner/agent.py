@@ -351,7 +351,7 @@ class Agent:
 
     def poll_once(self) -> None:
         try:
-            answer = self.client.request("GET", "/api/agent/runs", stop=self._stop_poll)
+            answer = self.client.poll(stop=self._stop_poll)
         except Stopped:
             return
         except TokenRefused as error:

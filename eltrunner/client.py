@@ -156,9 +156,10 @@ class RunnerClient:
 
     # -- the routes -------------------------------------------------------------------------
 
-    def poll(self) -> dict[str, Any]:
-        """``GET /api/agent/runs``: ``{"data": [runs to claim or cancel], "meta": {gateway}}``."""
-        return self.request("GET", "/api/agent/runs")
+    def poll(self, *, stop: threading.Event | None = None) -> dict[str, Any]:
+        """``GET /api/agent/runs``: ``{"data": [runs to claim or cancel], "meta": {gateway}}``.
+        ``stop`` ends the retries of a server that is away (``Stopped``)."""
+        return self.request("GET", "/api/agent/runs", stop=stop)
 
     def get_run(self, run_id: str, *, minimal: bool = True) -> dict[str, Any]:
         headers = {"Prefer": "return=minimal"} if minimal else {}

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eltrunner.reporter import MAX_BATCH_LINES
+
 AGENT_KEYS = {
     "concurrency",
     "poll_interval",
@@ -156,8 +158,8 @@ def load_config(path: str | Path) -> AgentConfig:
             wanted = "a positive integer" if kind is int else "a number of seconds"
             raise fail(f"{key} must be {wanted}", key=key)
         settings[key] = value
-    if "batch_lines" in settings and settings["batch_lines"] > 500:
-        raise fail("batch_lines must be at most 500", key="batch_lines")
+    if "batch_lines" in settings and settings["batch_lines"] > MAX_BATCH_LINES:
+        raise fail(f"batch_lines must be at most {MAX_BATCH_LINES}", key="batch_lines")
 
     tables = data.get("pipelines")
     if not isinstance(tables, dict) or not tables:

@@ -32,7 +32,7 @@ NODE_STATUSES = {
     "cancelled",
     "skipped",
 }
-FINAL_NODE_STATUSES = {"succeeded", "failed", "canceled", "cancelled", "skipped"}
+FINAL_NODE_STATUSES = {"succeeded", "failed", "canceled", "skipped"}  # after parse_node
 SUMMARY_STRINGS = {"currentPhase": 200, "currentResource": 500}
 COUNTERS = {"rowsLoaded", "bytesLoaded"}
 MAX_COUNTER = 2**63 - 1

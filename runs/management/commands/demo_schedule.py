@@ -7,13 +7,12 @@ gateway (so a stopped agent does not come back to a pile of work).
 
 import random
 import time
-import tomllib
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from common.actors import Actor
+from eltrunner.config import ConfigError, load_config
 from gateways.models import Gateway
 from gateways.services import gateway_create
 from pipelines.models import Pipeline
@@ -36,9 +35,10 @@ class Command(BaseCommand):
         self, *args, gateway: str, config: str, every: float, max_queued: int, count: int, **options
     ):
         try:
-            names = list(tomllib.loads(Path(config).read_text())["pipelines"])
-        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-            raise CommandError(f"cannot read pipeline names from {config}: {exc}") from exc
+            # The agent's own reader of its config, which names the line of a fault.
+            names = list(load_config(config).pipelines)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
         # The demo's scheduler acts as the system, as a real scheduler would.
         actor = Actor.system()
         target = Gateway.objects.filter(name=gateway).first() or gateway_create(
