@@ -90,20 +90,18 @@ def count_request(key: str, *, duration: int, now: float | None = None) -> tuple
 
 class CredentialRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
-        scope = getattr(request.auth, "throttle_scope", None)
+        scope: str | None = getattr(request.auth, "throttle_scope", None)
         # Read the rates on every request rather than once at import, so that a changed
         # setting (an override in tests, a reload) takes effect.
         rates: dict[str, Any] = api_settings.DEFAULT_THROTTLE_RATES
         rate = rates.get(scope) if scope else None
-        if rate is None:
+        if scope is None or rate is None:
             return True
         limit, duration = _parse_rate(rate)
-        credential = request.auth
-        # The prefix keeps a new credential from inheriting the count of a deleted one whose
-        # primary key the database handed out again (SQLite reuses the highest rowid).
-        key = f"{scope}:{credential.pk}-{credential.prefix}"
         try:
-            count, self.remaining = count_request(key, duration=duration)
+            count, self.remaining = count_request(
+                throttle_key(scope, request.auth), duration=duration
+            )
         except StoreUnavailable as exc:
             _store_down.warn("rate limits not enforced: the shared store is unavailable (%s)", exc)
             return True
@@ -111,6 +109,13 @@ class CredentialRateThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return self.remaining
+
+
+def throttle_key(scope: str, credential: Any) -> str:
+    """The bucket of one credential. The prefix keeps a new credential from inheriting the
+    count of a deleted one whose primary key the database handed out again (SQLite reuses the
+    highest rowid)."""
+    return f"{scope}:{credential.pk}-{credential.prefix}"
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:

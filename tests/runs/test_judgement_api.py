@@ -338,6 +338,9 @@ def test_compare_without_an_earlier_succeeded_run_is_404(key_client, agent_clien
     response = key_client.get(f"/api/runs/{run.public_id}/compare")
 
     assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "This pipeline has no succeeded run before this one; pass `with` to pick one."
+    )
 
 
 def test_compare_of_an_unknown_run_is_404(key_client):

@@ -251,9 +251,12 @@ def test_no_credentials_is_401_and_a_gateway_token_too(client, agent_client, cor
     assert agent_client.get(f"{URL}?q=rows").status_code == 401
 
 
-def test_a_signed_in_session_may_search(client, user, corpus):
+def test_a_signed_in_session_may_search(client, user, corpus, key_client):
     client.force_login(user)
-    assert client.get(f"{URL}?q=rows").status_code == 200
+    by_session = client.get(f"{URL}?q=rows")
+    assert by_session.status_code == 200
+    assert by_session.json()["data"]  # the corpus has such lines
+    assert by_session.json() == key_client.get(f"{URL}?q=rows").json()
 
 
 def test_one_query_per_page_whatever_the_hits(key_client, corpus, django_assert_max_num_queries):
