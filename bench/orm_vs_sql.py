@@ -16,24 +16,20 @@ It prints microseconds per operation (median of 5 rounds) and the ORM/SQL ratio.
 
 import argparse
 import os
-import secrets
 import statistics
 import sys
 import time
 import urllib.parse
 from collections.abc import Callable
 
+from loadtest.stack import SECRET_KEY, recreate_database
+
 
 def _prepare(pg: str) -> None:
-    import psycopg
-
-    parts = urllib.parse.urlparse(pg)
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS elt_bench_micro")
-        conn.execute("CREATE DATABASE elt_bench_micro")
-    os.environ["DATABASE_URL"] = parts._replace(path="/elt_bench_micro").geturl()
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    url = urllib.parse.urlparse(pg)._replace(path="/elt_bench_micro").geturl()
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", SECRET_KEY)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 

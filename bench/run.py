@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import signal
 import socket
 import statistics
@@ -28,6 +27,7 @@ from typing import Any
 
 from bench import load
 from bench.load import Request, json_body
+from loadtest.stack import SECRET_KEY  # one key for every process of a run
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -105,10 +105,6 @@ def database_sessions(base: str, url: str) -> int:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", [name])
         return int(row.fetchone()[0] or 0)
-
-
-# One key for every process of a run (the app refuses to start without one when DEBUG=false).
-SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
 
 
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
