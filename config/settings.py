@@ -119,6 +119,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
     )
+    if os.environ.get("DATABASE_POOLER", "") == "transaction":
+        # Behind PgBouncer in transaction mode a session lasts one transaction: no server-side
+        # cursors (they outlive it) and no prepared statements (they belong to a server
+        # connection the next transaction may not get). Only for `web`: see docs/SCALING.md.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers work beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # two writers queue on the busy timeout instead of deadlocking on a lock upgrade.

@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--web-concurrency", type=int, default=None, help="gunicorn workers")
     parser.add_argument("--webs", type=int, default=1, help="web processes (sharing the port)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="web processes connect through PgBouncer in transaction mode (workers directly)",
+    )
     parser.add_argument("--p99-limit-ms", type=float, default=250.0)
     parser.add_argument("--webhook-wait", type=float, default=90.0)
     parser.add_argument("--out", type=Path, default=None)
@@ -196,15 +201,26 @@ def run_load(
     env_extra = {}
     if args.web_concurrency:
         env_extra["WEB_CONCURRENCY"] = str(args.web_concurrency)
+    pooler = None
+    web_env_extra = {}
+    if args.pgbouncer:
+        from loadtest.pooler import PgBouncer
+
+        pooler = PgBouncer(args.database_url)
+        pooler.start()
+        web_env_extra = {"DATABASE_URL": pooler.url, "DATABASE_POOLER": "transaction"}
+        log(f"web processes connect through PgBouncer (transaction mode) at {pooler.url}")
     stack = Stack(
         database_url=args.database_url,
         out_dir=out,
         env_extra=env_extra,
+        web_env_extra=web_env_extra,
         webs=args.webs,
         workers=args.workers,
     )
     journal = Journal(out / "journal.jsonl")
     stats = Stats()
+    pooled_transactions = None
     try:
         stack.start_web()
         stack.start_worker()
@@ -256,6 +272,9 @@ def run_load(
         web_alive = stack.all_webs_alive()
         stack.stop()
         receiver.stop()
+        if pooler is not None:
+            pooled_transactions = pooler.transactions()
+            pooler.stop()
 
     from loadtest.verify import verify
 
@@ -267,6 +286,8 @@ def run_load(
         "out": str(out),
         "elapsed_seconds": round(elapsed, 1),
         "worker_starts": stack.worker_starts,
+        # Transactions the web processes ran through PgBouncer (``--pgbouncer``), else null.
+        "pooled_transactions": pooled_transactions,
         "web_alive_at_end": web_alive,
         "cpu": {
             **cpu,

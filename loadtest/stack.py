@@ -92,6 +92,8 @@ class Stack:
     database_url: str
     out_dir: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    # For the web processes only (a pooler's address, say): the workers keep ``env_extra``.
+    web_env_extra: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     web: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
@@ -115,6 +117,8 @@ class Stack:
         log = open(self.out_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         bin_dir = str(Path(sys.executable).parent)
         env = self.env
+        if name.startswith("web"):
+            env.update(self.web_env_extra)
         env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
         return subprocess.Popen(
             ["/bin/sh", "-c", f"exec {command}" if "&&" not in command else command],

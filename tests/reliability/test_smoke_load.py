@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from loadtest.stack import ROOT
+from loadtest.stack import ROOT, process_env
 
 pytestmark = pytest.mark.smoke_load
 
@@ -90,3 +90,56 @@ def test_two_web_and_two_worker_processes_with_a_worker_killed(scratch_database_
     assert checked["runs_finished"] >= 20
     assert report["target"]["web_stayed_up"]
     assert result.returncode == 0, report["target"]
+
+
+def test_a_minute_of_load_with_web_behind_pgbouncer(scratch_database_url, tmp_path):
+    """The web processes connect through PgBouncer in transaction mode (``DATABASE_POOLER``),
+    the worker directly: nothing lost, nothing claimed twice, no 5xx."""
+    from loadtest import pooler
+
+    assert pooler.available(), "pgbouncer is not installed (.ci/run installs it)"
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest",
+        "--pgbouncer",
+        "--duration=45",
+        "--gateways=20",
+        "--analysts=4",
+        "--api-clients=2",
+        "--history=300",
+        "--run-seconds",
+        "10",
+        "20",
+        "--p99-limit-ms=1500",
+        f"--database-url={scratch_database_url}",
+        f"--out={tmp_path}",
+        "--quiet",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    report_path = tmp_path / "report.json"
+    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    checked = report["database_check"]
+    assert report["totals"]["5xx"] == 0, report["endpoints"]
+    assert report["problems"] == [], report["problems"][:20]
+    assert checked["log_lost"] == checked["sample_lost"] == 0
+    assert checked["claimed_twice"] == 0
+    assert checked["runs_finished"] >= 20
+    # The requests really went through the pooler: every one is at least one transaction.
+    assert report["pooled_transactions"] >= report["totals"]["requests"] * 0.9
+    assert result.returncode == 0, report["target"]
+
+
+def test_the_worker_refuses_a_transaction_mode_pooler(scratch_database_url):
+    env = {**process_env(scratch_database_url), "DATABASE_POOLER": "transaction"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "The worker needs a direct database connection" in result.stderr

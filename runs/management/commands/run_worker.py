@@ -19,7 +19,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.utils.module_loading import import_string
 
@@ -47,6 +47,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, queue_name: str, interval: float | None, no_clock: bool, **opts):
         require_secret_key()
+        if settings.DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS"):
+            # DATABASE_POOLER=transaction: the periodic jobs' session advisory locks would not
+            # hold, so two workers could run the same job at once.
+            raise CommandError(
+                "The worker needs a direct database connection: unset DATABASE_POOLER for it "
+                "(only web processes may go through a transaction-mode pooler)."
+            )
         stop = threading.Event()
         stoppers = [import_string(path)(stop) for path in settings.WORKER_SERVICES]
         if not no_clock:
