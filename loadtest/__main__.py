@@ -167,6 +167,7 @@ def run_load(
     configure=None,
     receiver_mode: str = "ok",
     pending_retry_ok: bool = False,
+    env_extra: dict[str, str] | None = None,
 ):
     """Run one load and check it; ``during(fleet, stack, receiver)`` may inject a fault.
 
@@ -198,7 +199,7 @@ def run_load(
         receiver_url=receiver.url,
     )
     receiver.secret = fixture.webhook_secret
-    env_extra = {}
+    env_extra = dict(env_extra or {})
     if args.web_concurrency:
         env_extra["WEB_CONCURRENCY"] = str(args.web_concurrency)
     pooler = None

@@ -406,9 +406,9 @@ class Fleet:
                     running = [r["id"] for r in response.json()["data"] if r["status"] == "running"]
                     if running and self.rng.random() < self.config.cancel_rate:
                         await self.request(
-                            "POST /api/runs/{id}/cancel",
-                            "POST",
-                            f"/api/runs/{self.rng.choice(running)}/cancel",
+                            "DELETE /api/runs/{id}",
+                            "DELETE",
+                            f"/api/runs/{self.rng.choice(running)}",
                             headers=headers,
                         )
             elif self.created_run_ids:

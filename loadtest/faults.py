@@ -5,6 +5,7 @@
     python -m loadtest.faults kill-worker     # SIGKILL the worker while a delivery is in flight
     python -m loadtest.faults hang-receiver   # the webhook receiver stops answering
     python -m loadtest.faults retry           # runners time out early and retry every PATCH
+    python -m loadtest.faults redis-stop      # the shared store (REDIS_URL) is killed, then back
 
 Every fault keeps the base checks (nothing acknowledged is lost, nothing stored twice, no run
 claimed twice, one event per final run, every event delivered) and adds its own. Options after
@@ -28,9 +29,9 @@ from loadtest.__main__ import (
     stop_on_sigterm,
     write_report,
 )
-from loadtest.stack import admin_url, database_name
+from loadtest.stack import admin_url, database_name, free_port
 
-FAULTS = ["db-outage", "pg-restart", "kill-worker", "hang-receiver", "retry"]
+FAULTS = ["db-outage", "pg-restart", "kill-worker", "hang-receiver", "retry", "redis-stop"]
 
 
 def _sql(url: str, *statements: tuple[str, list]) -> None:
@@ -152,6 +153,67 @@ def hang_receiver(fault_args):
     return during, window
 
 
+class OwnRedis:
+    """A Redis of the run's own on a free port (so the machine's Redis is never stopped)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while self.keys("*") is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("redis-server did not start")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def keys(self, pattern: str) -> int | None:
+        import redis
+
+        try:
+            return len(redis.Redis(port=self.port, socket_timeout=1).keys(pattern))
+        except redis.RedisError:
+            return None
+
+
+def redis_stop(fault_args, store: OwnRedis):
+    """Kill the shared store for ``--outage-seconds`` in the middle of the load, then start it
+    again: rate limits go unenforced meanwhile, and nothing else may fail."""
+    window: dict = {}
+
+    async def during(fleet, stack, receiver):
+        await asyncio.sleep(fleet.config.duration / 3)
+        window["throttle_keys_before"] = store.keys("*throttle:*")
+        window["start"] = time.monotonic() - fleet.stats.started
+        store.kill()
+        await asyncio.sleep(fault_args.outage_seconds)
+        await asyncio.to_thread(store.start)
+        window["end"] = time.monotonic() - fleet.stats.started
+        # Counting resumes in the new store once the breaker lets the next request try.
+        await asyncio.sleep(min(10.0, fleet.config.duration / 4))
+        window["throttle_keys_after"] = store.keys("*throttle:*")
+        print(f"fault: Redis down from {window['start']:.1f}s to {window['end']:.1f}s", flush=True)
+
+    return during, window
+
+
 def runner_p99(stats, start: float, end: float) -> float:
     values = [s for t, name, s in stats.timeline if name in RUNNER_PATCHES and start <= t < end]
     return round(percentile(values, 99) * 1000, 1)
@@ -171,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     fault = fault_args.fault
     configure = None
     receiver_mode = "ok"
+    env_extra: dict[str, str] = {}
+    store = OwnRedis()
     checks: dict[str, bool] = {}
 
     if fault == "pg-restart" and not fault_args.yes_restart_postgres:
@@ -188,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         # The killed delivery's lease (WEBHOOK_LEASE_SECONDS) must expire before the sweep
         # sends it again.
         args.webhook_wait = max(args.webhook_wait, 240)
+    elif fault == "redis-stop":
+        store.start()
+        env_extra = {"REDIS_URL": store.url}
+        during, window = redis_stop(fault_args, store)
     elif fault == "hang-receiver":
         during, window = hang_receiver(fault_args)
         # Attempts that timed out retry 5 s later, then 5 min later (the Standard Webhooks
@@ -203,13 +271,17 @@ def main(argv: list[str] | None = None) -> int:
             config.short_timeout = 0.02
             config.idempotency_keys = not fault_args.without_idempotency_keys
 
-    report, receiver = run_load(
-        args,
-        during=during,
-        configure=configure,
-        receiver_mode=receiver_mode,
-        pending_retry_ok=fault == "hang-receiver",
-    )
+    try:
+        report, receiver = run_load(
+            args,
+            during=during,
+            configure=configure,
+            receiver_mode=receiver_mode,
+            pending_retry_ok=fault == "hang-receiver",
+            env_extra=env_extra,
+        )
+    finally:
+        store.kill()
     stats = report.pop("_stats")
     target = report["target"]
     failures = report["failures_timeline"]
@@ -251,6 +323,27 @@ def main(argv: list[str] | None = None) -> int:
             "delivered_again_after_kill": again,
             "worker_starts": report["worker_starts"],
         }
+    elif fault == "redis-stop":
+        start, end = window["start"], window["end"]
+        web_logs = "".join(
+            path.read_text(errors="replace") for path in Path(report["out"]).glob("web*.log")
+        )
+        report["fault"] = {
+            "window_seconds": [round(start, 1), round(end, 1)],
+            "throttle_keys_before": window["throttle_keys_before"],
+            "throttle_keys_after": window["throttle_keys_after"],
+            "runner_patch_p99_ms_before": runner_p99(stats, 5, start),
+            "runner_patch_p99_ms_while_down": runner_p99(stats, start, end),
+        }
+        # Rate limits were counted in Redis before and again after; the web processes saw the
+        # outage (and said so) while every request was still answered.
+        checks["counted_in_redis_before"] = bool(window["throttle_keys_before"])
+        checks["counted_in_redis_after"] = bool(window["throttle_keys_after"])
+        checks["outage_seen_by_web"] = "shared store unavailable" in web_logs
+        # Refusals that belong to the load (a claim lost to another replica: 409) are not
+        # failures; a 5xx (503 included), a 429 or a transport error is.
+        report["fault"]["failures"] = [f for f in failures if f[2] != "409"][:20]
+        checks["nothing_else_failed"] = not report["fault"]["failures"]
     elif fault == "hang-receiver":
         start, end = window["start"], window["end"]
         before, hanging = runner_p99(stats, 5, start), runner_p99(stats, start, end)

@@ -143,3 +143,37 @@ def test_the_worker_refuses_a_transaction_mode_pooler(scratch_database_url):
     )
     assert result.returncode == 1
     assert "The worker needs a direct database connection" in result.stderr
+
+
+def test_load_survives_the_shared_store_going_away(scratch_database_url, tmp_path):
+    """Redis (``REDIS_URL``, a server of the run's own) is killed in the middle of the load and
+    started again: rate limits stop being counted meanwhile, and no request fails."""
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest.faults",
+        "redis-stop",
+        "--duration=45",
+        "--gateways=20",
+        "--analysts=4",
+        "--api-clients=2",
+        "--history=300",
+        "--run-seconds",
+        "10",
+        "20",
+        "--p99-limit-ms=2000",
+        f"--database-url={scratch_database_url}",
+        f"--out={tmp_path}",
+        "--quiet",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    report_path = tmp_path / "report.json"
+    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    target = report["target"]
+    assert target["counted_in_redis_before"] and target["counted_in_redis_after"], report["fault"]
+    assert target["outage_seen_by_web"], report["fault"]
+    assert target["nothing_else_failed"], report["fault"]["failures"]
+    assert target["no_lost_writes"], report["problems"][:20]
+    assert report["totals"]["5xx"] == 0
+    assert result.returncode == 0, target
