@@ -81,6 +81,42 @@ class Baseline:
     def sample_size(self) -> int:
         return len(self.runs)
 
+    # The thresholds (settings) in one place: the badges, the judgement of the newest runs and
+    # the SQL condition of the "out of baseline" filter all ask these.
+
+    @property
+    def slow_above(self) -> float | None:
+        """Seconds past which a run is slower than usual."""
+        return settings.BASELINE_SLOW_FACTOR * self.duration_p90 if self.duration_p90 else None
+
+    @property
+    def fast_below(self) -> float | None:
+        """Seconds under which a run is faster than usual."""
+        return settings.BASELINE_FAST_FACTOR * self.duration_p50 if self.duration_p50 else None
+
+    def duration_verdict(self, seconds: float | None) -> str | None:
+        """``slower``, ``faster`` or None (usual, or nothing to compare)."""
+        if seconds is None:
+            return None
+        if self.slow_above is not None and seconds > self.slow_above:
+            return "slower"
+        if self.fast_below is not None and seconds < self.fast_below:
+            return "faster"
+        return None
+
+    @staticmethod
+    def volume_bounds(usual: float) -> tuple[float, float]:
+        """The usual range of rows or bytes around a median."""
+        return settings.BASELINE_VOLUME_LOW * usual, settings.BASELINE_VOLUME_HIGH * usual
+
+    @classmethod
+    def volume_verdict(cls, value: float | None, usual: float | None) -> str | None:
+        """``low``, ``high`` or None (usual, or nothing to compare)."""
+        if value is None or not usual:
+            return None
+        low, high = cls.volume_bounds(usual)
+        return "low" if value < low else "high" if value > high else None
+
     @classmethod
     def of(cls, runs: Sequence[BaselineRun]) -> "Baseline | None":
         runs = tuple(runs[: settings.BASELINE_RUNS])
@@ -231,16 +267,12 @@ def _ratio(value: float | None, usual: float | None) -> float | None:
     return value / usual
 
 
-def _volume_badge(kind: str, ratio: float | None, usual: float | None) -> Badge | None:
-    if ratio is None:
+def _volume_badge(kind: str, value: int | None, usual: float | None) -> Badge | None:
+    verdict = Baseline.volume_verdict(value, usual)
+    if verdict is None or value is None or not usual:
         return None
-    low, high = settings.BASELINE_VOLUME_LOW, settings.BASELINE_VOLUME_HIGH
-    if ratio < low:
-        text = f"{kind} -{round((1 - ratio) * 100)}%"
-    elif ratio > high:
-        text = f"{kind} +{ratio:.1f}x"
-    else:
-        return None
+    ratio = value / usual
+    text = f"{kind} -{round((1 - ratio) * 100)}%" if verdict == "low" else f"{kind} +{ratio:.1f}x"
     return Badge(kind, text, f"Usually {usual:,.0f} {kind} (median of the baseline)")
 
 
@@ -272,17 +304,18 @@ def judge(
     if baseline is not None and run.status == RunStatus.SUCCEEDED:
         p50, p90 = baseline.duration_p50, baseline.duration_p90
         usual = f"Usually {p50:.0f}s (p50), {p90:.0f}s at most 9 runs in 10 (p90)" if p50 else ""
-        if seconds is not None and p90 and seconds > settings.BASELINE_SLOW_FACTOR * p90:
+        verdict = baseline.duration_verdict(seconds)
+        if verdict == "slower":
             badges.append(Badge("slower", f"{duration_ratio:.1f}x slower than usual", usual))
-        elif seconds is not None and p50 and seconds < settings.BASELINE_FAST_FACTOR * p50:
+        elif verdict == "faster" and seconds is not None and p50:
             faster = p50 / seconds if seconds else math.inf
             text = f"{faster:.1f}x faster than usual" if seconds else "finished at once"
             badges.append(Badge("faster", text, usual))
-        for kind, ratio, usual_volume in (
-            ("rows", rows_ratio, baseline.rows_median),
-            ("bytes", bytes_ratio, baseline.bytes_median),
+        for kind, value, usual_volume in (
+            ("rows", run.rows_loaded, baseline.rows_median),
+            ("bytes", run.bytes_loaded, baseline.bytes_median),
         ):
-            badge = _volume_badge(kind, ratio, usual_volume)
+            badge = _volume_badge(kind, value, usual_volume)
             if badge:
                 badges.append(badge)
     if run.status == RunStatus.FAILED and failure_streak >= settings.BASELINE_FAILURE_STREAK:
@@ -420,8 +453,6 @@ def out_of_baseline_q() -> Q:
     now = timezone.now() + timedelta(days=1)
     streak_ids = _current_streak_run_ids(pipeline_pks, now)
     condition = Q(pk__in=streak_ids) if streak_ids else Q(pk__in=[])
-    slow, fast = settings.BASELINE_SLOW_FACTOR, settings.BASELINE_FAST_FACTOR
-    low, high = settings.BASELINE_VOLUME_LOW, settings.BASELINE_VOLUME_HIGH
     judged_out: list[int] = []
     for pipeline_pk, items in recent.items():
         for item in items:
@@ -431,18 +462,17 @@ def out_of_baseline_q() -> Q:
         if baseline is None:
             continue
         outside = Q()
-        if baseline.duration_p90:
-            outside |= Q(judged_duration__gt=timedelta(seconds=slow * baseline.duration_p90))
-        if baseline.duration_p50:
-            outside |= Q(judged_duration__lt=timedelta(seconds=fast * baseline.duration_p50))
+        if baseline.slow_above is not None:
+            outside |= Q(judged_duration__gt=timedelta(seconds=baseline.slow_above))
+        if baseline.fast_below is not None:
+            outside |= Q(judged_duration__lt=timedelta(seconds=baseline.fast_below))
         for column, usual in (
             ("rows_loaded", baseline.rows_median),
             ("bytes_loaded", baseline.bytes_median),
         ):
             if usual:
-                outside |= Q(**{f"{column}__lt": low * usual}) | Q(
-                    **{f"{column}__gt": high * usual}
-                )
+                low, high = Baseline.volume_bounds(usual)
+                outside |= Q(**{f"{column}__lt": low}) | Q(**{f"{column}__gt": high})
         if outside:
             condition |= (
                 Q(pipeline_id=pipeline_pk, status=RunStatus.SUCCEEDED)
@@ -457,21 +487,11 @@ def out_of_baseline_q() -> Q:
 def _is_out(item: BaselineRun, baseline: Baseline | None) -> bool:
     if baseline is None:
         return False
-    if item.duration is not None:
-        if baseline.duration_p90 and item.duration > (
-            settings.BASELINE_SLOW_FACTOR * baseline.duration_p90
-        ):
-            return True
-        if baseline.duration_p50 and item.duration < (
-            settings.BASELINE_FAST_FACTOR * baseline.duration_p50
-        ):
-            return True
-    for value, usual in ((item.rows, baseline.rows_median), (item.bytes, baseline.bytes_median)):
-        if value is not None and usual:
-            ratio = value / usual
-            if ratio < settings.BASELINE_VOLUME_LOW or ratio > settings.BASELINE_VOLUME_HIGH:
-                return True
-    return False
+    return bool(
+        baseline.duration_verdict(item.duration)
+        or baseline.volume_verdict(item.rows, baseline.rows_median)
+        or baseline.volume_verdict(item.bytes, baseline.bytes_median)
+    )
 
 
 def _current_streak_run_ids(pipeline_pks: Sequence[int], now: datetime) -> list[int]:
