@@ -29,3 +29,18 @@ def test_seeded_runs_and_gateways_do_not_contradict_each_other():
         assert run.rerun_of.status in FINAL_STATUSES
         assert run.rerun_of.created_at < run.created_at
         assert run.rerun_of.pipeline_id == run.pipeline_id
+
+
+@pytest.mark.django_db
+def test_a_seeded_run_s_samples_end_where_the_run_ended():
+    call_command("seed_demo", "--runs", "200", "--seed", "7", stdout=StringIO())
+    with_samples = Run.objects.filter(sample_seq__gt=0).exclude(status=RunStatus.QUEUED)
+    failed = with_samples.filter(status=RunStatus.FAILED)
+    assert failed.exists()
+    for run in with_samples:
+        last = run.samples.order_by("-seq").first()
+        assert last is not None
+        assert last.values["progress"] == pytest.approx(run.progress, abs=0.1), run
+        assert last.values["rowsLoaded"] == run.rows_loaded, run
+    # A failed run stopped short of the end.
+    assert all(run.progress < 100 for run in failed)

@@ -228,7 +228,8 @@ class Command(BaseCommand):
                     )
             # Give the newest runs a telemetry series so their sparklines have something to draw.
             cursor.execute(
-                "SELECT id, started_at, finished_at, rows_loaded, bytes_loaded FROM runs_run "
+                "SELECT id, started_at, finished_at, rows_loaded, bytes_loaded, progress "
+                "FROM runs_run "
                 "WHERE sample_seq = 0 AND started_at IS NOT NULL AND finished_at IS NOT NULL "
                 "ORDER BY created_at DESC, id DESC LIMIT 2000"
             )
@@ -236,8 +237,9 @@ class Command(BaseCommand):
             with raw.cursor().copy(
                 'COPY runs_telemetrysample (run_id, seq, at, "values") FROM STDIN'
             ) as copy:
-                for run_pk, started, finished, rows, size in recent:
-                    for seq, at, values in self.series(rng, started, finished, rows, size):
+                for run_pk, started, finished, rows, size, progress in recent:
+                    series = self.series(rng, started, finished, rows, size, progress=progress)
+                    for seq, at, values in series:
                         copy.write_row((run_pk, seq, at, json.dumps(values)))
             cursor.execute(
                 "UPDATE runs_run SET sample_seq = 12 WHERE id = ANY(%s)",
@@ -274,7 +276,9 @@ class Command(BaseCommand):
                 batch = []
         Run.objects.bulk_create(batch)
 
-    def series(self, rng, started, finished, rows, size, points: int = 12):
+    def series(self, rng, started, finished, rows, size, points: int = 12, *, progress=100.0):
+        """Samples climbing to the run's final rows, bytes and progress (a failed run stops
+        short of 100%)."""
         total = max(1.0, (finished - started).total_seconds())
         for seq in range(1, points + 1):
             fraction = seq / points
@@ -285,7 +289,7 @@ class Command(BaseCommand):
                 {
                     "rowsLoaded": int((rows or 0) * shaped),
                     "bytesLoaded": int((size or 0) * shaped),
-                    "progress": round(100 * shaped, 1),
+                    "progress": round((progress or 0) * shaped, 1),
                 },
             )
 
@@ -355,7 +359,15 @@ class Command(BaseCommand):
         run.save()
         end = f["finished_at"]
         samples = list(
-            self.series(rng, run.started_at, end, f["rows_loaded"], f["bytes_loaded"], 40)
+            self.series(
+                rng,
+                run.started_at,
+                end,
+                f["rows_loaded"],
+                f["bytes_loaded"],
+                40,
+                progress=f["progress"],
+            )
         )
         TelemetrySample.objects.bulk_create(
             TelemetrySample(run=run, seq=seq, at=at, values=values) for seq, at, values in samples
