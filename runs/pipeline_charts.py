@@ -2,6 +2,7 @@
 per run, and the success rate by day. Points are links, so a click opens the run without any
 script; ``static/js/pipeline_chart.js`` adds dragging a window across the time axis."""
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,15 @@ class ChartPoint:
     status: str
     url: str
     label: str
+
+
+def nice_ceiling(value: float) -> float:
+    """The top of a value axis for a peak: the smallest of 1, 2, 3, 4, 5, 6 or 8 times a power
+    of ten that holds it, so the ticks at 0, half and the top read as round numbers."""
+    if value <= 0:
+        return 1.0
+    scale = 10.0 ** math.floor(math.log10(value))
+    return next(step * scale for step in (1, 2, 3, 4, 5, 6, 8, 10) if step * scale >= value)
 
 
 def _ms(value: datetime) -> int:
@@ -111,9 +121,14 @@ def _svg(
     )
 
 
+def _one_decimal(value: float) -> str:
+    """``2``, ``1.5``: one decimal at most, none when it is zero."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
 def _seconds_label(value: float) -> str:
     if value >= 3600:
-        return f"{value / 3600:.1f} h"
+        return f"{_one_decimal(value / 3600)} h"
     if value >= 120:
         return f"{value / 60:.0f} min"
     return f"{value:.0f} s"
@@ -122,7 +137,7 @@ def _seconds_label(value: float) -> str:
 def _count_label(value: float) -> str:
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= size:
-            return f"{value / size:.1f}{suffix}"
+            return f"{_one_decimal(value / size)}{suffix}"
     return f"{value:.0f}"
 
 
@@ -135,7 +150,7 @@ def duration_chart_svg(
     p90: float | None,
 ) -> SafeString:
     """A point per run (its duration), coloured by status, over the p50-p90 band."""
-    peak = max([point.value for point in points] + [p90 or 0.0]) * 1.08
+    peak = nice_ceiling(max([point.value for point in points] + [p90 or 0.0]))
     x_of, y_of, axes = _frame(start, end, peak, _seconds_label)
     band = mark_safe("")
     if p50 is not None and p90 is not None:
@@ -177,7 +192,7 @@ def volume_chart_svg(
     points: Sequence[ChartPoint], *, start: datetime, end: datetime, label: str, bytes_: bool
 ) -> SafeString:
     """A stem per run at its time, as tall as the rows (or bytes) it loaded."""
-    peak = max([point.value for point in points], default=0.0) * 1.08
+    peak = nice_ceiling(max([point.value for point in points], default=0.0))
     formatter = (lambda v: _count_label(v) + "B") if bytes_ else _count_label
     x_of, y_of, axes = _frame(start, end, peak, formatter, width=480, height=180)
     stems = format_html_join(
@@ -247,7 +262,7 @@ def overlay_curves_svg(
     if not drawn:
         return mark_safe("")
     longest = max(t for _, _, points in drawn for t, _ in points) or 1.0
-    peak = max(v for _, _, points in drawn for _, v in points) * 1.08 or 1.0
+    peak = nice_ceiling(max(v for _, _, points in drawn for _, v in points))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def xy(t: float, v: float) -> str:
