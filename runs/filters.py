@@ -121,8 +121,15 @@ class LabelListFilter(django_filters.Filter):
         if not value:
             return qs
         if self.exclude:
+            postgresql = connections[qs.db].vendor == "postgresql"
             for key, item in value:
-                qs = qs.exclude(label_condition(qs, key, item))
+                if postgresql:
+                    qs = qs.exclude(label_condition(qs, key, item))
+                else:
+                    # A missing key reads as NULL there, and NOT (NULL = v) is not true.
+                    qs = qs.filter(
+                        Q(**{f"labels__{key}__isnull": True}) | ~label_condition(qs, key, item)
+                    )
             return qs
         keys = [key for key, _ in value]
         if connections[qs.db].vendor == "postgresql" and len(set(keys)) == len(keys):
@@ -131,6 +138,21 @@ class LabelListFilter(django_filters.Filter):
         for key, item in value:
             qs = qs.filter(label_condition(qs, key, item))
         return qs
+
+
+class ExcludeModelsFilter(django_filters.ModelMultipleChoiceFilter):
+    """Leaves out rows pointing at any of the chosen objects (``field__in``, one condition); a
+    row pointing at none (a run without a gateway) stays."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("exclude", True)
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return qs.exclude(**{f"{self.field_name}__in": list(value)})
 
 
 class SortField(forms.Field):
@@ -255,19 +277,11 @@ class RunFilter(django_filters.FilterSet):
     )
     label = LabelListFilter()
     excludeStatus = StatusListFilter(widget=StatusWidget(choices=RunStatus.choices), exclude=True)
-    excludePipelineId = django_filters.ModelMultipleChoiceFilter(
-        field_name="pipeline",
-        queryset=Pipeline.objects.all(),
-        to_field_name="public_id",
-        exclude=True,
-        distinct=False,
+    excludePipelineId = ExcludeModelsFilter(
+        field_name="pipeline", queryset=Pipeline.objects.all(), to_field_name="public_id"
     )
-    excludeGatewayId = django_filters.ModelMultipleChoiceFilter(
-        field_name="gateway",
-        queryset=Gateway.objects.all(),
-        to_field_name="public_id",
-        exclude=True,
-        distinct=False,
+    excludeGatewayId = ExcludeModelsFilter(
+        field_name="gateway", queryset=Gateway.objects.all(), to_field_name="public_id"
     )
     excludeTrigger = django_filters.MultipleChoiceFilter(
         field_name="trigger_type", choices=TriggerType.choices, exclude=True, distinct=False

@@ -115,6 +115,13 @@ def decode_cursor(
     """The position a cursor names; a forged one, or one made under another order, is a 400."""
     try:
         sort, raw, pk, direction = signing.loads(cursor, salt=CURSOR_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise ValidationError({field: [INVALID_CURSOR]}) from None
+    if sort != ordering.name:
+        raise ValidationError(
+            {field: [f"This cursor pages the sort {sort!r}, not {ordering.name!r}."]}
+        )
+    try:
         value = _decode_value(raw, ordering.kind)
         if value is None and not ordering.nullable:
             raise TypeError
@@ -124,12 +131,8 @@ def decode_cursor(
             direction="newer" if direction == "n" else "older",
             sort=str(sort),
         )
-    except (signing.BadSignature, ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, OverflowError):
         raise ValidationError({field: [INVALID_CURSOR]}) from None
-    if position.sort != ordering.name:
-        raise ValidationError(
-            {field: [f"This cursor pages the sort {position.sort!r}, not {ordering.name!r}."]}
-        )
     return position
 
 
