@@ -16,6 +16,12 @@ class Pipeline(models.Model):
         related_name="default_for_pipelines",
         help_text="Runs triggered without a gateway are targeted at this one.",
     )
+    labels = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Default labels of its runs, e.g. {"team": "finance"}; a run\'s own labels '
+        "override them key by key.",
+    )
     # Retention overrides (README "Retention"); empty means the setting's default.
     run_retention_days = models.PositiveIntegerField(
         null=True,

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from common.actors import Actor
 from common.audit import AuditAction, audit_record
 from common.errors import InvalidInput
+from common.labels import labels_checked
 from common.roles import Perm
 from gateways.models import Gateway
 from pipelines.models import Pipeline
@@ -18,6 +19,7 @@ UPDATABLE_FIELDS = (
     "default_gateway",
     "run_retention_days",
     "log_retention_days",
+    "labels",
 )
 
 
@@ -27,9 +29,15 @@ def _name_taken() -> InvalidInput:
 
 @transaction.atomic
 def pipeline_create(
-    *, actor: Actor, name: str, description: str = "", default_gateway: Gateway | None = None
+    *,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    default_gateway: Gateway | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> Pipeline:
     actor.require(Perm.ADD_PIPELINES, doing="creating a pipeline")
+    labels = labels_checked(labels if labels is not None else {})
     if Pipeline.objects.filter(name=name).exists():
         raise _name_taken()
     try:
@@ -37,7 +45,7 @@ def pipeline_create(
         # for the name and the unique index refuses this one.
         with transaction.atomic():
             pipeline = Pipeline.objects.create(
-                name=name, description=description, default_gateway=default_gateway
+                name=name, description=description, default_gateway=default_gateway, labels=labels
             )
     except IntegrityError:
         raise _name_taken() from None
@@ -47,9 +55,12 @@ def pipeline_create(
 
 @transaction.atomic
 def pipeline_update(*, actor: Actor, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
-    """Apply ``name``, ``description``, ``default_gateway`` and the retention overrides
-    (``run_retention_days``, ``log_retention_days``) where present."""
+    """Apply ``name``, ``description``, ``default_gateway``, the retention overrides
+    (``run_retention_days``, ``log_retention_days``) and the default ``labels`` (replaced
+    whole) where present."""
     actor.require(Perm.CHANGE_PIPELINES, doing="changing a pipeline")
+    if "labels" in changes:
+        changes = {**changes, "labels": labels_checked(changes["labels"])}
     fields = [field for field in UPDATABLE_FIELDS if field in changes]
     if not fields:
         return pipeline

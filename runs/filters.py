@@ -5,8 +5,12 @@ Query parameters (the same on both): ``status`` (one, a comma list, or repeated)
 inclusive; either end may be left open), ``from``/``to`` (a date or an ISO timestamp; a date
 ``to`` includes its whole day), ``window`` (``24h``, ``7d``, ``30d``), ``q`` (a run id,
 with or without its ``run_`` prefix, a pipeline's name, or text in the error summary) and
-``baseline=out`` (runs out of their pipeline's baseline). Every value is checked by the form, so
-a bad one is a 400 naming the parameter, never an empty page or a 500.
+``baseline=out`` (runs out of their pipeline's baseline), ``label=key:value`` (repeatable: every
+pair must match). Each list filter has its negation: ``excludeStatus``, ``excludePipelineId``,
+``excludeGatewayId``, ``excludeTrigger``, ``excludeLabel`` (each repeatable; a run matching any
+value is left out), combinable with the positive ones. ``sort`` picks the order (``RUN_SORTS``),
+which the keyset paginator reads from ``RunFilter.ordering``. Every value is checked by the form,
+so a bad one is a 400 naming the parameter, never an empty page or a 500.
 """
 
 from datetime import date, timedelta
@@ -14,9 +18,12 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db import connections
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 
+from common.api.pagination import CREATED_NEWEST_FIRST, CREATED_OLDEST_FIRST, Ordering
+from common.labels import label_pair_parsed
 from common.time import InstantOutOfRange, NaiveInstant, day_start, parse_aware_instant
 from gateways.models import Gateway
 from pipelines.models import Pipeline
@@ -25,6 +32,24 @@ from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 WINDOW_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
+
+DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+# The orders of the runs list. Keys that may be NULL (not started, not finished, nothing
+# reported) put those runs last in either direction. Each is index-backed on PostgreSQL
+# (runs migration 0011): the duration through an expression index on this same expression.
+RUN_SORTS: dict[str, Ordering] = {
+    ordering.name: ordering
+    for ordering in [
+        CREATED_NEWEST_FIRST,
+        CREATED_OLDEST_FIRST,
+        Ordering("-startedAt", F("started_at"), nullable=True),
+        Ordering("-durationSeconds", DURATION, nullable=True, kind="duration"),
+        Ordering("durationSeconds", DURATION, descending=False, nullable=True, kind="duration"),
+        Ordering("-rowsLoaded", F("rows_loaded"), nullable=True, kind="int"),
+        Ordering("-bytesLoaded", F("bytes_loaded"), nullable=True, kind="int"),
+    ]
+}
+DEFAULT_SORT = CREATED_NEWEST_FIRST.name
 
 
 class StatusListField(forms.Field):
@@ -54,7 +79,99 @@ class StatusListFilter(django_filters.Filter):
     field_class = StatusListField
 
     def filter(self, qs, value):
-        return qs.filter(status__in=value) if value else qs
+        if not value:
+            return qs
+        return qs.exclude(status__in=value) if self.exclude else qs.filter(status__in=value)
+
+
+class LabelListField(forms.Field):
+    """``key:value`` pairs, from a repeated parameter (or a comma-free single one)."""
+
+    widget = StatusWidget
+
+    def to_python(self, value):
+        raw = value if isinstance(value, list) else [value] if value else []
+        pairs: list[tuple[str, str]] = []
+        for item in raw:
+            if item in ("", None):
+                continue
+            try:
+                pair = label_pair_parsed(str(item))
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+            if pair not in pairs:
+                pairs.append(pair)
+        if len(pairs) > 20:
+            raise forms.ValidationError("At most 20 label filters.")
+        return pairs
+
+
+def label_condition(queryset: QuerySet, key: str, value: str) -> Q:
+    """Runs whose labels hold ``key: value``: ``labels @> {key: value}`` on PostgreSQL (the GIN
+    index ``run_labels_gin``), a JSON key lookup elsewhere."""
+    if connections[queryset.db].vendor == "postgresql":
+        return Q(labels__contains={key: value})
+    return Q(**{f"labels__{key}": value})
+
+
+class LabelListFilter(django_filters.Filter):
+    field_class = LabelListField
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        if self.exclude:
+            postgresql = connections[qs.db].vendor == "postgresql"
+            for key, item in value:
+                if postgresql:
+                    qs = qs.exclude(label_condition(qs, key, item))
+                else:
+                    # A missing key reads as NULL there, and NOT (NULL = v) is not true.
+                    qs = qs.filter(
+                        Q(**{f"labels__{key}__isnull": True}) | ~label_condition(qs, key, item)
+                    )
+            return qs
+        keys = [key for key, _ in value]
+        if connections[qs.db].vendor == "postgresql" and len(set(keys)) == len(keys):
+            # One containment test for every pair: one GIN probe.
+            return qs.filter(labels__contains=dict(value))
+        for key, item in value:
+            qs = qs.filter(label_condition(qs, key, item))
+        return qs
+
+
+class ExcludeModelsFilter(django_filters.ModelMultipleChoiceFilter):
+    """Leaves out rows pointing at any of the chosen objects (``field__in``, one condition); a
+    row pointing at none (a run without a gateway) stays."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("exclude", True)
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return qs.exclude(**{f"{self.field_name}__in": list(value)})
+
+
+class SortField(forms.Field):
+    def to_python(self, value):
+        value = "" if value is None else str(value).strip()
+        if value and value not in RUN_SORTS:
+            raise forms.ValidationError(
+                f"Unknown sort {value[:40]!r}; use one of {', '.join(RUN_SORTS)}."
+            )
+        return value
+
+
+class SortFilter(django_filters.Filter):
+    """Read by the paginator (``RunFilter.ordering``), not applied to the queryset here."""
+
+    field_class = SortField
+
+    def filter(self, qs, value):
+        return qs
 
 
 def _text(value, *, limit: int = 64) -> str:
@@ -158,11 +275,30 @@ class RunFilter(django_filters.FilterSet):
     baseline = django_filters.ChoiceFilter(
         method="filter_baseline", choices=[("out", "Out of baseline")]
     )
+    label = LabelListFilter()
+    excludeStatus = StatusListFilter(widget=StatusWidget(choices=RunStatus.choices), exclude=True)
+    excludePipelineId = ExcludeModelsFilter(
+        field_name="pipeline", queryset=Pipeline.objects.all(), to_field_name="public_id"
+    )
+    excludeGatewayId = ExcludeModelsFilter(
+        field_name="gateway", queryset=Gateway.objects.all(), to_field_name="public_id"
+    )
+    excludeTrigger = django_filters.MultipleChoiceFilter(
+        field_name="trigger_type", choices=TriggerType.choices, exclude=True, distinct=False
+    )
+    excludeLabel = LabelListFilter(exclude=True)
+    sort = SortFilter()
 
     class Meta:
         model = Run
         fields: list[str] = []
         form = RunFilterForm
+
+    @property
+    def ordering(self) -> Ordering:
+        """The order ``sort`` chose (the default when absent or when the form is invalid)."""
+        cleaned = getattr(self.form, "cleaned_data", None) or {}
+        return RUN_SORTS[cleaned.get("sort") or DEFAULT_SORT]
 
     def filter_window(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
         return qs.filter(created_at__gte=timezone.now() - WINDOWS[value])

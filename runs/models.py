@@ -100,6 +100,8 @@ class Run(models.Model):
         max_length=20, choices=TriggerType.choices, default=TriggerType.API
     )
     trigger = models.JSONField(default=dict, blank=True, help_text="Trigger details.")
+    # Key/value pairs (``common.labels``): the pipeline's defaults, the caller's, the runner's.
+    labels = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -58,6 +58,7 @@ def run_core_repr(run: Run) -> dict[str, Any]:
         "finishedAt": iso(run.finished_at),
         "durationSeconds": run.duration_seconds,
         "errorSummary": run.error_summary or None,
+        "labels": run.labels,
     }
 
 

@@ -14,6 +14,7 @@ from common.audit import AuditAction, audit_record
 from common.errors import Conflict, InvalidInput, NotFound
 from common.hooks import RunFinished, run_finished
 from common.ids import is_plausible_public_id
+from common.labels import MAX_LABELS, labels_checked, labels_merged
 from common.roles import Perm
 from common.sql import insert_rows, select_joined, update_columns
 from gateways.models import Gateway
@@ -67,11 +68,23 @@ def run_trigger(
     trigger_type: str | None = None,
     trigger: dict[str, Any] | None = None,
     rerun_of: Run | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> Run:
     """Queue a run of ``pipeline``: the one way a run is made (the runner create route, a
     pipeline's trigger, re-runs, admin, the pages). Targets the pipeline's default gateway unless
-    ``gateway`` names another; the trigger type defaults by the actor's source."""
+    ``gateway`` names another; the trigger type defaults by the actor's source. Its labels are
+    the pipeline's defaults overlaid with ``labels`` (a JSON object, checked here)."""
     run_trigger_authorize(actor=actor)
+    run_labels = {**pipeline.labels, **labels_checked(labels if labels is not None else {})}
+    if len(run_labels) > MAX_LABELS:
+        raise InvalidInput(
+            errors={
+                "labels": [
+                    f"At most {MAX_LABELS} labels; with the pipeline's defaults this run would "
+                    f"have {len(run_labels)}."
+                ]
+            }
+        )
     run = Run.objects.create(
         pipeline=pipeline,
         gateway=gateway if gateway is not None else pipeline.default_gateway,
@@ -79,6 +92,7 @@ def run_trigger(
         trigger=trigger or {},
         created_by=actor.stored_user,
         rerun_of=rerun_of,
+        labels=run_labels,
     )
     details: dict[str, Any] = {"trigger": run.trigger_type}
     if rerun_of is not None:
@@ -89,8 +103,8 @@ def run_trigger(
 
 @transaction.atomic
 def run_rerun(*, actor: Actor, run: Run) -> Run:
-    """A new queued run of the same pipeline on the same gateway; only a finished run can be run
-    again (re-running a run still in flight would queue a duplicate of it)."""
+    """A new queued run of the same pipeline on the same gateway, with the same labels; only a
+    finished run can be run again (re-running a run still in flight would queue a duplicate)."""
     actor.require(Perm.TRIGGER_RUNS, doing="re-running a run")
     if not run.is_final:
         raise Conflict(f"Run is {run.status}; only a finished run can be re-run.", field="status")
@@ -101,6 +115,7 @@ def run_rerun(*, actor: Actor, run: Run) -> Run:
         trigger_type=TriggerType.RERUN,
         trigger={"rerunOf": run.public_id},
         rerun_of=run,
+        labels=run.labels,
     )
     audit_record(
         actor=actor,
@@ -338,6 +353,8 @@ def _apply_update(
     if "error_summary" in changes:
         summary = changes["error_summary"] or ""
         run.error_summary = _clean_text(summary, limit=settings.RUN_ERROR_SUMMARY_MAX_CHARS)
+    if "labels" in changes:
+        run.labels = labels_merged(run.labels, changes["labels"])
     if "telemetry_summary" in changes:
         _merge_summary(run, changes["telemetry_summary"])
     if "log_entries" in changes:

@@ -42,6 +42,7 @@ from common.web import wants_fragment
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs import selectors, services, stats
+from runs.api.exports import TOTAL_CAP, total_meta
 from runs.dashboard import (
     DEFAULT_WINDOW,
     HISTOGRAM_STATUSES,
@@ -50,7 +51,7 @@ from runs.dashboard import (
     dashboard_summary,
     running_count,
 )
-from runs.filters import WINDOW_LABELS, WINDOWS, InstantField, RunFilter
+from runs.filters import DEFAULT_SORT, RUN_SORTS, WINDOW_LABELS, WINDOWS, InstantField, RunFilter
 from runs.log_panel import (
     LOG_LEVELS,
     filtered_lines,
@@ -73,6 +74,21 @@ FILTER_PARAMS = tuple(RunFilter.base_filters)
 # What a date-time input sends: a wall time without a zone.
 NAIVE_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 SELECT_PARAMS = ("pipelineId", "gatewayId", "trigger", "window", "from", "to", "q")
+# The filters the page can negate with its "not" toggle, and the parameter of each negation.
+NEGATIONS = {
+    "status": "excludeStatus",
+    "pipelineId": "excludePipelineId",
+    "gatewayId": "excludeGatewayId",
+    "trigger": "excludeTrigger",
+}
+# Column headers that sort the table: column -> (descending sort, ascending sort or None).
+SORTABLE_COLUMNS = {
+    "created": ("-createdAt", "createdAt"),
+    "started": ("-startedAt", None),
+    "duration": ("-durationSeconds", "durationSeconds"),
+    "rows": ("-rowsLoaded", None),
+    "bytes": ("-bytesLoaded", None),
+}
 
 
 def _parse_instant(value: str | None) -> datetime | None:
@@ -88,10 +104,10 @@ def _parse_instant(value: str | None) -> datetime | None:
 # Runs page
 
 
-def _selected_statuses(request: HttpRequest) -> list[str]:
+def _selected_statuses(request: HttpRequest, key: str = "status") -> list[str]:
     return [
         item.strip()
-        for chunk in request.GET.getlist("status")
+        for chunk in request.GET.getlist(key)
         for item in chunk.split(",")
         if item.strip()
     ]
@@ -182,8 +198,8 @@ def _newer_count(
     if position is None or top is None:
         return 0
     newer = queryset.filter(
-        Q(created_at__gt=top.created_at) | Q(created_at=top.created_at, pk__gt=top.pk),
-        created_at__gte=top.created_at,
+        Q(created_at__gt=top.value) | Q(created_at=top.value, pk__gt=top.pk),
+        created_at__gte=top.value,
     )
     return newer.order_by().values("pk")[: NEWER_MAX + 1].count()
 
@@ -224,9 +240,25 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
     """What the filter form shows: the URL's values, so every filter it can express survives a
     change of another (``dateRange`` kept, ``from``/``to`` with their time of day)."""
     selected = {key: request.GET.get(key, "") for key in SELECT_PARAMS}
+    negated = {key: bool(request.GET.getlist(negation)) for key, negation in NEGATIONS.items()}
+    for key in ("pipelineId", "gatewayId", "trigger"):
+        if negated[key] and not selected[key]:
+            selected[key] = request.GET.get(NEGATIONS[key], "")
     return {
         "statuses": RunStatus.choices,
-        "selected_statuses": _selected_statuses(request),
+        "selected_statuses": _selected_statuses(
+            request, "excludeStatus" if negated["status"] else "status"
+        ),
+        "negated": negated,
+        "names": {key: NEGATIONS[key] if negated[key] else key for key in NEGATIONS},
+        "negations": NEGATIONS,
+        "label_filters": [
+            {"param": param, "value": value, "negated": param == "excludeLabel"}
+            for param in ("label", "excludeLabel")
+            for value in request.GET.getlist(param)
+            if value
+        ],
+        "sort": request.GET.get("sort", ""),
         "triggers": TriggerType.choices,
         "windows": list(WINDOW_LABELS.items()),
         # Every select option compares against these: a key absent from request.GET would be a
@@ -258,9 +290,10 @@ def _table_context(
     position: Position | None,
     top: Position | None,
 ) -> dict[str, Any]:
-    page = keyset_page(filterset.qs, position=position, limit=PAGE_SIZE)
+    ordering = filterset.ordering
+    page = keyset_page(filterset.qs, position=position, limit=PAGE_SIZE, ordering=ordering)
     is_first_page = position is None
-    if is_first_page:
+    if is_first_page and ordering.name == DEFAULT_SORT:
         top = Position(page.items[0].created_at, page.items[0].pk, "newer") if page.items else None
     elif top is None:
         newest = (
@@ -283,21 +316,60 @@ def _table_context(
         **board,
         "rows": _run_rows(page.items),
         "filter_errors": None,
-        "newer_cursor": encode_cursor(page.newer) if page.newer else None,
-        "older_cursor": encode_cursor(page.older) if page.older else None,
+        "newer_cursor": encode_cursor(page.newer, ordering=ordering) if page.newer else None,
+        "older_cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
+        "count": total_meta(filterset.qs),
+        "total_cap": TOTAL_CAP,
+        "sort_headers": _sort_headers(request, ordering.name),
+        "export_query": _filter_query(request),
         "is_first_page": is_first_page,
         "newer_count": newer,
         "newer_more": newer > NEWER_MAX,
-        "live_url": _live_url(request, position=position, top=top, digest=digest),
+        "live_url": _live_url(
+            request, position=position, top=top, digest=digest, ordering_name=ordering.name
+        ),
     }
 
 
+def _sort_headers(request: HttpRequest, current: str) -> dict[str, dict[str, Any]]:
+    """Per sortable column: the link its header points at (descending first, then ascending
+    where the column has it, then back) and the order it shows now, if any."""
+    headers = {}
+    for column, (descending, ascending) in SORTABLE_COLUMNS.items():
+        if current == descending:
+            target, state = ascending or descending, "descending"
+        elif current == ascending:
+            target, state = descending, "ascending"
+        else:
+            target, state = descending, ""
+        params = [
+            (key, value)
+            for key in FILTER_PARAMS
+            if key != "sort"
+            for value in request.GET.getlist(key)
+            if value != ""
+        ]
+        if target != DEFAULT_SORT:
+            params.append(("sort", target))
+        headers[column] = {
+            "url": "?" + urlencode(params),
+            "state": state,
+            "aria": {"descending": "descending", "ascending": "ascending"}.get(state, "none"),
+        }
+    return headers
+
+
 def _live_url(
-    request: HttpRequest, *, position: Position | None, top: Position | None, digest: str
+    request: HttpRequest,
+    *,
+    position: Position | None,
+    top: Position | None,
+    digest: str,
+    ordering_name: str = DEFAULT_SORT,
 ) -> str:
     params = [(key, value) for key in FILTER_PARAMS for value in request.GET.getlist(key) if value]
     if position is not None:
-        params.append(("cursor", encode_cursor(position)))
+        params.append(("cursor", encode_cursor(position, ordering=RUN_SORTS[ordering_name])))
     if top is not None:
         params.append(("top", encode_cursor(top)))
     params.append(("v", digest))
@@ -328,12 +400,17 @@ def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]
     }
 
 
-def _cursor_position(request: HttpRequest, key: str) -> tuple[Position | None, bool]:
-    """The position a signed cursor names, and whether one was given but is not valid."""
+def _cursor_position(
+    request: HttpRequest, key: str, filterset: RunFilter | None = None
+) -> tuple[Position | None, bool]:
+    """The position a signed cursor names (under the filters' sort; ``top`` is always by
+    creation), and whether one was given but is not valid."""
     if not request.GET.get(key):
         return None, False
     try:
-        return decode_cursor(request.GET[key]), False
+        if filterset is None:
+            return decode_cursor(request.GET[key]), False
+        return decode_cursor(request.GET[key], ordering=filterset.ordering), False
     except ValidationError:
         return None, True
 
@@ -348,6 +425,9 @@ def _invalid_filters_context(filterset: RunFilter) -> dict[str, Any]:
         "is_first_page": True,
         "newer_count": 0,
         "live_url": None,
+        "count": None,
+        "sort_headers": None,
+        "export_query": None,
     }
 
 
@@ -367,7 +447,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         status = 400
     else:
         status = 200
-        position, bad_cursor = _cursor_position(request, "cursor")
+        position, bad_cursor = _cursor_position(request, "cursor", filterset)
         if bad_cursor:
             context["page_error"] = "That page link is no longer valid; showing the newest runs."
         context.update(_table_context(request, filterset, position=position, top=None))
@@ -393,7 +473,7 @@ def run_list_live(request: HttpRequest) -> HttpResponse:
     filterset = RunFilter(_page_params(request), queryset=Run.objects.all())
     if not filterset.is_valid():
         return HttpResponse(status=204)
-    position, _ = _cursor_position(request, "cursor")
+    position, _ = _cursor_position(request, "cursor", filterset)
     top, _ = _cursor_position(request, "top")
     if _current_digest(filterset, position=position, top=top) == request.GET.get("v"):
         return HttpResponse(status=204)
@@ -418,9 +498,19 @@ def _current_digest(
         windowed=_windowed(filterset),
     )
     versions = keyset_page(
-        filterset.qs.only("id", "public_id", "created_at", "updated_at"),
+        filterset.qs.only(
+            "id",
+            "public_id",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
+            "rows_loaded",
+            "bytes_loaded",
+        ),
         position=position,
         limit=PAGE_SIZE,
+        ordering=filterset.ordering,
     ).items
     newer = _newer_count(filterset.qs, position=position, top=top)
     return _live_digest(versions, newer=newer, running=running)

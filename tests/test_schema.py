@@ -216,6 +216,7 @@ def test_schema_is_served_and_covers_every_route(client):
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
         "/api/runs",
+        "/api/runs/export",
         "/api/runs/{run_id}",
         "/api/runs/{run_id}/nodes",
         "/api/runs/{run_id}/rerun",
@@ -269,11 +270,13 @@ def test_schema_documents_every_patch_field(client):
         "startedAt",
         "finishedAt",
         "nodes",
+        "labels",
     }
     assert pipeline_fields == {
         "name",
         "description",
         "defaultGateway",
+        "labels",
         "runRetentionDays",
         "logRetentionDays",
     }

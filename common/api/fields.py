@@ -6,6 +6,7 @@ either has a bug worth hearing about, so these refuse them.
 
 import math
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.time import InstantOutOfRange, NaiveInstant, parse_aware_instant
@@ -158,3 +159,24 @@ def _is_scalar(value, *, numeric_only: bool) -> bool:
     if numeric_only:
         return False
     return value is None or (isinstance(value, str) and len(value) <= 1000)
+
+
+LABELS_SCHEMA = {
+    "type": "object",
+    "description": "Labels: string keys (`[a-z0-9_.-]{1,63}`) to string values (at most 200 "
+    "characters), at most 20 pairs.",
+    "additionalProperties": {"type": "string", "maxLength": 200},
+    "maxProperties": 20,
+}
+
+
+@extend_schema_field(LABELS_SCHEMA)
+class LabelsField(serializers.Field):
+    """A labels object, taken as sent: the services check it (``common.labels``), so every way
+    labels arrive is refused with the same reasons."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value

@@ -1,30 +1,69 @@
-"""Keyset pagination over (created_at, id), newest first, with signed opaque cursors.
+"""The one keyset paginator: pages of rows in any order over a sort key and the id, with signed
+opaque cursors. The read API, the Runs page, its export and the pipelines list use it.
 
 A page never uses OFFSET and never counts: it asks for ``limit + 1`` rows past the cursor's
 position, so the first page and the millionth cost the same. The bound is written as
-``created_at <= t AND (created_at < t OR (created_at = t AND id < i))`` so that PostgreSQL can
-start the index scan at ``t`` instead of filtering the whole index.
+``v <= t AND (v < t OR (v = t AND id < i))`` (for a descending key) so that PostgreSQL can start
+the index scan at ``t`` instead of filtering the whole index.
+
+A key that may be NULL (a run not started yet has no duration) puts its NULL rows last in
+either direction, ordered by id: the rows are read as two segments, the non-NULL values first,
+then the NULLs, each bounded and index-ordered on its own. A page that crosses from one segment
+to the next costs two queries, every other page one.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.core import signing
-from django.db.models import Model, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
 from common.time import to_utc
 
 CURSOR_SALT = "runs.keyset-cursor"
+SORT_ALIAS = "keyset_value"
 Direction = Literal["older", "newer"]
+ValueKind = Literal["datetime", "int", "duration", "str"]
+INVALID_CURSOR = "Invalid or tampered cursor."
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """One order of a keyset list: ``name`` as the API spells it (``-createdAt``), the
+    expression sorted on, its direction and whether it may be NULL, and how a cursor holds it."""
+
+    name: str
+    expression: Any
+    descending: bool = True
+    nullable: bool = False
+    kind: ValueKind = "datetime"
+
+    @property
+    def segments(self) -> tuple[bool | None, ...]:
+        """Each segment's ``isnull`` filter: the values, then the NULLs (nullable keys only)."""
+        return (False, True) if self.nullable else (None,)
+
+
+CREATED_NEWEST_FIRST = Ordering("-createdAt", F("created_at"))
+CREATED_OLDEST_FIRST = Ordering("createdAt", F("created_at"), descending=False)
 
 
 @dataclass(frozen=True)
 class Position:
-    created_at: datetime
+    """A row's place in an order: its sort value (None in the NULL segment) and id. A cursor
+    ``newer`` reads towards the start of the order, ``older`` (the default) towards its end."""
+
+    value: Any
     pk: int
     direction: Direction = "older"
+    sort: str = CREATED_NEWEST_FIRST.name
+
+    @property
+    def segment(self) -> int:
+        return 1 if self.value is None else 0
 
 
 @dataclass
@@ -34,47 +73,168 @@ class Page:
     newer: Position | None
 
 
-def encode_cursor(position: Position) -> str:
-    payload = [position.created_at.isoformat(), position.pk, position.direction[0]]
+def _encode_value(value: Any, kind: ValueKind) -> Any:
+    if value is None:
+        return None
+    if kind == "datetime":
+        return value.isoformat()
+    if kind == "duration":
+        return value // timedelta(microseconds=1)
+    return value
+
+
+def _decode_value(raw: Any, kind: ValueKind) -> Any:
+    if raw is None:
+        return None
+    if kind == "datetime":
+        return to_utc(datetime.fromisoformat(raw))
+    if kind == "duration":
+        return timedelta(microseconds=int(raw))
+    if kind == "int":
+        if type(raw) is not int:
+            raise TypeError
+        return raw
+    if type(raw) is not str:
+        raise TypeError
+    return raw
+
+
+def encode_cursor(position: Position, *, ordering: Ordering = CREATED_NEWEST_FIRST) -> str:
+    payload = [
+        position.sort,
+        _encode_value(position.value, ordering.kind),
+        position.pk,
+        position.direction[0],
+    ]
     return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
 
 
-def decode_cursor(cursor: str, *, field: str = "cursor") -> Position:
+def decode_cursor(
+    cursor: str, *, ordering: Ordering = CREATED_NEWEST_FIRST, field: str = "cursor"
+) -> Position:
+    """The position a cursor names; a forged one, or one made under another order, is a 400."""
     try:
-        stamp, pk, direction = signing.loads(cursor, salt=CURSOR_SALT)
-        return Position(
-            created_at=to_utc(datetime.fromisoformat(stamp)),
+        sort, raw, pk, direction = signing.loads(cursor, salt=CURSOR_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise ValidationError({field: [INVALID_CURSOR]}) from None
+    if sort != ordering.name:
+        raise ValidationError(
+            {field: [f"This cursor pages the sort {sort!r}, not {ordering.name!r}."]}
+        )
+    try:
+        value = _decode_value(raw, ordering.kind)
+        if value is None and not ordering.nullable:
+            raise TypeError
+        position = Position(
+            value=value,
             pk=int(pk),
             direction="newer" if direction == "n" else "older",
+            sort=str(sort),
         )
-    except (signing.BadSignature, ValueError, TypeError, OverflowError):
-        raise ValidationError({field: ["Invalid or tampered cursor."]}) from None
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError({field: [INVALID_CURSOR]}) from None
+    return position
 
 
-def keyset_page[M: Model](queryset: QuerySet[M], *, position: Position | None, limit: int) -> Page:
+def position_of(row: Any, ordering: Ordering, direction: Direction = "older") -> Position:
+    """The position of a row read through ``keyset_page`` or ``keyset_iterate``."""
+    return Position(getattr(row, SORT_ALIAS), row.pk, direction, ordering.name)
+
+
+def _order_by(ordering: Ordering, *, reverse: bool) -> list[Any]:
+    descending = ordering.descending != reverse
+    value, pk = F(SORT_ALIAS), F("pk")
+    if not ordering.nullable:
+        return [value.desc(), pk.desc()] if descending else [value.asc(), pk.asc()]
+    # The index order (NULLs last) read forwards, or backwards for the reverse.
+    nulls = {"nulls_first": True} if reverse else {"nulls_last": True}
+    return [value.desc(**nulls), pk.desc()] if descending else [value.asc(**nulls), pk.asc()]
+
+
+def _past(ordering: Ordering, position: Position, *, reverse: bool) -> Q:
+    """The rows of ``position``'s segment that come after it (before it with ``reverse``)."""
+    downwards = ordering.descending != reverse
+    pk_bound = Q(pk__lt=position.pk) if downwards else Q(pk__gt=position.pk)
+    if position.value is None:
+        return pk_bound
+    value = position.value
+    if downwards:
+        return Q(**{f"{SORT_ALIAS}__lte": value}) & (
+            Q(**{f"{SORT_ALIAS}__lt": value}) | (Q(**{SORT_ALIAS: value}) & pk_bound)
+        )
+    return Q(**{f"{SORT_ALIAS}__gte": value}) & (
+        Q(**{f"{SORT_ALIAS}__gt": value}) | (Q(**{SORT_ALIAS: value}) & pk_bound)
+    )
+
+
+def _read[M: Model](
+    queryset: QuerySet[M],
+    ordering: Ordering,
+    *,
+    position: Position | None,
+    reverse: bool,
+    wanted: int,
+) -> list[M]:
+    """Up to ``wanted`` rows past ``position`` in the order (towards its start with ``reverse``),
+    segment by segment."""
+    annotated = queryset.annotate(**{SORT_ALIAS: ordering.expression})
+    segments = list(enumerate(ordering.segments))
+    if reverse:
+        segments.reverse()
+    rows: list[M] = []
+    for index, isnull in segments:
+        if position is not None and (
+            (index > position.segment) if reverse else (index < position.segment)
+        ):
+            continue
+        part = (
+            annotated if isnull is None else annotated.filter(**{f"{SORT_ALIAS}__isnull": isnull})
+        )
+        if position is not None and index == position.segment:
+            part = part.filter(_past(ordering, position, reverse=reverse))
+        rows += list(part.order_by(*_order_by(ordering, reverse=reverse))[: wanted - len(rows)])
+        if len(rows) >= wanted:
+            break
+    return rows
+
+
+def keyset_page[M: Model](
+    queryset: QuerySet[M],
+    *,
+    position: Position | None,
+    limit: int,
+    ordering: Ordering = CREATED_NEWEST_FIRST,
+) -> Page:
     if position is None or position.direction == "older":
-        if position is not None:
-            queryset = queryset.filter(
-                Q(created_at__lt=position.created_at)
-                | Q(created_at=position.created_at, pk__lt=position.pk),
-                created_at__lte=position.created_at,
-            )
-        rows = list(queryset.order_by("-created_at", "-id")[: limit + 1])
+        rows = _read(queryset, ordering, position=position, reverse=False, wanted=limit + 1)
         items = rows[:limit]
         has_older = len(rows) > limit
         has_newer = position is not None
     else:
-        queryset = queryset.filter(
-            Q(created_at__gt=position.created_at)
-            | Q(created_at=position.created_at, pk__gt=position.pk),
-            created_at__gte=position.created_at,
-        )
-        rows = list(queryset.order_by("created_at", "id")[: limit + 1])
+        rows = _read(queryset, ordering, position=position, reverse=True, wanted=limit + 1)
         items = list(reversed(rows[:limit]))
         has_newer = len(rows) > limit
         has_older = True
-    first: Any = items[0] if items else None
-    last: Any = items[-1] if items else None
-    older = Position(last.created_at, last.pk, "older") if items and has_older else None
-    newer = Position(first.created_at, first.pk, "newer") if items and has_newer else None
+    older = position_of(items[-1], ordering) if items and has_older else None
+    newer = position_of(items[0], ordering, "newer") if items and has_newer else None
     return Page(items=items, older=older, newer=newer)
+
+
+def keyset_iterate[M: Model](
+    queryset: QuerySet[M], *, ordering: Ordering = CREATED_NEWEST_FIRST, chunk: int = 1000
+) -> Iterator[M]:
+    """Every row of ``queryset`` in the order, read ``chunk`` rows per query: memory stays flat
+    however many rows match, and no query holds a cursor open between chunks."""
+    position = None
+    while True:
+        rows = _read(queryset, ordering, position=position, reverse=False, wanted=chunk)
+        yield from rows
+        if len(rows) < chunk:
+            return
+        position = position_of(rows[-1], ordering)
+
+
+def bounded_count(queryset: QuerySet, *, cap: int) -> int:
+    """How many rows match, counted to at most ``cap + 1``: a count over a LIMIT subquery, so a
+    filter matching a million rows costs what ``cap`` rows cost."""
+    return queryset.order_by().values("pk")[: cap + 1].count()

@@ -1,11 +1,30 @@
 """Query parameters every list takes (``limit``, ``cursor``), the checks every API view makes of
 its query string, and the action-permission gate of the viewsets."""
 
+from typing import Any, cast
+
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import BasePermission
+from rest_framework.settings import api_settings
 
 from common.actors import actor_from_request
+
+
+class _WithoutFormatOverride:
+    URL_FORMAT_OVERRIDE = None
+
+    def __getattr__(self, name):
+        return getattr(api_settings, name)
+
+
+class FormatIsAParameter(DefaultContentNegotiation):
+    """For views whose own ``format`` parameter picks a download's file format (``csv``,
+    ``ndjson``): DRF would otherwise read ``?format=`` as a renderer name and answer 404."""
+
+    settings = cast(Any, _WithoutFormatOverride())
+
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -3,13 +3,17 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from common.api.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from common.api.fields import LabelsField, StrictCharField, StrictIntegerField, StrictSerializer
 from gateways.api.serializers import GatewayRefSerializer
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
 GATEWAY_REF_HELP = "A gateway's id (`gw_...`) or name; null for none."
 RETENTION_MAX_DAYS = 36500
+LABELS_HELP = (
+    "Default labels of the pipeline's runs; a run's own labels override them key by key. "
+    "A change replaces the whole object."
+)
 RUN_RETENTION_HELP = "Keep finished runs this many days; null for the deployment's default."
 LOG_RETENTION_HELP = (
     "Keep the log lines and samples of finished runs this many days (the run and its summary "
@@ -22,6 +26,7 @@ class PipelineSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     defaultGateway = GatewayRefSerializer(source="default_gateway", allow_null=True)
+    labels = LabelsField(help_text=LABELS_HELP)
     runRetentionDays = serializers.IntegerField(
         source="run_retention_days", allow_null=True, help_text=RUN_RETENTION_HELP
     )
@@ -48,6 +53,7 @@ class PipelineCreateSerializer(StrictSerializer):
     defaultGateway = StrictCharField(
         required=False, allow_null=True, max_length=100, help_text=GATEWAY_REF_HELP
     )
+    labels = LabelsField(required=False, help_text=LABELS_HELP)
 
 
 class PipelineUpdateSerializer(PipelineCreateSerializer):

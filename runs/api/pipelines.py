@@ -108,6 +108,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
             default_gateway=gateway_from_reference(
                 data.get("defaultGateway"), field="defaultGateway"
             ),
+            labels=data.get("labels"),
         )
         return Response(PipelineSerializer(pipeline).data, status=status.HTTP_201_CREATED)
 
@@ -143,7 +144,7 @@ class PipelineViewSet(viewsets.GenericViewSet):
         serializer = PipelineUpdateSerializer(data=json_object(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        changes = {key: data[key] for key in ("name", "description") if key in data}
+        changes = {key: data[key] for key in ("name", "description", "labels") if key in data}
         if "runRetentionDays" in data:
             changes["run_retention_days"] = data["runRetentionDays"]
         if "logRetentionDays" in data:

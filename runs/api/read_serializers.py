@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from common.actors import Actor
+from common.api.fields import LabelsField
 from common.audit import audit_events_for
 from gateways.api.serializers import GatewayRefSerializer
 from runs import selectors, stats
@@ -96,6 +97,9 @@ class RunListItemSerializer(serializers.Serializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     durationSeconds = serializers.IntegerField(source="duration_seconds", allow_null=True)
+    rowsLoaded = serializers.IntegerField(source="rows_loaded", allow_null=True)
+    bytesLoaded = serializers.IntegerField(source="bytes_loaded", allow_null=True)
+    labels = LabelsField()
     eta = serializers.SerializerMethodField()
 
     @extend_schema_field(EtaSerializer(allow_null=True))
@@ -111,10 +115,28 @@ class PageMetaSerializer(serializers.Serializer):
     )
 
 
+class RunPageMetaSerializer(serializers.Serializer):
+    cursor = serializers.CharField(
+        allow_null=True,
+        help_text="Pass as `cursor` (with the same filters and `sort`) for the next page; null "
+        "on the last page.",
+    )
+    sort = serializers.CharField(help_text="The order of the pages.")
+    total = serializers.IntegerField(
+        required=False,
+        help_text="How many runs match, when at most 10,000 do (absent otherwise).",
+    )
+    totalAtLeast = serializers.IntegerField(
+        required=False,
+        help_text="10000 when more than 10,000 runs match (then `total` is absent): the count "
+        "stops there so that it stays cheap at millions of runs.",
+    )
+
+
 @extend_schema_serializer(many=False)  # a page object, not a list
 class RunPageSerializer(serializers.Serializer):
     data = RunListItemSerializer(many=True)
-    meta = PageMetaSerializer()
+    meta = RunPageMetaSerializer()
 
 
 class RunMetricsSerializer(serializers.Serializer):
@@ -214,6 +236,7 @@ class RunDetailSerializer(serializers.Serializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     durationSeconds = serializers.IntegerField(source="duration_seconds", allow_null=True)
+    labels = LabelsField()
     metrics = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     errorSummary = serializers.SerializerMethodField()

@@ -5,6 +5,7 @@ is not an API key, so it is refused with 401 like any unknown bearer secret.
 """
 
 from datetime import datetime
+from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
@@ -22,6 +23,7 @@ from common.api.pagination import decode_cursor, encode_cursor, keyset_page
 from common.api.params import (
     CURSOR_PARAMETER,
     LIMIT_PARAMETER,
+    FormatIsAParameter,
     HasActionPermission,
     parse_limit,
     refuse_nul_characters,
@@ -31,6 +33,13 @@ from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import compare, selectors, services, stats
 from runs.api.compare_serializers import CompareSerializer
+from runs.api.exports import (
+    EXPORT_FORMATS,
+    LOG_DOWNLOAD_FORMATS,
+    export_response,
+    log_download_response,
+    total_meta,
+)
 from runs.api.read_serializers import (
     LogLineOutSerializer,
     RunCancelSerializer,
@@ -42,7 +51,7 @@ from runs.api.read_serializers import (
     RunPageSerializer,
     run_detail_body,
 )
-from runs.filters import InstantField, run_filter_checked
+from runs.filters import RUN_SORTS, InstantField, run_filter_checked
 from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 LOG_CURSOR_PREFIX = "crs_"
@@ -61,6 +70,7 @@ def run_list_queryset() -> QuerySet[Run]:
         "progress",
         "rows_loaded",
         "bytes_loaded",
+        "labels",
         "pipeline__public_id",
         "pipeline__name",
         "gateway__public_id",
@@ -127,9 +137,58 @@ LIST_PARAMETERS = [
         enum=["out"],
         description="`out`: only runs out of their pipeline's baseline (those with badges).",
     ),
+    OpenApiParameter(
+        "label",
+        {"type": "string", "pattern": "^[a-z0-9_.-]{1,63}:.{0,200}$"},
+        many=True,
+        explode=True,
+        description="`key:value`; repeat for more: every pair must match.",
+    ),
+    OpenApiParameter(
+        "excludeStatus",
+        {"type": "string", "pattern": f"^{_STATUS}( *, *{_STATUS})*$"},
+        description="Leave out runs in these statuses (one or a comma list).",
+    ),
+    OpenApiParameter(
+        "excludePipelineId",
+        str,
+        many=True,
+        explode=True,
+        description="Leave out these pipelines' runs.",
+    ),
+    OpenApiParameter(
+        "excludeGatewayId",
+        str,
+        many=True,
+        explode=True,
+        description="Leave out runs on these gateways.",
+    ),
+    OpenApiParameter(
+        "excludeTrigger",
+        {"type": "string", "enum": list(TriggerType.values)},
+        many=True,
+        explode=True,
+        description="Leave out runs of these trigger types.",
+    ),
+    OpenApiParameter(
+        "excludeLabel",
+        {"type": "string", "pattern": "^[a-z0-9_.-]{1,63}:.{0,200}$"},
+        many=True,
+        explode=True,
+        description="`key:value`; leave out runs holding any of these pairs.",
+    ),
+    OpenApiParameter(
+        "sort",
+        str,
+        enum=list(RUN_SORTS),
+        default="-createdAt",
+        description="The order (ties by id; runs without the value, e.g. not started, last). "
+        "A cursor pages only the sort it was made under.",
+    ),
     LIMIT_PARAMETER,
     CURSOR_PARAMETER,
 ]
+PAGING = {"limit", "cursor"}
 RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, description="Run id.")
 
 
@@ -137,12 +196,15 @@ RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, descri
 class RunViewSet(viewsets.GenericViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
+    # ``format`` names the file format of the downloads (export, logs), not a renderer.
+    content_negotiation_class = FormatIsAParameter
     # Reads need a viewer; cancel and re-run are checked (and recorded) by their services.
     action_permissions = {
         "list": Perm.VIEW_RUNS,
         "retrieve": Perm.VIEW_RUNS,
         "nodes": Perm.VIEW_RUNS,
         "logs": Perm.VIEW_RUNS,
+        "export": Perm.VIEW_RUNS,
         "compare": Perm.VIEW_RUNS,
     }
     lookup_url_kwarg = "run_id"
@@ -159,36 +221,77 @@ class RunViewSet(viewsets.GenericViewSet):
         operation_id="runs_list",
         parameters=LIST_PARAMETERS,
         responses={200: RunPageSerializer, **error_responses(400, 401)},
-        summary="List runs, newest first",
+        summary="List runs (newest first unless `sort` says otherwise)",
     )
     def list(self, request):
         params = request.query_params
         refuse_nul_characters(params)
         errors: dict[str, list[str]] = {}
         limit = parse_limit(params, errors)
+        filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
+        ordering = filterset.ordering
         position = None
-        if params.get("cursor"):
+        if params.get("cursor") and "sort" not in errors:
             try:
-                position = decode_cursor(params["cursor"])
+                position = decode_cursor(params["cursor"], ordering=ordering)
             except ValidationError as exc:
                 errors.update(exc.detail)
             else:
                 if position.direction != "older":
                     errors["cursor"] = ["Invalid or tampered cursor."]
-        filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
         if errors:
             raise ValidationError(errors)
-        page = keyset_page(filterset.qs, position=position, limit=limit)
+        page = keyset_page(filterset.qs, position=position, limit=limit, ordering=ordering)
         running = [run for run in page.items if run.status == RunStatus.RUNNING]
         judgements = stats.judge_runs(running)
+        meta: dict[str, Any] = {
+            "cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
+            "sort": ordering.name,
+            **total_meta(filterset.qs),
+        }
         return Response(
             {
                 "data": RunListItemSerializer(
                     page.items, many=True, context={"judgements": judgements}
                 ).data,
-                "meta": {"cursor": encode_cursor(page.older) if page.older else None},
+                "meta": meta,
             }
         )
+
+    @extend_schema(
+        operation_id="runs_export",
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=[*EXPORT_FORMATS],
+                default="csv",
+                description="`csv` (a header row, then one row per run) or `ndjson` (one JSON "
+                "object per line, the list item's shape).",
+            ),
+            *[parameter for parameter in LIST_PARAMETERS if parameter.name not in PAGING],
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            **error_responses(400, 401, 403),
+        },
+        summary="Download every run matching the filters",
+        description="Streams the whole matching set (not one page) in the order `sort` picks, "
+        "read in keyset chunks so that memory stays flat at millions of runs.",
+    )
+    @action(detail=False, methods=["get"], url_path="export")
+    def export(self, request):
+        params = request.query_params
+        refuse_nul_characters(params)
+        errors: dict[str, list[str]] = {}
+        export_format = params.get("format", "csv")
+        if export_format not in EXPORT_FORMATS:
+            errors["format"] = [f"Use one of {', '.join(EXPORT_FORMATS)}; got {export_format!r}."]
+        filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
+        if errors:
+            raise ValidationError(errors)
+        return export_response(filterset.qs, ordering=filterset.ordering, fmt=export_format)
 
     @extend_schema(
         operation_id="runs_retrieve",
@@ -284,14 +387,37 @@ class RunViewSet(viewsets.GenericViewSet):
                 description="A `nextCursor` from an earlier answer (only newer lines), "
                 "or an ISO 8601 timestamp (lines logged after it).",
             ),
+            OpenApiParameter(
+                "format",
+                str,
+                enum=[*LOG_DOWNLOAD_FORMATS],
+                description="Download the whole kept log as a file instead: `text` (one line "
+                "per entry) or `ndjson` (one JSON object per line).",
+            ),
         ],
-        responses={200: RunLogsSerializer, **error_responses(400, 401, 404)},
+        responses={
+            200: RunLogsSerializer,
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            **error_responses(400, 401, 404),
+        },
         summary="A run's log lines, oldest first",
     )
     @action(detail=True, methods=["get"])
     def logs(self, request, run_id: str):
         params = request.query_params
         refuse_nul_characters(params)
+        if "format" in params:
+            log_format = params["format"]
+            if log_format not in LOG_DOWNLOAD_FORMATS:
+                raise ValidationError(
+                    {
+                        "format": [
+                            f"Use one of {', '.join(LOG_DOWNLOAD_FORMATS)}; got {log_format!r}."
+                        ]
+                    }
+                )
+            return log_download_response(self.get_run(), fmt=log_format)
         run = self.get_run()
         lines = selectors.run_log_lines(run=run)
         node_id = params.get("nodeId")

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.api.fields import LabelsField
 from runs.models import LogLevel, RunStatus
 
 # One point of a run's telemetry series, as every run representation returns it.
@@ -65,6 +66,7 @@ class RunnerRunDocSerializer(serializers.Serializer):
     finishedAt = serializers.DateTimeField(allow_null=True)
     durationSeconds = serializers.IntegerField(allow_null=True)
     errorSummary = serializers.CharField(allow_null=True)
+    labels = LabelsField()
     logEntries = LogEntryDocSerializer(many=True, required=False)
     telemetry = TelemetryDocField()
     nodes = NodeDocSerializer(many=True, required=False)

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api.fields import (
+    LabelsField,
     ScalarMapField,
     StrictCharField,
     StrictChoiceField,
@@ -168,6 +169,10 @@ class RunPatchSerializer(StrictSerializer):
     startedAt = StrictDateTimeField(required=False, allow_null=True)
     finishedAt = StrictDateTimeField(required=False, allow_null=True)
     nodes = NodeSerializer(many=True, required=False, max_length=1000)
+    labels = LabelsField(
+        required=False,
+        help_text="Merged into the run's labels; a key sent as null is removed.",
+    )
 
     def get_fields(self):
         """Only the fields the body holds: every field is optional without a default, so the
@@ -207,6 +212,7 @@ class RunPatchSerializer(StrictSerializer):
             "startedAt": "started_at",
             "finishedAt": "finished_at",
             "nodes": "nodes",
+            "labels": "labels",
         }
         return {names[key]: value for key, value in data.items()}
 
@@ -252,6 +258,9 @@ class RunCreateSerializer(StrictSerializer):
     pipelineId = StrictCharField(max_length=40)
     gateway = StrictCharField(required=False, allow_null=True, max_length=100)
     trigger = TriggerField(required=False)
+    labels = LabelsField(
+        required=False, help_text="Over the pipeline's default labels, key by key."
+    )
 
 
 class PipelineRunSerializer(StrictSerializer):
@@ -265,4 +274,7 @@ class PipelineRunSerializer(StrictSerializer):
         required=False,
         help_text="A trigger type, or {type, ...scalar details}; default `api` (every run made "
         "through the API).",
+    )
+    labels = LabelsField(
+        required=False, help_text="Over the pipeline's default labels, key by key."
     )

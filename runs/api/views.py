@@ -143,6 +143,7 @@ class EltRunCreateView(APIView):
             gateway=gateway_from_reference(data.get("gateway"), field="gateway"),
             trigger_type=trigger.get("type"),
             trigger=trigger.get("details"),
+            labels=data.get("labels"),
         )
         return runner_response(run, request, status_code=status.HTTP_201_CREATED)
 
@@ -274,5 +275,6 @@ class PipelineRunView(APIView):
             gateway=gateway_from_reference(data.get("gateway"), field="gateway"),
             trigger_type=trigger.get("type"),
             trigger=trigger.get("details"),
+            labels=data.get("labels"),
         )
         return Response(run_detail_body(run, actor=actor), status=status.HTTP_201_CREATED)

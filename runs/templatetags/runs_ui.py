@@ -218,6 +218,32 @@ def query_with(context, **changes) -> str:
     return f"?{encoded}" if encoded else "?"
 
 
+@register.simple_tag(takes_context=True)
+def query_adding(context, key: str, value: str) -> str:
+    """The current query with one more ``key=value`` (a repeatable filter), from the first page."""
+    params = context["request"].GET.copy()
+    params.pop("cursor", None)
+    if value not in params.getlist(key):
+        params.appendlist(key, value)
+    return "?" + urlencode(sorted(params.lists()), doseq=True)
+
+
+@register.simple_tag(takes_context=True)
+def query_without(context, key: str, value: str) -> str:
+    """The current query without one value of a repeatable filter, from the first page."""
+    params = context["request"].GET.copy()
+    params.pop("cursor", None)
+    params.setlist(key, [item for item in params.getlist(key) if item != value])
+    encoded = urlencode(sorted(params.lists()), doseq=True)
+    return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def label_items(labels) -> list[tuple[str, str, str]]:
+    """A run's labels as ``(key, value, "key:value")``, by key."""
+    return [(key, value, f"{key}:{value}") for key, value in sorted((labels or {}).items())]
+
+
 _SOURCE_WORDS = {"web": "the web app", "api": "API", "admin": "admin", "runner": "the runner API"}
 
 

@@ -405,6 +405,20 @@
     if (event.target.matches && event.target.matches("input[data-select-on-focus]")) event.target.select();
   });
 
+  // The Runs filters' "not" toggles: a ticked one renames its filter's inputs to the negation
+  // (pipelineId -> excludePipelineId). Capture phase, so the rename lands before the form's own
+  // change handler (htmx) reads the values.
+  document.addEventListener("change", function (event) {
+    var toggle = event.target;
+    if (!toggle.matches || !toggle.matches("input[data-negate]")) return;
+    var form = toggle.closest("form");
+    if (!form) return;
+    var param = toggle.getAttribute("data-negate");
+    form.querySelectorAll("[data-negatable='" + param + "']").forEach(function (input) {
+      input.name = toggle.checked ? toggle.getAttribute("data-negation") : param;
+    });
+  }, true);
+
   function start() {
     var box = logBox();
     if (box) box.scrollTop = box.scrollHeight;

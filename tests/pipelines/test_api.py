@@ -18,6 +18,7 @@ PIPELINE_KEYS = {
     "name",
     "description",
     "defaultGateway",
+    "labels",
     "runRetentionDays",
     "logRetentionDays",
     "createdAt",

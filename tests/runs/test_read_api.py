@@ -32,6 +32,9 @@ LIST_ITEM_KEYS = {
     "startedAt",
     "finishedAt",
     "durationSeconds",
+    "rowsLoaded",
+    "bytesLoaded",
+    "labels",
     "eta",
 }
 
@@ -93,7 +96,7 @@ def test_list_item_has_the_reference_shape(key_client, pipeline, gateway):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"data", "meta"}
-    assert body["meta"] == {"cursor": None}
+    assert body["meta"] == {"cursor": None, "sort": "-createdAt", "total": 1}
     [item] = body["data"]
     assert set(item) == LIST_ITEM_KEYS
     assert item["id"] == run.public_id
@@ -338,8 +341,11 @@ def test_deep_pages_cost_the_same_queries_as_the_first(key_client, pipeline):
 
     assert len(first) == len(second) == len(deep)
     run_queries = [sql for sql in deep if 'FROM "runs_run"' in sql]
-    assert len(run_queries) == 1
-    [page_sql] = run_queries
+    # The page, and meta.total's count bounded by a LIMIT subquery.
+    assert len(run_queries) == 2
+    [page_sql] = [sql for sql in run_queries if "COUNT(" not in sql.upper()]
+    [count_sql] = [sql for sql in run_queries if "COUNT(" in sql.upper()]
+    assert "LIMIT 10001" in count_sql
     assert '"runs_run"."created_at" <=' in page_sql
     assert "OFFSET" not in page_sql.upper()
     assert "COUNT(" not in page_sql.upper()
@@ -362,11 +368,15 @@ def test_deep_page_plan_uses_the_created_index_on_postgresql(key_client, pipelin
         cursor.execute("ANALYZE runs_run")
     # The position of page 150 of 50: what walking meta.cursor that far would hand back.
     deep = Run.objects.order_by("-created_at", "-id")[7500]
-    deep_cursor = encode_cursor(Position(created_at=deep.created_at, pk=deep.pk))
+    deep_cursor = encode_cursor(Position(value=deep.created_at, pk=deep.pk))
 
     with CaptureQueriesContext(connection) as captured:
         response = key_client.get(f"/api/runs?limit=50&cursor={deep_cursor}")
-    [page_sql] = [q["sql"] for q in captured.captured_queries if 'FROM "runs_run"' in q["sql"]]
+    [page_sql] = [
+        q["sql"]
+        for q in captured.captured_queries
+        if 'FROM "runs_run"' in q["sql"] and "COUNT(" not in q["sql"].upper()
+    ]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {page_sql}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
