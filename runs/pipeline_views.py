@@ -24,7 +24,7 @@ from gateways.models import Gateway
 from pipelines import selectors as pipeline_selectors
 from pipelines.models import Pipeline
 from runs import selectors, services, stats
-from runs.filters import InstantField
+from runs.filters import InstantField, LabelListFilter
 from runs.models import FINAL_STATUSES, Run, RunStatus
 from runs.pipeline_charts import (
     ChartPoint,
@@ -61,11 +61,13 @@ SORTS = {
 
 
 class PipelineFilter(django_filters.FilterSet):
-    """The one FilterSet of the pipelines list (labels arrive with runs' labels)."""
+    """The one FilterSet of the pipelines list: default gateway, default labels
+    (``label=key:value``, repeatable: all must match), name, sort."""
 
     gatewayId = django_filters.ModelChoiceFilter(
         field_name="default_gateway", queryset=Gateway.objects.all(), to_field_name="public_id"
     )
+    label = LabelListFilter()
     q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
     sort = django_filters.ChoiceFilter(
         method="filter_sort",
@@ -151,6 +153,7 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
         "sorts": SORTS,
         "filter_errors": errors,
         "selected": {key: request.GET.get(key, "") for key in ("gatewayId", "q", "sort")},
+        "label_filters": [value for value in request.GET.getlist("label") if value],
     }
     if wants_fragment(request):
         return render(

@@ -252,6 +252,26 @@ def test_pipeline_list_sorts_and_filters_by_gateway(analyst_client, agent_client
     assert analyst_client.get("/pipelines/?gatewayId=gw_nope").status_code == 400
 
 
+def test_pipeline_list_filters_by_default_labels(analyst_client, pipeline):
+    finance = PipelineFactory(name="ledger", labels={"team": "finance", "env": "prod"})
+    PipelineFactory(name="ledger-dev", labels={"team": "finance", "env": "dev"})
+    order = lambda html: re.findall(r'<tr id="pipeline-(pl_[^"]+)"', html)  # noqa: E731
+
+    both = analyst_client.get("/pipelines/?label=team:finance&label=env:prod")
+    assert both.status_code == 200
+    html = both.content.decode()
+    assert order(html) == [finance.public_id]
+    # The filters stay as removable chips; each row shows its labels, a click adds the filter.
+    assert 'name="label" value="team:finance"' in html
+    assert '<span class="label-key">env</span>:<span class="label-value">prod</span>' in html
+    assert len(order(analyst_client.get("/pipelines/?label=team:finance").content.decode())) == 2
+    assert order(analyst_client.get("/pipelines/?label=team:ops").content.decode()) == []
+
+    refused = analyst_client.get("/pipelines/?label=Team")
+    assert refused.status_code == 400
+    assert "Use key:value" in refused.content.decode()
+
+
 def test_pipeline_list_runs_constant_queries(
     analyst_client, agent_client, django_assert_max_num_queries
 ):
