@@ -373,7 +373,7 @@ def cmd_queries(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_strip(spec: dict[str, Any]) -> dict[str, Any]:
-    """Time the dashboard strip's aggregate the way the Runs view calls it."""
+    """Time the dashboard strip's aggregate through the selector the Runs view calls (uncached)."""
     from django.http import QueryDict
 
     from runs import dashboard, selectors
@@ -386,39 +386,11 @@ def cmd_strip(spec: dict[str, Any]) -> dict[str, Any]:
         if not filterset.is_valid():
             results[name] = {"error": str(filterset.errors)}
             continue
-        cleaned = filterset.form.cleaned_data
         times = []
         for attempt in range(spec["warmup"] + spec["iterations"]):
-            now = timezone.now()
-            start = (
-                now
-                - (
-                    {
-                        "24h": timedelta(hours=24),
-                        "7d": timedelta(days=7),
-                        "30d": timedelta(days=30),
-                    }[cleaned.get("window") or "24h"]
-                )
-            )
             began = time.perf_counter()
-            windowed = filterset.qs.filter(created_at__gte=start, created_at__lt=now)
-            unwindowed = selectors.run_queryset()
-            for key, value in cleaned.items():
-                if key not in ("window", "dateRange", "from", "to") and value not in (
-                    None,
-                    "",
-                    [],
-                ):
-                    unwindowed = filterset.filters[key].filter(unwindowed, value)
             with CaptureQueriesContext(connection) as captured:
-                dashboard.dashboard_summary(
-                    windowed=windowed,
-                    unwindowed=unwindowed,
-                    start=start,
-                    end=now,
-                    label="",
-                    is_default_window=not cleaned.get("window"),
-                )
+                dashboard.runs_board(filterset, cached=False)
             if attempt >= spec["warmup"]:
                 times.append((time.perf_counter() - began) * 1000)
         results[name] = {

@@ -3,11 +3,17 @@
 Everything is aggregated over one time window only (the filters' own window, or the last 24
 hours when none is chosen), so the (…, created_at, id) indexes bound the rows read whatever the
 size of the history. Counts per status, volumes and the histogram come from one GROUP BY.
+
+``runs_board(filterset)`` is the selector the page (and ``bench/``) calls: it takes the run
+filters, chooses the window and its words, and keeps the strip of a long window in the cache
+for a few seconds so that paging and live refreshes do not recount it.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -21,9 +27,16 @@ from django.db.models import (
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from runs.filters import WINDOW_LABELS, RunFilter
 from runs.models import ACTIVE_STATUSES, Run, RunStatus
 
 DEFAULT_WINDOW = timedelta(hours=24)
+# A strip over a longer window than this may come from the cache (tens of thousands of runs on a
+# busy install); a shorter one is always counted afresh.
+LIVE_SPAN = timedelta(days=8)
+CACHE_SECONDS = 20
+# The filters that set explicit bounds (a rolling ``window`` alone has words of its own).
+BOUNDS = ("dateRange", "from", "to")
 # The median is taken over the newest finished runs of the window, so its cost is bounded
 # whatever the window holds; below this many runs it is exact.
 MEDIAN_SAMPLE = 2000
@@ -186,3 +199,82 @@ def _median_duration(windowed: QuerySet[Run]) -> timedelta | None:
     # SQLite has no percentile aggregate: sort the sample's durations and take the middle one.
     durations = sorted(newest.values_list("duration", flat=True))
     return durations[len(durations) // 2] if durations else None
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    label: str
+    is_default: bool
+    ends_now: bool
+
+
+def board_window(filterset: RunFilter, *, now: datetime) -> Window:
+    """The strip's window: the filters' time bounds, or the last 24 hours when they set no lower
+    bound; its words for a rolling window ("Last 7 days"), blank for an explicit range (which
+    the page writes out from its bounds in the viewer's zone)."""
+    start, end = filterset.time_bounds(now)
+    cleaned = filterset.form.cleaned_data
+    is_default = start is None
+    if is_default:
+        label = "Last 24 hours"
+    elif cleaned.get("window") and not any(cleaned.get(key) for key in BOUNDS):
+        label = WINDOW_LABELS[cleaned["window"]]
+    else:
+        label = ""
+    return Window(
+        start=start or now - DEFAULT_WINDOW,
+        end=end,
+        label=label,
+        is_default=is_default,
+        ends_now=now - end < timedelta(minutes=1),
+    )
+
+
+def running_now(filterset: RunFilter, *, now: datetime | None = None) -> int:
+    """The active runs the filters match, counted afresh (never from the cache): within a past
+    window only those still active, otherwise all of them."""
+    window = board_window(filterset, now=now or timezone.now())
+    windowed = None
+    if not window.ends_now:
+        windowed = filterset.qs.filter(created_at__gte=window.start, created_at__lt=window.end)
+    return running_count(unwindowed=filterset.without_time(Run.objects.all()), windowed=windowed)
+
+
+def _cache_key(filterset: RunFilter) -> str:
+    data = filterset.data
+    params = sorted(
+        (name, data.getlist(name) if hasattr(data, "getlist") else data.get(name))
+        for name in filterset.filters
+        if name in data
+    )
+    return "runs:dashboard:" + hashlib.sha256(repr(params).encode()).hexdigest()
+
+
+def runs_board(
+    filterset: RunFilter, *, now: datetime | None = None, cached: bool = True
+) -> Dashboard:
+    """The strip for a valid ``filterset``."""
+    window = board_window(filterset, now=now or timezone.now())
+    long_window = window.end - window.start > LIVE_SPAN
+    key = _cache_key(filterset) if cached and long_window else None
+    board = cache.get(key) if key else None
+    if board is None:
+        board = dashboard_summary(
+            windowed=filterset.qs.filter(created_at__gte=window.start, created_at__lt=window.end),
+            unwindowed=filterset.without_time(Run.objects.all()),
+            start=window.start,
+            end=window.end,
+            label=window.label,
+            is_default_window=window.is_default,
+            ends_now=window.ends_now,
+        )
+        if key:
+            cache.set(key, board, CACHE_SECONDS)
+    return board
+
+
+def may_be_cached(board: Dashboard) -> bool:
+    """Whether ``runs_board`` may have answered ``board`` from the cache."""
+    return board.end - board.start > LIVE_SPAN

@@ -13,7 +13,7 @@ which the keyset paginator reads from ``RunFilter.ordering``. Every value is che
 so a bad one is a 400 naming the parameter, never an empty page or a 500.
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import django_filters
@@ -32,6 +32,8 @@ from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 WINDOW_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
+# The filters that bound the creation time; the others say which runs.
+TIME_FILTERS = ("window", "dateRange", "from", "to")
 
 DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
 # The orders of the runs list. Keys that may be NULL (not started, not finished, nothing
@@ -299,6 +301,31 @@ class RunFilter(django_filters.FilterSet):
         """The order ``sort`` chose (the default when absent or when the form is invalid)."""
         cleaned = getattr(self.form, "cleaned_data", None) or {}
         return RUN_SORTS[cleaned.get("sort") or DEFAULT_SORT]
+
+    def time_bounds(self, now: datetime) -> tuple[datetime | None, datetime]:
+        """The creation-time window the filters chose: the latest lower bound (None when no
+        filter sets one) and the earliest upper bound (``now`` at the latest)."""
+        cleaned = self.form.cleaned_data
+        lowers: list[datetime] = []
+        uppers: list[datetime] = [now]
+        if cleaned.get("window"):
+            lowers.append(now - WINDOWS[cleaned["window"]])
+        if cleaned.get("dateRange"):
+            lower, upper = cleaned["dateRange"]
+            lowers += [lower] if lower else []
+            uppers += [upper] if upper else []
+        if cleaned.get("from"):
+            lowers.append(cleaned["from"])
+        if cleaned.get("to"):
+            uppers.append(cleaned["to"])
+        return (max(lowers) if lowers else None), min(uppers)
+
+    def without_time(self, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        """``queryset`` under the same filters minus the time bounds, from the cleaned values."""
+        for name, value in self.form.cleaned_data.items():
+            if name not in TIME_FILTERS and value not in (None, "", []):
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset
 
     def filter_window(self, qs: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
         return qs.filter(created_at__gte=timezone.now() - WINDOWS[value])

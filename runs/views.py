@@ -15,7 +15,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -41,17 +40,10 @@ from common.time import parse_aware_instant
 from common.web import wants_fragment
 from gateways.models import Gateway
 from pipelines.models import Pipeline
-from runs import selectors, services, stats
+from runs import dashboard, selectors, services, stats
 from runs.api.exports import TOTAL_CAP, total_meta
-from runs.dashboard import (
-    DEFAULT_WINDOW,
-    HISTOGRAM_STATUSES,
-    MEDIAN_SAMPLE,
-    Dashboard,
-    dashboard_summary,
-    running_count,
-)
-from runs.filters import DEFAULT_SORT, RUN_SORTS, WINDOW_LABELS, WINDOWS, InstantField, RunFilter
+from runs.dashboard import HISTOGRAM_STATUSES, MEDIAN_SAMPLE
+from runs.filters import DEFAULT_SORT, RUN_SORTS, WINDOW_LABELS, InstantField, RunFilter
 from runs.log_panel import (
     LOG_LEVELS,
     filtered_lines,
@@ -65,11 +57,8 @@ from runs.sparklines import DETAIL_POINTS, histogram_svg, sample_series, sparkli
 from runs.timeline import timeline_svg
 
 PAGE_SIZE = 50
-DASHBOARD_LIVE_SPAN = timedelta(days=8)
-DASHBOARD_CACHE_SECONDS = 20
 # An older page counts the runs that arrived since it was shown up to this many ("50+ newer").
 NEWER_MAX = 50
-TIME_PARAMS = ("window", "dateRange", "from", "to")
 FILTER_PARAMS = tuple(RunFilter.base_filters)
 # What a date-time input sends: a wall time without a zone.
 NAIVE_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
@@ -111,55 +100,6 @@ def _selected_statuses(request: HttpRequest, key: str = "status") -> list[str]:
         for item in chunk.split(",")
         if item.strip()
     ]
-
-
-def _time_bounds(cleaned: dict[str, Any], now: datetime) -> tuple[datetime | None, datetime]:
-    """The window the filters chose: the latest lower bound and the earliest upper bound."""
-    lowers: list[datetime] = []
-    uppers: list[datetime] = [now]
-    if cleaned.get("window"):
-        lowers.append(now - WINDOWS[cleaned["window"]])
-    if cleaned.get("dateRange"):
-        lower, upper = cleaned["dateRange"]
-        lowers += [lower] if lower else []
-        uppers += [upper] if upper else []
-    if cleaned.get("from"):
-        lowers.append(cleaned["from"])
-    if cleaned.get("to"):
-        uppers.append(cleaned["to"])
-    return (max(lowers) if lowers else None), min(uppers)
-
-
-def _window_label(cleaned: dict[str, Any], *, is_default_window: bool) -> str:
-    """Words for a rolling window ("Last 7 days"); blank for an explicit range, which the page
-    writes out from its bounds in the viewer's zone ("Nov 20, 10:00 - 12:00")."""
-    if is_default_window:
-        return "Last 24 hours"
-    if cleaned.get("window") and not any(cleaned.get(key) for key in ("dateRange", "from", "to")):
-        return WINDOW_LABELS[cleaned["window"]]
-    return ""
-
-
-def _without_time(filterset: RunFilter, queryset: QuerySet[Run]) -> QuerySet[Run]:
-    """The same filters as ``filterset`` minus the time bounds, reusing its cleaned values."""
-    for name, value in filterset.form.cleaned_data.items():
-        if name not in TIME_PARAMS and value not in (None, "", []):
-            queryset = filterset.filters[name].filter(queryset, value)
-    return queryset
-
-
-def _dashboard(request: HttpRequest, **kwargs: Any) -> Dashboard:
-    """The strip; over windows longer than a week (tens of thousands of runs on a busy install)
-    it is kept for a few seconds per filter set, so paging and live refreshes do not recount."""
-    if kwargs["end"] - kwargs["start"] <= DASHBOARD_LIVE_SPAN:
-        return dashboard_summary(**kwargs)
-    params = sorted((key, request.GET.getlist(key)) for key in request.GET if key != "cursor")
-    key = "runs:dashboard:" + hashlib.sha256(repr(params).encode()).hexdigest()
-    board = cache.get(key)
-    if board is None:
-        board = dashboard_summary(**kwargs)
-        cache.set(key, board, DASHBOARD_CACHE_SECONDS)
-    return board
 
 
 def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -303,14 +243,12 @@ def _table_context(
             .first()
         )
         top = Position(newest.created_at, newest.pk, "newer") if newest else None
-    board = _board_context(request, filterset)
+    board = _board_context(filterset)
     newer = _newer_count(filterset.qs, position=position, top=top)
     running = board["board"].running_now
-    if board["board"].end - board["board"].start > DASHBOARD_LIVE_SPAN:
+    if dashboard.may_be_cached(board["board"]):
         # The strip of a long window may come from the cache; the fingerprint must not.
-        running = running_count(
-            unwindowed=_without_time(filterset, Run.objects.all()), windowed=_windowed(filterset)
-        )
+        running = dashboard.running_now(filterset)
     digest = _live_digest(page.items, newer=newer, running=running)
     return {
         **board,
@@ -376,23 +314,8 @@ def _live_url(
     return f"{reverse('runs:list-live')}?{urlencode(params)}"
 
 
-def _board_context(request: HttpRequest, filterset: RunFilter) -> dict[str, Any]:
-    now = timezone.now()
-    cleaned = filterset.form.cleaned_data
-    start, end = _time_bounds(cleaned, now)
-    is_default_window = start is None
-    if start is None:
-        start = now - DEFAULT_WINDOW
-    board = _dashboard(
-        request,
-        windowed=filterset.qs.filter(created_at__gte=start, created_at__lt=end),
-        unwindowed=_without_time(filterset, selectors.run_queryset()),
-        start=start,
-        end=end,
-        label=_window_label(cleaned, is_default_window=is_default_window),
-        is_default_window=is_default_window,
-        ends_now=now - end < timedelta(minutes=1),
-    )
+def _board_context(filterset: RunFilter) -> dict[str, Any]:
+    board = dashboard.runs_board(filterset)
     return {
         "board": board,
         "median_sample": MEDIAN_SAMPLE,
@@ -493,10 +416,7 @@ def _current_digest(
 ) -> str:
     """The fingerprint of the table as the database has it now, read without rendering: the
     page's runs (ids and versions only), runs newer than ``top`` and "running now"."""
-    running = running_count(
-        unwindowed=_without_time(filterset, Run.objects.all()),
-        windowed=_windowed(filterset),
-    )
+    running = dashboard.running_now(filterset)
     versions = keyset_page(
         filterset.qs.only(
             "id",
@@ -530,15 +450,6 @@ def live_poll_url(query: str = "") -> str:
     pairs += [("top", encode_cursor(top))] if top else []
     pairs.append(("v", digest))
     return f"{reverse('runs:list-live')}?{urlencode(pairs)}"
-
-
-def _windowed(filterset: RunFilter) -> QuerySet[Run] | None:
-    """The filtered runs of a window that ended in the past; None when it reaches now."""
-    now = timezone.now()
-    start, end = _time_bounds(filterset.form.cleaned_data, now)
-    if now - end < timedelta(minutes=1):
-        return None
-    return filterset.qs.filter(created_at__gte=start or now - DEFAULT_WINDOW, created_at__lt=end)
 
 
 # ---------------------------------------------------------------------------------------------
