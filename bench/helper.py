@@ -14,6 +14,9 @@ Commands:
 - ``strip``: server time of the dashboard strip's aggregate alone (p50 of N), in-process.
 - ``finish_cost``: server time of the PATCH that finishes a run, without and with the baseline
   index.
+- ``bulk_preview``: server time of the bulk dry-run preview (``runs.bulk.bulk_preview``, and the
+  whole ``POST /api/runs/bulk`` with ``dryRun``) over the newest ``matching`` runs (p50 of N),
+  in-process, with the plan of its count.
 - ``cleanup``: delete the ingest runs so that dashboards and lists see only seeded history.
 """
 
@@ -27,7 +30,7 @@ from typing import Any
 
 import django
 
-from common.actors import Actor
+from common.actors import Actor, Source
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
@@ -466,7 +469,60 @@ def cmd_finish_cost(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cmd_bulk_preview(spec: dict[str, Any]) -> dict[str, Any]:
+    """The dry-run preview over the newest ``matching`` runs (a ``from=`` filter at the
+    created_at of the matching-th newest run), for cancel and for re-run: the service alone and
+    the whole API request. Nothing is written."""
+    from runs.bulk import Selection, bulk_preview
+
+    matching = spec.get("matching", 100_000)
+    iterations = spec.get("iterations", 10)
+    edge = (
+        Run.objects.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+            matching - 1 : matching
+        ]
+    ).first()
+    if edge is None:
+        return {"skipped": f"fewer than {matching} runs"}
+    since = edge.isoformat()
+    selection = Selection(filter={"from": [since]})
+    user = bench_user()
+    actor = Actor.of_user(user, source=Source.API)
+    client = Client()
+    client.force_login(user)
+    results: dict[str, Any] = {"matching_filter": {"from": since}}
+    for action in ("cancel", "rerun"):
+        bulk_preview(actor=actor, action=action, selection=selection)  # warm
+        service, request = [], []
+        for _ in range(iterations):
+            began = time.perf_counter()
+            preview = bulk_preview(actor=actor, action=action, selection=selection)
+            service.append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            response = client.post(
+                "/api/runs/bulk",
+                data=json.dumps({"action": action, "filter": {"from": since}, "dryRun": True}),
+                content_type="application/json",
+            )
+            request.append((time.perf_counter() - began) * 1000)
+            assert response.status_code == 200, response.content
+        results[action] = {
+            "matched": preview.matched,
+            "touch": preview.touch,
+            "skip": preview.skip,
+            "service_p50_ms": round(statistics.median(service), 1),
+            "request_p50_ms": round(statistics.median(request), 1),
+            "request_max_ms": round(max(request), 1),
+        }
+    from django.db.models import Count
+
+    counted = selection.queryset().order_by().values_list("status").annotate(n=Count("pk"))
+    results["count_plan"] = counted.explain(analyze=True, buffers=True)
+    return results
+
+
 COMMANDS = {
+    "bulk_preview": cmd_bulk_preview,
     "finish_cost": cmd_finish_cost,
     "prepare": cmd_prepare,
     "ingest_prepare": cmd_ingest_prepare,

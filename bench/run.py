@@ -38,6 +38,9 @@ SERVER_START_SECONDS = 90
 MIN_INGEST_RATE_RATIO = 0.6
 MIN_FULL_EMPTY_RATIO = 0.9
 MAX_SIZE_RATIO = 1.5
+# The bulk dry-run preview is timed over this many matching runs, under BULK_PREVIEW_MAX_MS.
+BULK_PREVIEW_RUNS = 100_000
+BULK_PREVIEW_MAX_MS = 1000
 
 
 def log(message: str) -> None:
@@ -577,6 +580,12 @@ def run_all(args, sizes: list[int]) -> dict[str, dict[str, Any]]:
         )["results"]
         log(f"{label}: the cost of the PATCH that finishes a run, without and with the index")
         results[label]["finish"] = helper(url, "finish_cost", {"runs": 40, "rounds": 4})
+        log(f"{label}: the bulk dry-run preview over the newest {BULK_PREVIEW_RUNS:,} runs")
+        results[label]["bulk_preview"] = helper(
+            url,
+            "bulk_preview",
+            {"matching": BULK_PREVIEW_RUNS, "iterations": max(3, args.iterations // 2)},
+        )
         # The ingest pool goes before the strip is timed: the strip sees seeded history only.
         helper(url, "cleanup")
     measure_strip(args, urls, preps, results)
@@ -828,6 +837,34 @@ def build_report(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             f"   at {label}: before {finish['before_p50_ms']} ms, after {finish['after_p50_ms']}"
             f" ms ({ratio:.2f}x, {finish['patches']} PATCHes each) {verdict(ok)}"
         )
+
+    lines.append(
+        f"\n   Bulk dry-run preview over the newest {BULK_PREVIEW_RUNS:,} runs "
+        "(POST /api/runs/bulk dryRun, in-process, p50 ms)"
+    )
+    for label in labels:
+        preview = sizes[label].get("bulk_preview")
+        if not preview or "skipped" in preview:
+            if preview:
+                lines.append(f"   at {label}: {preview['skipped']}")
+            continue
+        for action in ("cancel", "rerun"):
+            figures = preview[action]
+            ok = figures["request_p50_ms"] < BULK_PREVIEW_MAX_MS
+            checks.append(
+                {
+                    "target": f"bulk {action} preview over {figures['matched']:,} runs at "
+                    f"{label} under {BULK_PREVIEW_MAX_MS} ms",
+                    "judged": True,
+                    "ms": figures["request_p50_ms"],
+                    "pass": ok,
+                }
+            )
+            lines.append(
+                f"   at {label}, {action}: {figures['request_p50_ms']} ms (service "
+                f"{figures['service_p50_ms']} ms; {figures['matched']:,} matched, "
+                f"{figures['touch']:,} touch, {figures['skip']:,} skip) {verdict(ok)}"
+            )
 
     lines.append("\n4. Peak RSS of a web worker (MB)")
     for label in labels:

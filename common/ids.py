@@ -41,6 +41,14 @@ def webhook_event_id() -> str:
     return new_public_id("msg")
 
 
+def saved_view_id() -> str:
+    return new_public_id("view")
+
+
+def bulk_job_id() -> str:
+    return new_public_id("bulk")
+
+
 def is_plausible_public_id(value: str) -> bool:
     """False for values no id can have: too long, or with a NUL (PostgreSQL refuses NUL in text)
     — such lookups are answered "not found" without asking the database."""

@@ -46,6 +46,12 @@ class UserPreference(models.Model):
         help_text="An IANA time zone (UTC, Europe/Berlin...) to show times in; blank for the "
         "browser's own zone.",
     )
+    last_view = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The saved or built-in view of the Runs page opened last (its id); blank for "
+        "none.",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

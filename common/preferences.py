@@ -1,4 +1,5 @@
-"""A person's preferences for the pages: for now, the time zone times are shown in.
+"""A person's preferences for the pages: the time zone times are shown in, and the Runs page
+view they opened last.
 
 ``user_time_zone`` is the read (blank: the browser's own zone), ``user_preference_set`` the one
 write. Pages read the zone through the ``viewer`` context processor, lazily, so fragments and
@@ -67,6 +68,32 @@ def user_preference_set(*, actor: Actor, time_zone: str) -> UserPreference:
             details={"timeZone": time_zone},
         )
     return preference
+
+
+def user_last_view(*, user: AbstractBaseUser | AnonymousUser) -> str:
+    """The id of the Runs page view ``user`` opened last, or ``""``."""
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    return (
+        UserPreference.objects.filter(user_id=cast(int, user.pk))
+        .values_list("last_view", flat=True)
+        .first()
+    ) or ""
+
+
+def user_last_view_set(*, actor: Actor, view_id: str) -> None:
+    """Remember the view the person opened (``""``: none). The caller checked that they may see
+    it. Not audited: it is where the page opens, like a scroll position, not a change to
+    anything shared."""
+    user = actor.stored_user
+    if user is None:
+        return
+    with transaction.atomic():
+        updated = UserPreference.objects.filter(user=user).update(
+            last_view=view_id, updated_at=timezone.now()
+        )
+        if not updated:
+            UserPreference.objects.get_or_create(user=user, defaults={"last_view": view_id})
 
 
 def viewer(request: HttpRequest) -> dict[str, SimpleLazyObject]:

@@ -2,7 +2,8 @@
 
     viewer    reads the pages and the read API
     runner    creates runs and reports on them through ``/api/elt/runs`` (managed workers, CI)
-    operator  a viewer who also cancels, triggers and re-runs runs
+    operator  a viewer who also cancels, triggers and re-runs runs, one by one or in bulk, and
+              shares saved views with everyone
 
 Superusers hold every permission. Gateways hold none: they act only on their own runs, through
 the gateway routes. Services check permissions, never roles; the role only names, in a refusal,
@@ -23,6 +24,8 @@ class Perm(StrEnum):
     REPORT_RUNS = "runs.report_run"
     TRIGGER_RUNS = "runs.trigger_run"
     CANCEL_RUNS = "runs.cancel_run"
+    BULK_RUNS = "runs.bulk_run"
+    SHARE_VIEWS = "runs.share_savedview"
     VIEW_PIPELINES = "pipelines.view_pipeline"
     ADD_PIPELINES = "pipelines.add_pipeline"
     CHANGE_PIPELINES = "pipelines.change_pipeline"
@@ -43,7 +46,13 @@ _READ = [Perm.VIEW_RUNS, Perm.VIEW_PIPELINES, Perm.VIEW_GATEWAYS, Perm.VIEW_WEBH
 ROLE_PERMISSIONS: dict[Role, list[Perm]] = {
     Role.VIEWER: _READ,
     Role.RUNNER: [Perm.REPORT_RUNS, Perm.TRIGGER_RUNS],
-    Role.OPERATOR: [*_READ, Perm.TRIGGER_RUNS, Perm.CANCEL_RUNS],
+    Role.OPERATOR: [
+        *_READ,
+        Perm.TRIGGER_RUNS,
+        Perm.CANCEL_RUNS,
+        Perm.BULK_RUNS,
+        Perm.SHARE_VIEWS,
+    ],
 }
 
 

@@ -220,6 +220,12 @@ RUN_ERROR_SUMMARY_MAX_CHARS = 4_000
 GATEWAY_DEFAULT_LEASE_SECONDS = env_int("GATEWAY_DEFAULT_LEASE_SECONDS", 600)
 GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS = env_int("GATEWAY_LAST_SEEN_WRITE_INTERVAL_SECONDS", 30)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 300)
+# Bulk actions (runs.bulk): a job over more matching runs needs confirm: true; a job whose
+# worker has not moved it for the lease is taken over (after a worker died); a dry run's
+# snapshot is good for this long.
+BULK_CONFIRM_OVER = env_int("BULK_CONFIRM_OVER", 100_000)
+BULK_JOB_LEASE_SECONDS = env_int("BULK_JOB_LEASE_SECONDS", 60)
+BULK_SNAPSHOT_MAX_AGE_SECONDS = env_int("BULK_SNAPSHOT_MAX_AGE_SECONDS", 3600)
 # How long a PATCH's Idempotency-Key is remembered: a retry within this window is applied once.
 # At least an hour: runners retry a write for minutes, and a key forgotten sooner would let a
 # retry apply twice.
@@ -375,6 +381,7 @@ PERIODIC_TASKS: list[str] = [
     "runs.tasks.finish_unconfirmed_cancels",
     "runs.tasks.prune_patch_receipts",
     "common.tasks.prune",
+    "runs.tasks.resume_bulk_jobs",
 ]
 # Retention (README "Retention"); a pipeline may override the two run settings.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 90)

@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from common.ids import run_id
+from common.ids import bulk_job_id, run_id, saved_view_id
 
 
 class RunStatus(models.TextChoices):
@@ -260,3 +260,86 @@ class PatchReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.key}"
+
+
+class SavedView(models.Model):
+    """A name for a Runs page query (filters, exclusions, sort, columns): its owner's, or
+    shared with everyone (sharing needs the operator role). ``query`` is the page's query string
+    as ``runs.views_saved.normalise_query`` writes it."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=saved_view_id, editable=False)
+    name = models.CharField(max_length=100)
+    query = models.CharField(max_length=2000, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    shared = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(fields=["owner", "name"], name="savedview_owner_idx"),
+            models.Index(fields=["name"], name="savedview_shared_idx", condition=Q(shared=True)),
+        ]
+        permissions = [("share_savedview", "Can share saved views with everyone")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BulkAction(models.TextChoices):
+    CANCEL = "cancel"
+    RERUN = "rerun"
+
+
+class BulkJobState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+
+
+class BulkJob(models.Model):
+    """A bulk cancel or re-run over a filter (or a list of run ids), pinned to the runs that
+    existed when it was previewed (``boundary_pk``). Worked in run id order from ``position``:
+    each run is handled in its own transaction, which also moves ``position`` and the counts, so
+    a job resumed after a worker died touches no run twice."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=bulk_job_id, editable=False)
+    action = models.CharField(max_length=10, choices=BulkAction.choices)
+    state = models.CharField(
+        max_length=10, choices=BulkJobState.choices, default=BulkJobState.QUEUED
+    )
+    # The list filters as given (parameter -> list of values), or None for an id selection.
+    filter = models.JSONField(null=True, blank=True)
+    run_ids = models.JSONField(null=True, blank=True)
+    boundary_pk = models.BigIntegerField(help_text="The newest run id the job may touch.")
+    snapshot_at = models.DateTimeField()
+    position = models.BigIntegerField(default=0, help_text="The last run id handled.")
+    matched = models.PositiveIntegerField(default=0)
+    touched = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skip_reasons = models.JSONField(default=dict, blank=True)
+    failures = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=20, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["heartbeat_at"],
+                name="bulkjob_unfinished_idx",
+                condition=Q(state__in=["queued", "running"]),
+            )
+        ]
+        permissions = [("bulk_run", "Can cancel or re-run many runs at once")]
+
+    def __str__(self) -> str:
+        return self.public_id

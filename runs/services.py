@@ -69,11 +69,13 @@ def run_trigger(
     trigger: dict[str, Any] | None = None,
     rerun_of: Run | None = None,
     labels: dict[str, Any] | None = None,
+    bulk_job_id: str | None = None,
 ) -> Run:
     """Queue a run of ``pipeline``: the one way a run is made (the runner create route, a
     pipeline's trigger, re-runs, admin, the pages). Targets the pipeline's default gateway unless
     ``gateway`` names another; the trigger type defaults by the actor's source. Its labels are
-    the pipeline's defaults overlaid with ``labels`` (a JSON object, checked here)."""
+    the pipeline's defaults overlaid with ``labels`` (a JSON object, checked here). A bulk job's
+    runs carry its id (``bulk_job_id``) in their audit records."""
     run_trigger_authorize(actor=actor)
     run_labels = {**pipeline.labels, **labels_checked(labels if labels is not None else {})}
     if len(run_labels) > MAX_LABELS:
@@ -97,12 +99,14 @@ def run_trigger(
     details: dict[str, Any] = {"trigger": run.trigger_type}
     if rerun_of is not None:
         details["rerunOf"] = rerun_of.public_id
+    if bulk_job_id is not None:
+        details["bulkJobId"] = bulk_job_id
     audit_record(actor=actor, action=AuditAction.RUN_CREATED, target=run, details=details)
     return run
 
 
 @transaction.atomic
-def run_rerun(*, actor: Actor, run: Run) -> Run:
+def run_rerun(*, actor: Actor, run: Run, bulk_job_id: str | None = None) -> Run:
     """A new queued run of the same pipeline on the same gateway, with the same labels; only a
     finished run can be run again (re-running a run still in flight would queue a duplicate)."""
     actor.require(Perm.TRIGGER_RUNS, doing="re-running a run")
@@ -116,13 +120,12 @@ def run_rerun(*, actor: Actor, run: Run) -> Run:
         trigger={"rerunOf": run.public_id},
         rerun_of=run,
         labels=run.labels,
+        bulk_job_id=bulk_job_id,
     )
-    audit_record(
-        actor=actor,
-        action=AuditAction.RUN_RERUN,
-        target=run,
-        details={"newRunId": new_run.public_id},
-    )
+    details = {"newRunId": new_run.public_id}
+    if bulk_job_id is not None:
+        details["bulkJobId"] = bulk_job_id
+    audit_record(actor=actor, action=AuditAction.RUN_RERUN, target=run, details=details)
     return new_run
 
 
@@ -394,8 +397,9 @@ def _apply_update(
 
 
 @transaction.atomic
-def run_cancel(*, run: Run, actor: Actor) -> Run:
-    """Cancel a queued run at once; ask a running one to stop; refuse a final one (409)."""
+def run_cancel(*, run: Run, actor: Actor, bulk_job_id: str | None = None) -> Run:
+    """Cancel a queued run at once; ask a running one to stop; refuse a final one (409). A bulk
+    job's cancels carry its id (``bulk_job_id``) in their audit records."""
     actor.require(Perm.CANCEL_RUNS, doing="cancelling a run")
     locked = _lock(id=run.pk)
     if locked is None:
@@ -410,12 +414,10 @@ def run_cancel(*, run: Run, actor: Actor) -> Run:
     became_final = _set_status(run, target, now=now)
     run.updated_at = now
     _write_back(run)
-    audit_record(
-        actor=actor,
-        action=AuditAction.RUN_CANCEL_REQUESTED,
-        target=run,
-        details={"status": run.status},
-    )
+    details = {"status": run.status}
+    if bulk_job_id is not None:
+        details["bulkJobId"] = bulk_job_id
+    audit_record(actor=actor, action=AuditAction.RUN_CANCEL_REQUESTED, target=run, details=details)
     if became_final:
         _became_final(run, now=now)
     return run

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from common.locks import run_exclusively
 from gateways.models import Gateway
+from runs.bulk import bulk_job_work, bulk_jobs_stalled
 from runs.models import ACTIVE_STATUSES, PatchReceipt, Run, RunStatus
 from runs.services import run_cancel_if_unconfirmed, run_fail_if_lost
 
@@ -98,3 +99,22 @@ def prune_patch_receipts() -> int:
             break
         deleted += PatchReceipt.objects.filter(pk__in=ids).delete()[0]
     return deleted
+
+
+@task
+def bulk_job_run(job_id: str) -> int | None:
+    """Work a bulk job to its end (``runs.bulk``); a second call while one works it, or after
+    it finished, does nothing. Returns how many runs the job has touched."""
+    job = bulk_job_work(job_id=job_id)
+    return job.touched if job is not None else None
+
+
+@task
+@run_exclusively
+def resume_bulk_jobs() -> int:
+    """Re-enqueue the bulk jobs nobody is working (their worker died mid-way, or the enqueue
+    after commit was lost); each carries on from its stored position. Returns how many."""
+    stalled = bulk_jobs_stalled(now=timezone.now())
+    for job_id in stalled:
+        bulk_job_run.enqueue(job_id=job_id)
+    return len(stalled)

@@ -40,7 +40,7 @@ from common.time import parse_aware_instant
 from common.web import wants_fragment
 from gateways.models import Gateway
 from pipelines.models import Pipeline
-from runs import dashboard, selectors, services, stats
+from runs import dashboard, selectors, services, set_views, stats
 from runs.api.exports import TOTAL_CAP, total_meta
 from runs.dashboard import HISTOGRAM_STATUSES, MEDIAN_SAMPLE
 from runs.filters import DEFAULT_SORT, RUN_SORTS, WINDOW_LABELS, InstantField, RunFilter
@@ -306,6 +306,8 @@ def _live_url(
     ordering_name: str = DEFAULT_SORT,
 ) -> str:
     params = [(key, value) for key in FILTER_PARAMS for value in request.GET.getlist(key) if value]
+    if request.GET.get("view"):
+        params.append(("view", request.GET["view"]))
     if position is not None:
         params.append(("cursor", encode_cursor(position, ordering=RUN_SORTS[ordering_name])))
     if top is not None:
@@ -359,11 +361,15 @@ def _invalid_filters_context(filterset: RunFilter) -> dict[str, Any]:
 @require_GET
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
+    opening_view = set_views.view_redirect(request)
+    if opening_view is not None:
+        return opening_view
     filterset = RunFilter(_page_params(request), queryset=selectors.run_queryset())
     context: dict[str, Any] = {
         "has_filters": bool(_filter_query(request)),
         "filter_query": _filter_query(request),
         "page_error": None,
+        **set_views.current_view_context(request, _filter_query(request)),
     }
     if not filterset.is_valid():
         context.update(_invalid_filters_context(filterset))
@@ -377,6 +383,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if wants_fragment(request):
         return render(request, "runs/run_list.html#run-table", context, status=status)
     context.update(_form_context(request))
+    context.update(set_views.view_panel_context(request))
     context["pipelines"] = Pipeline.objects.order_by("name").values_list("public_id", "name")
     context["gateways"] = Gateway.objects.order_by("name").values_list("public_id", "name")
     return render(request, "runs/run_list.html", context, status=status)
@@ -406,6 +413,7 @@ def run_list_live(request: HttpRequest) -> HttpResponse:
         "has_filters": bool(_filter_query(request)),
         "filter_query": _filter_query(request),
         "page_error": None,
+        **set_views.current_view_context(request, _filter_query(request)),
         **_table_context(request, full, position=position, top=top),
     }
     return render(request, "runs/run_list.html#run-table", context)
