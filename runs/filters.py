@@ -55,20 +55,22 @@ DEFAULT_SORT = CREATED_NEWEST_FIRST.name
 
 
 class StatusListField(forms.Field):
-    def to_python(self, value):
+    @staticmethod
+    def items(value) -> list[str]:
+        """The statuses a raw value names, as written: one, a comma list, or repeated."""
         raw = value if isinstance(value, list) else [value] if value else []
+        return [item.strip() for chunk in raw for item in str(chunk).split(",") if item.strip()]
+
+    def to_python(self, value):
         statuses: list[str] = []
-        for chunk in raw:
-            for item in str(chunk).split(","):
-                item = STATUS_ALIASES.get(item.strip(), item.strip())
-                if not item:
-                    continue
-                if item not in RunStatus.values:
-                    raise forms.ValidationError(
-                        f"Unknown status {item!r}; use one of {', '.join(RunStatus.values)}."
-                    )
-                if item not in statuses:
-                    statuses.append(item)
+        for item in self.items(value):
+            item = STATUS_ALIASES.get(item, item)
+            if item not in RunStatus.values:
+                raise forms.ValidationError(
+                    f"Unknown status {item!r}; use one of {', '.join(RunStatus.values)}."
+                )
+            if item not in statuses:
+                statuses.append(item)
         return statuses
 
 

@@ -43,7 +43,14 @@ from pipelines.models import Pipeline
 from runs import dashboard, selectors, services, set_views, stats
 from runs.api.exports import TOTAL_CAP, total_meta
 from runs.dashboard import HISTOGRAM_STATUSES, MEDIAN_SAMPLE
-from runs.filters import DEFAULT_SORT, RUN_SORTS, WINDOW_LABELS, InstantField, RunFilter
+from runs.filters import (
+    DEFAULT_SORT,
+    RUN_SORTS,
+    WINDOW_LABELS,
+    InstantField,
+    RunFilter,
+    StatusListField,
+)
 from runs.log_panel import (
     LOG_LEVELS,
     filtered_lines,
@@ -62,7 +69,6 @@ NEWER_MAX = 50
 FILTER_PARAMS = tuple(RunFilter.base_filters)
 # What a date-time input sends: a wall time without a zone.
 NAIVE_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
-SELECT_PARAMS = ("pipelineId", "gatewayId", "trigger", "window", "from", "to", "q")
 # The filters the page can negate with its "not" toggle, and the parameter of each negation.
 NEGATIONS = {
     "status": "excludeStatus",
@@ -91,15 +97,6 @@ def _parse_instant(value: str | None) -> datetime | None:
 
 # ---------------------------------------------------------------------------------------------
 # Runs page
-
-
-def _selected_statuses(request: HttpRequest, key: str = "status") -> list[str]:
-    return [
-        item.strip()
-        for chunk in request.GET.getlist(key)
-        for item in chunk.split(",")
-        if item.strip()
-    ]
 
 
 def _run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -177,17 +174,33 @@ def _filter_query(request: HttpRequest) -> str:
 
 
 def _form_context(request: HttpRequest) -> dict[str, Any]:
-    """What the filter form shows: the URL's values, so every filter it can express survives a
-    change of another (``dateRange`` kept, ``from``/``to`` with their time of day)."""
-    selected = {key: request.GET.get(key, "") for key in SELECT_PARAMS}
-    negated = {key: bool(request.GET.getlist(negation)) for key, negation in NEGATIONS.items()}
+    """What the filter form shows: the URL's values as the FilterSet's form reads them, so every
+    filter it can express survives a change of another (``dateRange`` kept, ``from``/``to`` with
+    their time of day)."""
+    form = RunFilter(request.GET, queryset=Run.objects.none()).form
+
+    def raw(name: str) -> Any:
+        return form[name].value()
+
+    def values(name: str) -> list[str]:
+        value = raw(name)
+        return [item for item in (value if isinstance(value, list) else [value]) if item]
+
+    # Every select option compares against these: a key absent would be a failed template
+    # lookup (an exception) per option, hundreds of them with many pipelines.
+    selected = {
+        name: raw(name) or ""
+        for name, field in form.fields.items()
+        if not isinstance(field.widget, forms.SelectMultiple | forms.CheckboxSelectMultiple)
+    }
+    negated = {key: bool(values(negation)) for key, negation in NEGATIONS.items()}
     for key in ("pipelineId", "gatewayId", "trigger"):
         if negated[key] and not selected[key]:
-            selected[key] = request.GET.get(NEGATIONS[key], "")
+            selected[key] = values(NEGATIONS[key])[0]
     return {
         "statuses": RunStatus.choices,
-        "selected_statuses": _selected_statuses(
-            request, "excludeStatus" if negated["status"] else "status"
+        "selected_statuses": StatusListField.items(
+            raw("excludeStatus" if negated["status"] else "status")
         ),
         "negated": negated,
         "names": {key: NEGATIONS[key] if negated[key] else key for key in NEGATIONS},
@@ -195,17 +208,14 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
         "label_filters": [
             {"param": param, "value": value, "negated": param == "excludeLabel"}
             for param in ("label", "excludeLabel")
-            for value in request.GET.getlist(param)
-            if value
+            for value in values(param)
         ],
-        "sort": request.GET.get("sort", ""),
+        "sort": selected["sort"],
         "triggers": TriggerType.choices,
         "windows": list(WINDOW_LABELS.items()),
-        # Every select option compares against these: a key absent from request.GET would be a
-        # failed template lookup (an exception) per option, hundreds of them with many pipelines.
         "selected": selected,
         "range_inputs": {key: _input_value(selected[key], key) for key in ("from", "to")},
-        "date_range": request.GET.get("dateRange", ""),
+        "date_range": selected["dateRange"],
     }
 
 
