@@ -127,3 +127,20 @@ def test_the_stuck_built_in_view_is_computed_when_opened(operator_client):
     page = operator_client.get(response["Location"]).content.decode()
     assert "Stuck: queued for more than 15 min" in page
     assert "data-view-modified" not in page
+
+
+def test_a_view_keeps_the_columns_it_shows(operator_client, pipeline):
+    RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    page = operator_client.get("/runs/?columns=status,run,pipeline").content.decode()
+    hidden = page.split('data-hide="')[1].split('"')[0].split()
+    assert "gateway" in hidden and "spark" in hidden and "status" not in hidden
+    assert 'name="columns" value="gateway">' in page  # unchecked in the chooser
+    assert "data-hide" not in operator_client.get("/runs/?status=queued").content.decode()
+    operator_client.post("/runs/views/", {"name": "Narrow", "query": "columns=status,run"})
+    view = SavedView.objects.get(name="Narrow")
+    assert view.query == "columns=status%2Crun"
+    opened = operator_client.get(f"/runs/?view={view.public_id}")
+    page = operator_client.get(opened["Location"]).content.decode()
+    assert "data-view-modified" not in page and 'data-hide="pipeline' in page
+    # The live poll keeps the columns.
+    assert "columns=status%2Crun" in page.split('id="live-poller"')[1].split(">")[0]
