@@ -144,3 +144,21 @@ def test_a_view_keeps_the_columns_it_shows(operator_client, pipeline):
     assert "data-view-modified" not in page and 'data-hide="pipeline' in page
     # The live poll keeps the columns.
     assert "columns=status%2Crun" in page.split('id="live-poller"')[1].split(">")[0]
+
+
+def test_admins_see_bulk_jobs_and_saved_views_read_only(admin_client, operator, pipeline):
+    SavedView.objects.create(name="Mine", query="status=failed", owner=operator)
+    RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    from common.actors import Actor, Source
+    from runs.bulk import Selection, bulk_start
+
+    job = bulk_start(
+        actor=Actor.of_user(operator, source=Source.API),
+        action="cancel",
+        selection=Selection(filter={}),
+    )
+    jobs = admin_client.get("/admin/runs/bulkjob/")
+    assert jobs.status_code == 200 and job.public_id in jobs.content.decode()
+    views = admin_client.get("/admin/runs/savedview/")
+    assert views.status_code == 200 and "Mine" in views.content.decode()
+    assert admin_client.get("/admin/runs/savedview/add/").status_code == 403
