@@ -23,7 +23,7 @@ from common.actors import actor_from_request
 from common.errors import Conflict
 from gateways.admin import GatewayTokenInline
 from gateways.models import Gateway, GatewayHealth
-from runs.models import Run, RunStatus
+from runs.models import BulkJob, Run, RunStatus, SavedView
 from runs.selectors import gateway_queryset_with_counts
 from runs.services import run_cancel, run_rerun
 
@@ -358,3 +358,44 @@ class GatewayAdmin(admin.ModelAdmin):
     @admin.display(description="live tokens", ordering="live_token_count")
     def live_tokens(self, obj: Gateway) -> int:
         return obj.live_token_count
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown to admins, changed only through the app and the API (whose services check the
+    actor and write the audit trail)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(ReadOnlyAdmin):
+    list_display = [
+        "public_id",
+        "action",
+        "state",
+        "matched",
+        "touched",
+        "skipped",
+        "failed",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["action", "state"]
+    list_select_related = ["created_by"]
+    search_fields = ["public_id"]
+
+
+@admin.register(SavedView)
+class SavedViewAdmin(ReadOnlyAdmin):
+    list_display = ["name", "public_id", "owner", "shared", "query", "updated_at"]
+    list_filter = ["shared"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "public_id"]

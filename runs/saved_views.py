@@ -91,7 +91,19 @@ def normalise_query(query: str, *, strict: bool = True) -> str:
 
 
 def _columns(params: QueryDict) -> list[str]:
-    return [item.strip() for value in params.getlist("columns") for item in value.split(",")]
+    return [
+        item.strip()
+        for value in params.getlist("columns")
+        for item in value.split(",")
+        if item.strip()
+    ]
+
+
+def shown_columns(params: QueryDict) -> set[str]:
+    """The table columns a page query shows: those ``columns=`` names (a comma list or
+    repeated), every one when it names none it knows."""
+    chosen = {name for name in _columns(params) if name in COLUMNS}
+    return chosen or set(COLUMNS)
 
 
 # Built-in views

@@ -38,14 +38,18 @@ def view_panel_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def current_view_context(request: HttpRequest, filter_query: str) -> dict[str, Any]:
-    """The view the page stands for (``?view=``), and whether its filters were changed since."""
+def current_view_context(request: HttpRequest) -> dict[str, Any]:
+    """The view the page stands for (``?view=``) and whether its query was changed since; the
+    columns the page shows (``columns=``, all when absent); whether it offers bulk actions."""
     view_id = request.GET.get("view", "")
     opened = saved_views.view_open(user=request.user, public_id=view_id) if view_id else None
+    shown = saved_views.shown_columns(request.GET)
     return {
         "current_view": opened,
-        "view_modified": opened is not None and not opened.matches(filter_query),
+        "view_modified": opened is not None and not opened.matches(request.GET.urlencode()),
         "can_bulk": actor_from_request(request).has_perm(Perm.BULK_RUNS),
+        "column_choices": [(name, name in shown) for name in saved_views.COLUMNS],
+        "hidden_columns": " ".join(name for name in saved_views.COLUMNS if name not in shown),
     }
 
 

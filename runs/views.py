@@ -316,8 +316,8 @@ def _live_url(
     ordering_name: str = DEFAULT_SORT,
 ) -> str:
     params = [(key, value) for key in FILTER_PARAMS for value in request.GET.getlist(key) if value]
-    if request.GET.get("view"):
-        params.append(("view", request.GET["view"]))
+    # The page's view and columns are not filters, but a refreshed table keeps them.
+    params += [(key, request.GET[key]) for key in ("view", "columns") if request.GET.get(key)]
     if position is not None:
         params.append(("cursor", encode_cursor(position, ordering=RUN_SORTS[ordering_name])))
     if top is not None:
@@ -379,7 +379,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "has_filters": bool(_filter_query(request)),
         "filter_query": _filter_query(request),
         "page_error": None,
-        **set_views.current_view_context(request, _filter_query(request)),
+        **set_views.current_view_context(request),
     }
     if not filterset.is_valid():
         context.update(_invalid_filters_context(filterset))
@@ -423,7 +423,7 @@ def run_list_live(request: HttpRequest) -> HttpResponse:
         "has_filters": bool(_filter_query(request)),
         "filter_query": _filter_query(request),
         "page_error": None,
-        **set_views.current_view_context(request, _filter_query(request)),
+        **set_views.current_view_context(request),
         **_table_context(request, full, position=position, top=top),
     }
     return render(request, "runs/run_list.html#run-table", context)

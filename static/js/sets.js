@@ -51,6 +51,15 @@
     }
   }, true);
 
+  // Every column shown is the default: the URL then says nothing about columns.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form#filters");
+    if (!form) return;
+    var all = form.querySelectorAll("input[name=columns]");
+    var checked = form.querySelectorAll("input[name=columns]:checked");
+    if (all.length && checked.length === all.length) event.detail.parameters.delete("columns");
+  });
+
   document.addEventListener("htmx:configRequest", function (event) {
     var elt = event.detail.elt;
     var form = elt && elt.closest && elt.closest("#bulk-form");

@@ -145,3 +145,26 @@ def test_selected_rows_are_re_run_with_a_preview_that_names_what_it_skips(
     for run in finished:
         assert Run.objects.filter(rerun_of=run).count() == 1
     assert not Run.objects.filter(rerun_of=demo["running"]).exists()
+
+
+def test_columns_chosen_on_the_page_are_kept_by_a_view(page, live_server, demo, operator):
+    sign_in(page, live_server, "operator")
+    header = page.locator("th.c-gateway")
+    expect(header).to_be_visible()
+    page.locator("[data-column-choice] summary").click()
+    page.locator("[data-column-choice] input[value=gateway]").uncheck()
+    expect(page).to_have_url(re.compile(r"columns="))
+    expect(header).to_be_hidden()
+    page.locator("[data-column-choice] input[value=gateway]").check()
+    expect(page).not_to_have_url(re.compile(r"columns="))
+    expect(header).to_be_visible()
+    page.locator("[data-column-choice] input[value=spark]").uncheck()
+    expect(page.locator("th.c-spark")).to_be_hidden()
+    page.locator(".view-save summary").click()
+    page.fill("#view-name", "No sparklines")
+    page.locator("form[data-save-view] button[type=submit]").click()
+    view = SavedView.objects.get(name="No sparklines")
+    assert "columns=" in view.query and "spark" not in view.query
+    expect(page.locator("th.c-spark")).to_be_hidden()
+    expect(page.locator("th.c-gateway")).to_be_visible()
+    expect(page.locator("[data-view-modified]")).to_have_count(0)

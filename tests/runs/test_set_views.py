@@ -127,3 +127,38 @@ def test_the_stuck_built_in_view_is_computed_when_opened(operator_client):
     page = operator_client.get(response["Location"]).content.decode()
     assert "Stuck: queued for more than 15 min" in page
     assert "data-view-modified" not in page
+
+
+def test_a_view_keeps_the_columns_it_shows(operator_client, pipeline):
+    RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    page = operator_client.get("/runs/?columns=status,run,pipeline").content.decode()
+    hidden = page.split('data-hide="')[1].split('"')[0].split()
+    assert "gateway" in hidden and "spark" in hidden and "status" not in hidden
+    assert 'name="columns" value="gateway">' in page  # unchecked in the chooser
+    assert "data-hide" not in operator_client.get("/runs/?status=queued").content.decode()
+    operator_client.post("/runs/views/", {"name": "Narrow", "query": "columns=status,run"})
+    view = SavedView.objects.get(name="Narrow")
+    assert view.query == "columns=status%2Crun"
+    opened = operator_client.get(f"/runs/?view={view.public_id}")
+    page = operator_client.get(opened["Location"]).content.decode()
+    assert "data-view-modified" not in page and 'data-hide="pipeline' in page
+    # The live poll keeps the columns.
+    assert "columns=status%2Crun" in page.split('id="live-poller"')[1].split(">")[0]
+
+
+def test_admins_see_bulk_jobs_and_saved_views_read_only(admin_client, operator, pipeline):
+    SavedView.objects.create(name="Mine", query="status=failed", owner=operator)
+    RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    from common.actors import Actor, Source
+    from runs.bulk import Selection, bulk_start
+
+    job = bulk_start(
+        actor=Actor.of_user(operator, source=Source.API),
+        action="cancel",
+        selection=Selection(filter={}),
+    )
+    jobs = admin_client.get("/admin/runs/bulkjob/")
+    assert jobs.status_code == 200 and job.public_id in jobs.content.decode()
+    views = admin_client.get("/admin/runs/savedview/")
+    assert views.status_code == 200 and "Mine" in views.content.decode()
+    assert admin_client.get("/admin/runs/savedview/add/").status_code == 403
