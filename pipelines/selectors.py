@@ -1,7 +1,8 @@
 """Reads of pipelines."""
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
+from common.api.pagination import Ordering, Page, Position, keyset_page
 from common.ids import is_plausible_public_id
 from pipelines.models import Pipeline
 
@@ -16,12 +17,12 @@ def pipeline_get(*, public_id: str) -> Pipeline | None:
     return pipeline_queryset().filter(public_id=public_id).first()
 
 
-def pipeline_page(*, after_name: str | None, limit: int) -> tuple[list[Pipeline], str | None]:
-    """Pipelines by name, keyset-paged on the unique name; returns the page and the last name
-    when there are more."""
-    queryset = pipeline_queryset().order_by("name")
-    if after_name is not None:
-        queryset = queryset.filter(name__gt=after_name)
-    rows = list(queryset[: limit + 1])
-    items = rows[:limit]
-    return items, items[-1].name if len(rows) > limit else None
+# Pipelines by their unique name (ties by id, which a unique name never needs).
+PIPELINES_BY_NAME = Ordering("name", F("name"), descending=False, kind="str")
+
+
+def pipeline_page(*, position: Position | None, limit: int) -> Page:
+    """Pipelines by name, a keyset page after ``position``."""
+    return keyset_page(
+        pipeline_queryset(), position=position, limit=limit, ordering=PIPELINES_BY_NAME
+    )

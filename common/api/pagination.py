@@ -137,7 +137,10 @@ def decode_cursor(
 
 
 def position_of(row: Any, ordering: Ordering, direction: Direction = "older") -> Position:
-    """The position of a row read through ``keyset_page`` or ``keyset_iterate``."""
+    """The position of a row read through ``keyset_page`` or ``keyset_iterate``: a model
+    instance, or a dict from a ``.values()`` queryset (which must include ``id``)."""
+    if isinstance(row, dict):
+        return Position(row[SORT_ALIAS], row["id"], direction, ordering.name)
     return Position(getattr(row, SORT_ALIAS), row.pk, direction, ordering.name)
 
 
@@ -167,21 +170,21 @@ def _past(ordering: Ordering, position: Position, *, reverse: bool) -> Q:
     )
 
 
-def _read[M: Model](
-    queryset: QuerySet[M],
+def _read(
+    queryset: QuerySet,
     ordering: Ordering,
     *,
     position: Position | None,
     reverse: bool,
     wanted: int,
-) -> list[M]:
+) -> list[Any]:
     """Up to ``wanted`` rows past ``position`` in the order (towards its start with ``reverse``),
     segment by segment."""
     annotated = queryset.annotate(**{SORT_ALIAS: ordering.expression})
     segments = list(enumerate(ordering.segments))
     if reverse:
         segments.reverse()
-    rows: list[M] = []
+    rows: list[Any] = []
     for index, isnull in segments:
         if position is not None and (
             (index > position.segment) if reverse else (index < position.segment)
@@ -220,11 +223,12 @@ def keyset_page[M: Model](
     return Page(items=items, older=older, newer=newer)
 
 
-def keyset_iterate[M: Model](
-    queryset: QuerySet[M], *, ordering: Ordering = CREATED_NEWEST_FIRST, chunk: int = 1000
-) -> Iterator[M]:
+def keyset_iterate(
+    queryset: QuerySet, *, ordering: Ordering = CREATED_NEWEST_FIRST, chunk: int = 1000
+) -> Iterator[Any]:
     """Every row of ``queryset`` in the order, read ``chunk`` rows per query: memory stays flat
-    however many rows match, and no query holds a cursor open between chunks."""
+    however many rows match, and no query holds a cursor open between chunks. A ``.values()``
+    queryset (with ``id``) yields dicts, several times cheaper than model instances."""
     position = None
     while True:
         rows = _read(queryset, ordering, position=position, reverse=False, wanted=chunk)

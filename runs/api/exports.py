@@ -4,7 +4,8 @@
 An export reads the runs in keyset chunks of ``EXPORT_CHUNK`` rows (``keyset_iterate``), one
 query per chunk and no server-side cursor held open across them, and writes each row as it
 goes: memory stays flat whether the filter matches ten runs or a million. Rows are plain dicts
-built here rather than DRF serializers, which would cost more than the query per row.
+built here from ``.values()`` rows, not models through DRF serializers: building a run, its
+pipeline and its gateway as model instances cost several times the query per row.
 """
 
 import csv
@@ -20,7 +21,7 @@ from django.utils import timezone
 from common.api.pagination import Ordering, bounded_count, keyset_iterate
 from common.time import iso
 from runs import selectors
-from runs.models import Run
+from runs.models import FINAL_STATUSES, Run
 
 EXPORT_FORMATS = ("csv", "ndjson")
 LOG_DOWNLOAD_FORMATS = ("text", "ndjson")
@@ -53,22 +54,51 @@ def total_meta(queryset: QuerySet[Run]) -> dict[str, int]:
     return {"total": count} if count <= TOTAL_CAP else {"totalAtLeast": TOTAL_CAP}
 
 
-def export_row(run: Run) -> dict[str, Any]:
-    """A run as the export writes it: the fields of a list item (``GET /api/runs``)."""
+EXPORT_VALUES = (
+    "id",
+    "public_id",
+    "pipeline__public_id",
+    "pipeline__name",
+    "gateway__public_id",
+    "status",
+    "trigger_type",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "rows_loaded",
+    "bytes_loaded",
+    "labels",
+)
+
+
+def _duration_seconds(row: dict[str, Any], now) -> int | None:
+    """``Run.duration_seconds`` over a values row."""
+    started = row["started_at"]
+    if started is None:
+        return None
+    end = row["finished_at"] or (None if row["status"] in FINAL_STATUSES else now)
+    if end is None:
+        return None
+    return max(0, int((end - started).total_seconds()))
+
+
+def export_row(row: dict[str, Any], *, now=None) -> dict[str, Any]:
+    """A run (a row of ``EXPORT_VALUES``) as the export writes it: the fields of a list item
+    (``GET /api/runs``)."""
     return {
-        "id": run.public_id,
-        "pipelineId": run.pipeline.public_id,
-        "pipelineName": run.pipeline.name,
-        "gatewayId": run.gateway.public_id if run.gateway else None,
-        "status": run.status,
-        "trigger": run.trigger_type,
-        "createdAt": iso(run.created_at),
-        "startedAt": iso(run.started_at),
-        "finishedAt": iso(run.finished_at),
-        "durationSeconds": run.duration_seconds,
-        "rowsLoaded": run.rows_loaded,
-        "bytesLoaded": run.bytes_loaded,
-        "labels": run.labels,
+        "id": row["public_id"],
+        "pipelineId": row["pipeline__public_id"],
+        "pipelineName": row["pipeline__name"],
+        "gatewayId": row["gateway__public_id"],
+        "status": row["status"],
+        "trigger": row["trigger_type"],
+        "createdAt": iso(row["created_at"]),
+        "startedAt": iso(row["started_at"]),
+        "finishedAt": iso(row["finished_at"]),
+        "durationSeconds": _duration_seconds(row, now or timezone.now()),
+        "rowsLoaded": row["rows_loaded"],
+        "bytesLoaded": row["bytes_loaded"],
+        "labels": row["labels"],
     }
 
 
@@ -117,8 +147,11 @@ def _attachment(lines: Iterator[str], *, content_type: str, filename: str) -> St
 def export_response(
     queryset: QuerySet[Run], *, ordering: Ordering, fmt: str
 ) -> StreamingHttpResponse:
+    values = queryset.values(*EXPORT_VALUES)
+    now = timezone.now()
     rows = (
-        export_row(run) for run in keyset_iterate(queryset, ordering=ordering, chunk=EXPORT_CHUNK)
+        export_row(row, now=now)
+        for row in keyset_iterate(values, ordering=ordering, chunk=EXPORT_CHUNK)
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     if fmt == "csv":

@@ -1,7 +1,6 @@
 """``/api/pipelines``: list, create, read and change pipelines (triggering a run of one,
 ``POST /api/pipelines/{id}/run``, is a runs route: ``runs.api.views``)."""
 
-from django.core import signing
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
@@ -9,6 +8,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from common.actors import actor_from_request
+from common.api.pagination import decode_cursor, encode_cursor
 from common.api.params import (
     CURSOR_PARAMETER,
     LIMIT_PARAMETER,
@@ -31,7 +31,6 @@ from runs.api.pipeline_serializers import (
     PipelineUpdateSerializer,
 )
 
-CURSOR_SALT = "pipelines.cursor"
 PIPELINE_ID_PARAMETER = OpenApiParameter(
     "pipeline_id", str, OpenApiParameter.PATH, description="Pipeline id (`pl_...`)."
 )
@@ -77,16 +76,19 @@ class PipelineViewSet(viewsets.GenericViewSet):
         refuse_nul_characters(params)
         errors: dict[str, list[str]] = {}
         limit = parse_limit(params, errors)
-        after_name = None
+        position = None
         if params.get("cursor"):
             try:
-                after_name = signing.loads(params["cursor"], salt=CURSOR_SALT)
-            except signing.BadSignature:
-                errors["cursor"] = ["Invalid or tampered cursor."]
+                position = decode_cursor(params["cursor"], ordering=selectors.PIPELINES_BY_NAME)
+            except ValidationError as exc:
+                errors.update(exc.detail)
         if errors:
             raise ValidationError(errors)
-        items, last_name = selectors.pipeline_page(after_name=after_name, limit=limit)
-        cursor = signing.dumps(last_name, salt=CURSOR_SALT) if last_name else None
+        page = selectors.pipeline_page(position=position, limit=limit)
+        items = page.items
+        cursor = (
+            encode_cursor(page.older, ordering=selectors.PIPELINES_BY_NAME) if page.older else None
+        )
         return Response(
             {"data": PipelineSerializer(items, many=True).data, "meta": {"cursor": cursor}}
         )
