@@ -902,7 +902,8 @@ def test_heartbeat_warns_as_a_run_nears_its_gateways_lease(analyst_client, pipel
             r'<span class="heartbeat is-(\w+)" data-heartbeat="[^"]+" data-lease="(\d+)"', row
         )
         assert beat and beat.groups() == (state, "600"), row
-    assert "last report 12s ago" in body
+    # 12 s before the request, give or take the seconds a loaded machine takes to answer.
+    assert re.search(r"last report 1[2-5]s ago", body)
     detail = analyst_client.get(f"/runs/{late.public_id}/").content.decode()
     assert 'class="heartbeat is-late"' in detail
     finished = make_run(pipeline)
