@@ -21,6 +21,10 @@ def test_seeded_runs_and_gateways_do_not_contradict_each_other():
         if run.gateway:
             assert run.gateway.last_seen_at is not None, run.gateway
 
+    # Runs carry their pipeline's default labels (a re-run its original's).
+    for run in Run.objects.select_related("pipeline"):
+        assert run.labels == run.pipeline.labels and run.labels["env"] == "prod", run
+
     reruns = Run.objects.filter(trigger_type=TriggerType.RERUN).select_related("rerun_of")
     assert reruns.exists()
     for run in reruns:

@@ -26,12 +26,12 @@ from pipelines.models import Pipeline
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample, TriggerType
 
 PIPELINES = [
-    ("crm_to_warehouse", "Salesforce accounts, contacts and opportunities into Snowflake"),
-    ("billing_events", "Stripe invoices and charges into BigQuery, hourly"),
-    ("product_analytics", "Segment events from S3 into the lakehouse"),
-    ("hr_sync", "Workday workers into Postgres for internal tools"),
-    ("support_tickets", "Zendesk tickets and satisfaction into Snowflake"),
-    ("inventory_snapshot", "ERP stock levels from SQL Server into Redshift"),
+    ("crm_to_warehouse", "Salesforce accounts, contacts and opportunities into Snowflake", "sales"),
+    ("billing_events", "Stripe invoices and charges into BigQuery, hourly", "finance"),
+    ("product_analytics", "Segment events from S3 into the lakehouse", "product"),
+    ("hr_sync", "Workday workers into Postgres for internal tools", "people"),
+    ("support_tickets", "Zendesk tickets and satisfaction into Snowflake", "support"),
+    ("inventory_snapshot", "ERP stock levels from SQL Server into Redshift", "finance"),
 ]
 GATEWAYS = ["edge-eu-1", "edge-us-1", "onprem-dc2"]
 PHASES = ["extract", "transform", "load"]
@@ -134,12 +134,13 @@ class Command(BaseCommand):
 
     def ensure_pipelines(self, gateways: list[Gateway]) -> list[Pipeline]:
         pipelines = []
-        for index, (name, description) in enumerate(PIPELINES):
+        for index, (name, description, team) in enumerate(PIPELINES):
             pipeline, _ = Pipeline.objects.get_or_create(
                 name=name,
                 defaults={
                     "description": description,
                     "default_gateway": gateways[index % len(gateways)],
+                    "labels": {"team": team, "env": "prod"},
                 },
             )
             pipelines.append(pipeline)
@@ -194,7 +195,7 @@ class Command(BaseCommand):
             "public_id, pipeline_id, gateway_id, status, trigger_type, trigger, created_at, "
             "updated_at, started_at, finished_at, last_report_at, cancel_requested_at, "
             "error_summary, telemetry_summary, rows_loaded, bytes_loaded, progress, log_seq, "
-            "sample_seq, finished_by_system"
+            "sample_seq, finished_by_system, labels"
         )
         with transaction.atomic(), connection.cursor() as cursor:
             raw = cursor.connection
@@ -224,6 +225,7 @@ class Command(BaseCommand):
                             0,
                             0,
                             False,
+                            json.dumps(pipeline.labels),
                         )
                     )
             # Give the newest runs a telemetry series so their sparklines have something to draw.
@@ -257,6 +259,7 @@ class Command(BaseCommand):
                     public_id=new_public_id("run", at_ms=int(created.timestamp() * 1000)),
                     pipeline=pipeline,
                     gateway_id=gateway_id,
+                    labels=pipeline.labels,
                     status=f["status"],
                     trigger_type=weighted(rng, TRIGGER_WEIGHTS),
                     created_at=created,
@@ -323,6 +326,7 @@ class Command(BaseCommand):
             trigger_type=TriggerType.RERUN if rerun_of else weighted(rng, TRIGGER_WEIGHTS),
             trigger={"rerunOf": rerun_of.public_id} if rerun_of else {},
             rerun_of=rerun_of,
+            labels=rerun_of.labels if rerun_of else pipeline.labels,
             created_at=created,
             public_id=new_public_id("run", at_ms=int(created.timestamp() * 1000)),
         )
