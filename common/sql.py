@@ -150,3 +150,19 @@ def update_columns(instance: Model, fields: Iterable[Field]) -> None:
             f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",  # noqa: S608
             [*params, instance.pk],
         )
+
+
+def touch_row(model: type[Model], *, key_field: str, key: Any, field: str, value: Any) -> int:
+    """``UPDATE <table> SET <field> = value WHERE <key_field> = key``: one indexed UPDATE, the
+    benchmark's floor (``config.bench_urls``). Answers the rows updated."""
+    quote = connection.ops.quote_name
+    target = model._meta.get_field(field)
+    where: Any = model._meta.get_field(key_field)
+    table = quote(cast(str, model._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {quote(target.column)} = %s "  # noqa: S608
+            f"WHERE {quote(where.column)} = %s",
+            [target.get_db_prep_save(value, connection), key],
+        )
+        return cursor.rowcount
