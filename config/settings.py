@@ -86,6 +86,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# ModelBackend, with a person's own and their groups' permissions read in one query.
+AUTHENTICATION_BACKENDS = ["common.backends.OneQueryModelBackend"]
 # The benchmark's reference endpoints (config/bench_urls.py): never on in production.
 BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 WSGI_APPLICATION = "config.wsgi.application"
