@@ -1,0 +1,37 @@
+"""JSON out through orjson, a C encoder: on a runner's full answer (500 log lines, 2000 samples)
+``json.dumps`` was a large share of the request (bench/RESULTS.md).
+
+The output is what DRF's ``JSONRenderer`` writes for the same data (UTF-8, compact), and
+anything orjson does not know (a Decimal, a lazy translation) goes through DRF's own encoder,
+and what it refuses (an integer beyond 64 bits) through DRF's renderer, so every value a view
+returns today keeps its shape.
+"""
+
+from typing import Any
+
+import orjson
+from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
+
+_fallback = JSONEncoder()
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _default(value: Any) -> Any:
+    return _fallback.default(value)
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, default=_default, option=_OPTIONS)
+
+
+class FastJSONRenderer(JSONRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if data is None:
+            return b""
+        try:
+            return dumps(data)
+        except orjson.JSONEncodeError:
+            # What orjson refuses and ``json`` writes: integers beyond 64 bits (a runner's
+            # metric may be one).
+            return super().render(data, accepted_media_type, renderer_context)
