@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -24,9 +24,9 @@ from common.api.params import (
     LIMIT_PARAMETER,
     HasActionPermission,
     parse_limit,
-    refuse_nul_characters,
 )
 from common.api.schema import error_responses
+from common.api.views import ApiGenericViewSet
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import compare, selectors, services, stats
@@ -134,7 +134,7 @@ RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, descri
 
 
 @extend_schema(tags=["runs"], parameters=[RUN_ID_PARAMETER])
-class RunViewSet(viewsets.GenericViewSet):
+class RunViewSet(ApiGenericViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
     # Reads need a viewer; cancel and re-run are checked (and recorded) by their services.
@@ -163,7 +163,6 @@ class RunViewSet(viewsets.GenericViewSet):
     )
     def list(self, request):
         params = request.query_params
-        refuse_nul_characters(params)
         errors: dict[str, list[str]] = {}
         limit = parse_limit(params, errors)
         position = None
@@ -243,7 +242,6 @@ class RunViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def compare(self, request, run_id: str):
         params = request.query_params
-        refuse_nul_characters(params)
         run = self.get_run()
         other_id = params.get("with", "").strip()
         if other_id:
@@ -291,7 +289,6 @@ class RunViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def logs(self, request, run_id: str):
         params = request.query_params
-        refuse_nul_characters(params)
         run = self.get_run()
         lines = selectors.run_log_lines(run=run)
         node_id = params.get("nodeId")

@@ -10,10 +10,10 @@ from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from common.actors import actor_from_request
 from common.api.schema import error_responses
+from common.api.views import ApiView
 from common.roles import Perm
 from gateways.authentication import (
     ApiKeyAuthentication,
@@ -113,7 +113,7 @@ def apply_patch(request, run_id: str) -> Response:
     return runner_response(run, request)
 
 
-class EltRunCreateView(APIView):
+class EltRunCreateView(ApiView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson]
 
@@ -147,7 +147,7 @@ class EltRunCreateView(APIView):
         return runner_response(run, request, status_code=status.HTTP_201_CREATED)
 
 
-class EltRunDetailView(APIView):
+class EltRunDetailView(ApiView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson]
 
@@ -183,7 +183,7 @@ class EltRunDetailView(APIView):
         return apply_patch(request, run_id)
 
 
-class AgentRunListView(APIView):
+class AgentRunListView(ApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
@@ -206,7 +206,7 @@ class AgentRunListView(APIView):
         return Response({"data": data, "meta": meta})
 
 
-class AgentRunDetailView(APIView):
+class AgentRunDetailView(ApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
@@ -239,7 +239,7 @@ class AgentRunDetailView(APIView):
         return apply_patch(request, run_id)
 
 
-class PipelineRunView(APIView):
+class PipelineRunView(ApiView):
     """``POST /api/pipelines/{id}/run``: a route of the pipelines API, served here because it
     makes a run."""
 
