@@ -27,7 +27,6 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from bench.helper import bench_pipeline, delete_runs_sql, make_runs  # noqa: E402
@@ -84,7 +83,13 @@ def main() -> int:
         send = requests(args.case)
         for _ in range(20):
             send()  # warm-up: caches, compiled statements, the last-use write
-        with CaptureQueriesContext(connection) as statements:
+        statements: list[str] = []
+
+        def record(execute, sql, params, many, context):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
             status = send().status_code
         profiler = cProfile.Profile()
         began = time.perf_counter()
@@ -97,8 +102,8 @@ def main() -> int:
         pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
         print(out.getvalue())
         print(f"{args.case}: status {status}, {len(statements)} statements per request:")
-        for query in statements.captured_queries:
-            print(f"  {query['sql'][:160]}")
+        for sql in statements:
+            print(f"  {sql[:160]}")
         print(f"{elapsed / args.iterations * 1000:.3f} ms per request under the profiler")
     finally:
         delete_runs_sql("trigger @> %s::jsonb", ['{"bench": "profile"}'])
