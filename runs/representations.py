@@ -32,6 +32,24 @@ def sample_repr(sample) -> dict[str, Any]:
     return {"at": iso(sample.at), **sample.values}
 
 
+def log_rows_repr(rows) -> list[dict[str, Any]]:
+    """``(at, level, message, node_id)`` rows (``selectors.run_log_rows``) as the runner routes
+    return them, in one pass: the same entries as ``log_line_repr``."""
+    entries = []
+    append = entries.append
+    for at, level, message, node_id in rows:
+        entry = {"at": iso(at), "level": level, "message": message}
+        if node_id:
+            entry["nodeId"] = node_id
+        append(entry)
+    return entries
+
+
+def sample_rows_repr(rows) -> list[dict[str, Any]]:
+    """``(at, values)`` rows (``selectors.run_sample_rows``): the same points as ``sample_repr``."""
+    return [{"at": iso(at), **values} for at, values in rows]
+
+
 def node_repr(node: RunNode) -> dict[str, Any]:
     return {
         "nodeId": node.node_id,
@@ -64,14 +82,15 @@ def run_core_repr(run: Run) -> dict[str, Any]:
 def runner_run_repr(run: Run, *, logs=None, samples=None, nodes=None) -> dict[str, Any]:
     """The run as GET, POST and every PATCH of the runner routes return it.
 
-    Lists passed as None are left out (the agent poll list is light).
+    ``logs`` and ``samples`` are rows of ``selectors.run_log_rows`` and ``run_sample_rows``;
+    lists passed as None are left out (the agent poll list and minimal answers are light).
     """
     body = run_core_repr(run)
     if logs is not None:
-        body["logEntries"] = [log_line_repr(line) for line in logs]
+        body["logEntries"] = log_rows_repr(logs)
     body["telemetry"] = {"summary": run.telemetry_summary}
     if samples is not None:
-        body["telemetry"]["samples"] = [sample_repr(sample) for sample in samples]
+        body["telemetry"]["samples"] = sample_rows_repr(samples)
     if nodes is not None:
         body["nodes"] = [node_repr(node) for node in nodes]
     return body

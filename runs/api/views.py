@@ -61,8 +61,8 @@ def runner_response(run: Run, request=None, *, status_code: int = status.HTTP_20
         return response
     body = runner_run_repr(
         run,
-        logs=selectors.run_log_lines(run=run),
-        samples=selectors.run_samples(run=run),
+        logs=selectors.run_log_rows(run=run),
+        samples=selectors.run_sample_rows(run=run),
         nodes=selectors.run_nodes(run=run),
     )
     return Response(body, status=status_code)
