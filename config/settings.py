@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
+        "runs.api.schema.add_representation_components",
         "drf_spectacular.hooks.postprocess_schema_enums",
         "common.api.schema.document_rate_limits",
     ],

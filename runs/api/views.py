@@ -25,10 +25,15 @@ from gateways.selectors import gateway_from_reference
 from pipelines.selectors import pipeline_get
 from runs import selectors, services
 from runs.api.read_serializers import RunDetailSerializer, run_detail_body
-from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer
+from runs.api.schema import component_ref
 from runs.api.serializers import PipelineRunSerializer, RunCreateSerializer, RunPatchSerializer
 from runs.models import Run
-from runs.representations import runner_run_repr
+from runs.representations import (
+    AgentRunList,
+    RunnerRun,
+    agent_run_list_repr,
+    runner_run_repr,
+)
 
 IDEMPOTENCY_KEY_MAX = 200
 PREFER_HEADER = OpenApiParameter(
@@ -61,8 +66,8 @@ def runner_response(run: Run, request=None, *, status_code: int = status.HTTP_20
         return response
     body = runner_run_repr(
         run,
-        logs=selectors.run_log_rows(run=run),
-        samples=selectors.run_sample_rows(run=run),
+        logs=selectors.run_log_json(run=run) or selectors.run_log_rows(run=run),
+        samples=selectors.run_samples_json(run=run) or selectors.run_sample_rows(run=run),
         nodes=selectors.run_nodes(run=run),
     )
     return Response(body, status=status_code)
@@ -122,7 +127,7 @@ class EltRunCreateView(ApiView):
         parameters=[PREFER_HEADER],
         request=RunCreateSerializer,
         responses={
-            201: OpenApiResponse(RunnerRunDocSerializer, description="The new queued run."),
+            201: OpenApiResponse(component_ref(RunnerRun), description="The new queued run."),
             **error_responses(400, 401, 403, 413, 415),
         },
         tags=["runner"],
@@ -163,7 +168,7 @@ class EltRunDetailView(ApiView):
     @extend_schema(
         operation_id="elt_runs_retrieve",
         parameters=[PREFER_HEADER],
-        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
+        responses={200: component_ref(RunnerRun), **error_responses(401, 404)},
         tags=["runner"],
     )
     def get(self, request, run_id: str):
@@ -174,7 +179,7 @@ class EltRunDetailView(ApiView):
         parameters=PATCH_HEADERS,
         request=RunPatchSerializer,
         responses={
-            200: RunnerRunDocSerializer,
+            200: component_ref(RunnerRun),
             **error_responses(400, 401, 403, 404, 409, 413, 415),
         },
         tags=["runner"],
@@ -189,21 +194,13 @@ class AgentRunListView(ApiView):
 
     @extend_schema(
         operation_id="agent_runs_list",
-        responses={200: AgentRunListDocSerializer, **error_responses(401)},
+        responses={200: component_ref(AgentRunList), **error_responses(401)},
         tags=["runner"],
     )
     def get(self, request):
         gateway = request.user.gateway
         runs = selectors.gateway_actionable_runs(gateway=gateway)
-        data = [runner_run_repr(run) for run in runs]
-        meta = {
-            "gateway": {
-                "id": gateway.public_id,
-                "name": gateway.name,
-                "leaseSeconds": gateway.lease_seconds,
-            }
-        }
-        return Response({"data": data, "meta": meta})
+        return Response(agent_run_list_repr(gateway=gateway, runs=runs))
 
 
 class AgentRunDetailView(ApiView):
@@ -219,7 +216,7 @@ class AgentRunDetailView(ApiView):
     @extend_schema(
         operation_id="agent_runs_retrieve",
         parameters=[PREFER_HEADER],
-        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
+        responses={200: component_ref(RunnerRun), **error_responses(401, 404)},
         tags=["runner"],
     )
     def get(self, request, run_id: str):
@@ -230,7 +227,7 @@ class AgentRunDetailView(ApiView):
         parameters=PATCH_HEADERS,
         request=RunPatchSerializer,
         responses={
-            200: RunnerRunDocSerializer,
+            200: component_ref(RunnerRun),
             **error_responses(400, 401, 404, 409, 413, 415),
         },
         tags=["runner"],
