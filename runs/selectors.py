@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.ids import is_plausible_public_id
-from common.sql import select_joined
+from common.sql import RawJSON, rows_json, rows_json_supported, select_joined
 from gateways.models import Gateway, GatewayHealth, GatewayToken
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample
 
@@ -59,6 +59,36 @@ def run_log_rows(*, run: Run) -> list[tuple[Any, ...]]:
 def run_sample_rows(*, run: Run) -> list[tuple[Any, ...]]:
     """``run_samples`` as ``(at, values)`` tuples (2000 of them at the cap)."""
     return list(run_samples(run=run).values_list("at", "values"))
+
+
+def run_log_json(*, run: Run) -> RawJSON | None:
+    """``run_log_lines`` as the runner's ``logEntries``, JSON written by PostgreSQL in one
+    statement (``common.sql.rows_json``); None where the database cannot (SQLite)."""
+    if not rows_json_supported():
+        return None
+    return rows_json(
+        LogLine,
+        keys={"at": "at", "level": "level", "message": "message", "nodeId": "node_id"},
+        omit_empty=["nodeId"],
+        parent="run_id",
+        parent_pk=run.pk,
+        after_seq=run.log_seq - settings.RUN_LOG_CAP,
+    )
+
+
+def run_samples_json(*, run: Run) -> RawJSON | None:
+    """``run_samples`` as the runner's telemetry ``samples`` (``{at, ...values}``), written by
+    PostgreSQL; None where the database cannot."""
+    if not rows_json_supported():
+        return None
+    return rows_json(
+        TelemetrySample,
+        keys={"at": "at"},
+        merge="values",
+        parent="run_id",
+        parent_pk=run.pk,
+        after_seq=run.sample_seq - settings.RUN_SAMPLE_CAP,
+    )
 
 
 def run_nodes(*, run: Run) -> QuerySet[RunNode]:

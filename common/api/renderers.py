@@ -7,17 +7,33 @@ and what it refuses (an integer beyond 64 bits) through DRF's renderer, so every
 returns today keeps its shape.
 """
 
+import json
 from typing import Any
 
 import orjson
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
-_fallback = JSONEncoder()
+from common.sql import RawJSON
+
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
+class _Encoder(JSONEncoder):
+    """DRF's encoder, which also reads the JSON text the database wrote (``RawJSON``)."""
+
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, RawJSON):
+            return json.loads(obj.text)
+        return super().default(obj)
+
+
+_fallback = _Encoder()
+
+
 def _default(value: Any) -> Any:
+    if isinstance(value, RawJSON):
+        return orjson.Fragment(value.text)  # embedded as written, never decoded
     return _fallback.default(value)
 
 
@@ -26,6 +42,8 @@ def dumps(data: Any) -> bytes:
 
 
 class FastJSONRenderer(JSONRenderer):
+    encoder_class = _Encoder
+
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         if data is None:
             return b""
