@@ -16,14 +16,25 @@ from django.db import connection
 from django.db.models import Field, Model
 
 
+@functools.cache
+def _converters(model: type[Model], vendor: str) -> list[tuple[Any, list[Any]]]:
+    """Per concrete column of ``model``: the column and the converters the ORM would apply to
+    its values, looked up once per process rather than once per row."""
+    columns = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        columns.append((column, converters))
+    return columns
+
+
 def instance_from_row[M: Model](model: type[M], values: Sequence[Any]) -> M:
     """A model instance from its concrete columns, in ``_meta.concrete_fields`` order."""
     converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
-            connection
-        ):
+    for (column, converters), value in zip(
+        _converters(model, connection.vendor), values, strict=True
+    ):
+        for convert in converters:
             value = convert(value, column, connection)
         converted.append(value)
     # Every concrete field is given, in order: the field names may be left out (None).
