@@ -17,6 +17,8 @@ Commands:
 - ``bulk_preview``: server time of the bulk dry-run preview (``runs.bulk.bulk_preview``, and the
   whole ``POST /api/runs/bulk`` with ``dryRun``) over the newest ``matching`` runs (p50 of N),
   in-process, with the plan of its count.
+- ``cost_prepare``: what ``bench.cost`` measures: per client a gateway with its token and its
+  runs (a few lines; 500 lines and 2000 samples), a viewer's API key each, a floor target run.
 - ``cleanup``: delete the ingest runs so that dashboards and lists see only seeded history.
 """
 
@@ -141,7 +143,7 @@ def seeded_counts() -> dict[str, Any]:
 def session_cookie(user) -> str:
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.set_expiry(24 * 3600)
     session.create()
@@ -159,7 +161,7 @@ def bench_user():
 def make_runs(
     *,
     pipeline: Pipeline,
-    gateway: Gateway,
+    gateway: Gateway | None,
     count: int,
     lines: int,
     samples: int,
@@ -329,6 +331,56 @@ def cmd_ingest_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE runs_run")
     return {"ingest": ingest}
+
+
+COST_GATEWAY_PREFIX = "bench-cost-gw-"
+COST_VIEWER = "bench-viewer"
+
+
+def cmd_cost_prepare(spec: dict[str, Any]) -> dict[str, Any]:
+    """Per client (its own gateway and token, so no client shares a rate-limit bucket): a run
+    holding 5 lines and 10 samples, one holding 500 lines and 2000 samples (the caps), and runs
+    for the appends. The list is read with a *viewer's* key (not a superuser's, whose permission
+    check costs nothing), and the floor updates a run of its own."""
+    from django.contrib.auth.models import Group
+
+    from common.roles import Role
+
+    removed = cleanup_ingest_runs()
+    pipeline = bench_pipeline()
+    users = get_user_model()
+    viewer, _ = users.objects.get_or_create(username=COST_VIEWER)
+    viewer.groups.set([Group.objects.get(name=Role.VIEWER)])
+    GatewayToken.objects.filter(gateway__name__startswith=COST_GATEWAY_PREFIX).delete()
+    clients = []
+    for index in range(spec["clients"]):
+        gateway, _ = Gateway.objects.get_or_create(name=f"{COST_GATEWAY_PREFIX}{index}")
+        _, raw = gateway_token_issue(actor=Actor.system(), gateway=gateway, name="bench")
+
+        def one(lines: int, samples: int, gateway=gateway) -> str:
+            [run] = make_runs(
+                pipeline=pipeline, gateway=gateway, count=1, lines=lines, samples=samples
+            )
+            return run.public_id
+
+        _, api_key = api_key_issue(actor=Actor.system(), user=viewer, name="bench")
+        clients.append(
+            {
+                "token": raw,
+                "api_key": api_key,
+                "append": one(5, 10),
+                "batch": one(5, 10),
+                "small": one(5, 10),
+                "big": one(settings.RUN_LOG_CAP, settings.RUN_SAMPLE_CAP),
+            }
+        )
+    floor = make_runs(pipeline=pipeline, gateway=None, count=1, lines=0, samples=0)[0]
+    vacuum()
+    return {
+        "removed_ingest_runs": removed,
+        "clients": clients,
+        "floor_run": floor.public_id,
+    }
 
 
 def explain(sql: str) -> str:
@@ -528,6 +580,8 @@ COMMANDS = {
     "ingest_prepare": cmd_ingest_prepare,
     "queries": cmd_queries,
     "strip": cmd_strip,
+    "cost_prepare": cmd_cost_prepare,
+    "vacuum": lambda spec: vacuum() or {},
     "cleanup": lambda spec: {"removed": cleanup_ingest_runs(), **seeded_counts()},
     "counts": lambda spec: seeded_counts(),
 }

@@ -8,6 +8,7 @@ would (every concrete column, converted by the same converters) from SQL built o
 from the model's metadata, so a new column is read and written without anyone editing SQL.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -15,14 +16,25 @@ from django.db import connection
 from django.db.models import Field, Model
 
 
+@functools.cache
+def _converters(model: type[Model], vendor: str) -> list[tuple[Any, list[Any]]]:
+    """Per concrete column of ``model``: the column and the converters the ORM would apply to
+    its values, looked up once per process rather than once per row."""
+    columns = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        columns.append((column, converters))
+    return columns
+
+
 def instance_from_row[M: Model](model: type[M], values: Sequence[Any]) -> M:
     """A model instance from its concrete columns, in ``_meta.concrete_fields`` order."""
     converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
-            connection
-        ):
+    for (column, converters), value in zip(
+        _converters(model, connection.vendor), values, strict=True
+    ):
+        for convert in converters:
             value = convert(value, column, connection)
         converted.append(value)
     # Every concrete field is given, in order: the field names may be left out (None).
@@ -52,8 +64,63 @@ def select_joined[M: Model](
     ``IN``) with the to-one ``relations`` it names, as ``select_related`` would load them: joined
     LEFT OUTER when the foreign key is nullable. With ``lock``, the row (not its relations) stays
     locked until the transaction ends."""
+    sql, related = _select_sql(model, tuple(relations), _shape(filters), lock)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _condition_params(model, filters))
+        row = cursor.fetchone()
+    return _joined_instance(model, related, row)
+
+
+def _shape(filters: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """What the SQL of ``filters`` depends on: the columns, and how many values each ``IN``
+    holds (-1 for ``=``); the statement text is built once per shape and process."""
+    return tuple(
+        (name, len(value) if isinstance(value, list | tuple) else -1)
+        for name, value in filters.items()
+    )
+
+
+@functools.cache
+def _select_sql(
+    model: type[Model], relations: tuple[str, ...], shape: tuple[tuple[str, int], ...], lock: bool
+) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
     # Forward to-one relations: each has a related model, a column and a target field.
+    related, columns, joins = _columns_and_joins(model, relations)
+    sql = (
+        f"SELECT {columns} FROM {quote(model._meta.db_table)} t {joins} "  # noqa: S608
+        f"WHERE {_conditions_sql(model, shape)} {_row_lock_sql() if lock else ''}"
+    )
+    return sql, related
+
+
+def _conditions_sql(model: type[Model], shape: tuple[tuple[str, int], ...]) -> str:
+    quote = connection.ops.quote_name
+    conditions = []
+    for attname, size in shape:
+        column = f"t.{quote(_field_by_attname(model, attname).column)}"
+        if size >= 0:
+            conditions.append(f"{column} IN ({', '.join(['%s'] * size)})")
+        else:
+            conditions.append(f"{column} = %s")
+    return " AND ".join(conditions)
+
+
+def _condition_params(model: type[Model], filters: dict[str, Any]) -> list[Any]:
+    params: list[Any] = []
+    for attname, value in filters.items():
+        field = _field_by_attname(model, attname)
+        if isinstance(value, list | tuple):
+            params.extend(field.get_db_prep_value(item, connection) for item in value)
+        else:
+            params.append(field.get_db_prep_value(value, connection))
+    return params
+
+
+def _columns_and_joins(model: type[Model], relations: Sequence[str]) -> tuple[list[Any], str, str]:
+    """The ``relations`` fields, the column list of ``t`` (the model) and its relations
+    ``r0``, ``r1``..., and their joins: what ``select_joined`` selects."""
+    quote = connection.ops.quote_name
     related: list[Any] = [model._meta.get_field(name) for name in relations]
     tables: list[tuple[str, Any]] = [("t", model)] + [
         (f"r{index}", field.related_model) for index, field in enumerate(related)
@@ -69,23 +136,12 @@ def select_joined[M: Model](
         f"ON r{index}.{quote(field.target_field.column)} = t.{quote(field.column)}"
         for index, field in enumerate(related)
     )
-    conditions: list[str] = []
-    params: list[Any] = []
-    for attname, value in filters.items():
-        field = _field_by_attname(model, attname)
-        if isinstance(value, list | tuple):
-            conditions.append(f"t.{quote(field.column)} IN ({', '.join(['%s'] * len(value))})")
-            params.extend(field.get_db_prep_value(item, connection) for item in value)
-        else:
-            conditions.append(f"t.{quote(field.column)} = %s")
-            params.append(field.get_db_prep_value(value, connection))
-    sql = (
-        f"SELECT {columns} FROM {quote(model._meta.db_table)} t {joins} "  # noqa: S608
-        f"WHERE {' AND '.join(conditions)} {_row_lock_sql() if lock else ''}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    return related, columns, joins
+
+
+def _joined_instance[M: Model](
+    model: type[M], related: Sequence[Any], row: Sequence[Any] | None
+) -> M | None:
     if row is None:
         return None
     start = len(model._meta.concrete_fields)
@@ -150,3 +206,212 @@ def update_columns(instance: Model, fields: Iterable[Field]) -> None:
             f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",  # noqa: S608
             [*params, instance.pk],
         )
+
+
+def touch_row(model: type[Model], *, key_field: str, key: Any, field: str, value: Any) -> int:
+    """``UPDATE <table> SET <field> = value WHERE <key_field> = key``: one indexed UPDATE, the
+    benchmark's floor (``config.bench_urls``). Answers the rows updated."""
+    quote = connection.ops.quote_name
+    target: Any = model._meta.get_field(field)
+    where: Any = model._meta.get_field(key_field)
+    table = quote(cast(str, model._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {quote(target.column)} = %s "  # noqa: S608
+            f"WHERE {quote(where.column)} = %s",
+            [target.get_db_prep_save(value, connection), key],
+        )
+        return cursor.rowcount
+
+
+def one_statement_append_supported() -> bool:
+    """Whether ``append_children`` can run here: PostgreSQL, whose data-modifying CTEs and
+    ``unnest`` make a locked append one statement (SQLite has neither)."""
+    return connection.vendor == "postgresql"
+
+
+def append_children[M: Model](
+    model: type[M],
+    relations: Sequence[str],
+    *,
+    filters: dict[str, Any],
+    unless: str,
+    child: type[Model],
+    seq_field: str,
+    rows: list[dict[str, Any]],
+    cap: int,
+    trim_every: int,
+    assign: dict[str, Any],
+) -> M | None:
+    """Append ``rows`` (dicts with the same keys, ``child`` attnames) to the ``model`` row
+    matching ``filters``, in ONE statement (PostgreSQL): lock the row, insert the rows after its
+    last sequence number (``seq_field``), trim the oldest beyond ``cap`` (after a batch, or once
+    every ``trim_every`` single appends), store the new sequence number and ``assign`` (attname:
+    value), and answer the updated row with its to-one ``relations``, like ``select_joined``.
+
+    The rows travel as one array per column (``unnest``), so a 500-line batch binds a handful of
+    parameters, not 3000. None, with nothing written, when no row matches or the row's boolean
+    ``unless`` is true; the caller's general path then answers why.
+    """
+    fields = [_field_by_attname(child, name) for name in rows[0]]
+    set_fields = [_field_by_attname(model, name) for name in assign]
+    sql, related = _append_sql(
+        model,
+        tuple(relations),
+        _shape(filters),
+        unless,
+        child,
+        seq_field,
+        tuple(field.attname for field in fields),
+        tuple(field.attname for field in set_fields),
+    )
+    count = len(rows)
+    params = [
+        *_condition_params(model, filters),
+        *(
+            [field.get_db_prep_save(row[field.attname], connection) for row in rows]
+            for field in fields
+        ),
+        count,
+        cap,
+        count,
+        count,
+        trim_every,
+        count,
+        *(field.get_db_prep_save(assign[field.attname], connection) for field in set_fields),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return _joined_instance(model, related, row)
+
+
+@functools.cache
+def _append_sql(
+    model: type[Model],
+    relations: tuple[str, ...],
+    shape: tuple[tuple[str, int], ...],
+    unless: str,
+    child: type[Model],
+    seq_field: str,
+    child_attnames: tuple[str, ...],
+    assigned: tuple[str, ...],
+) -> tuple[str, list[Any]]:
+    """The statement of ``append_children``, built once per shape and process."""
+    quote = connection.ops.quote_name
+    table = quote(cast(str, model._meta.db_table))
+    pk: Any = model._meta.pk
+    sequence = _field_by_attname(model, seq_field)
+    guard = _field_by_attname(model, unless)
+    parent: Any = next(
+        field
+        for field in child._meta.concrete_fields
+        if field.is_relation and field.related_model is model
+    )
+    child_seq = _field_by_attname(child, "seq")
+    fields = [_field_by_attname(child, name) for name in child_attnames]
+    names = [f"c{index}" for index in range(len(fields))]
+    child_table = quote(cast(str, child._meta.db_table))
+    assignments = ", ".join(
+        f"{quote(_field_by_attname(model, name).column)} = %s" for name in assigned
+    )
+    related, columns, joins = _columns_and_joins(model, relations)
+    child_columns = ", ".join(quote(field.column) for field in [parent, child_seq, *fields])
+    unnest = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    sql = (
+        f"WITH locked AS ("  # noqa: S608
+        f"SELECT t.{quote(pk.column)} AS id, t.{quote(sequence.column)} AS last FROM {table} t "
+        f"WHERE {_conditions_sql(model, shape)} AND NOT t.{quote(guard.column)} "
+        "FOR NO KEY UPDATE), "
+        f"added AS (INSERT INTO {child_table} ({child_columns}) "
+        f"SELECT locked.id, locked.last + u.ord, {', '.join(f'u.{name}' for name in names)} "
+        f"FROM locked, unnest({unnest}) WITH ORDINALITY AS u({', '.join(names)}, ord)), "
+        f"trimmed AS (DELETE FROM {child_table} d USING locked "
+        f"WHERE d.{quote(parent.column)} = locked.id "
+        f"AND d.{quote(child_seq.column)} <= locked.last + %s - %s "
+        f"AND (%s > 1 OR (locked.last + %s) %% %s = 0)), "
+        f"t AS (UPDATE {table} w SET {quote(sequence.column)} = locked.last + %s, {assignments} "
+        f"FROM locked WHERE w.{quote(pk.column)} = locked.id RETURNING w.*) "
+        f"SELECT {columns} FROM t {joins}"
+    )
+    return sql, related
+
+
+class RawJSON:
+    """JSON text the database wrote, passed to the API renderer as is (``common.api.renderers``
+    embeds it without decoding and re-encoding it)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def rows_json_supported() -> bool:
+    """Whether ``rows_json`` can run here (PostgreSQL's JSON functions)."""
+    return connection.vendor == "postgresql"
+
+
+def _iso_sql(column: str) -> str:
+    """A timestamptz written as ``common.time.iso`` writes it: UTC, ``Z``, the microseconds only
+    when there are any."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"date_part('microseconds', {utc})::bigint %% 1000000 = 0 THEN '' "
+        f"ELSE to_char({utc}, '.US') END || 'Z'"
+    )
+
+
+@functools.cache
+def _rows_json_sql(
+    model: type[Model],
+    keys: tuple[tuple[str, str], ...],
+    omit_empty: tuple[str, ...],
+    merge: str | None,
+    parent: str,
+) -> str:
+    quote = connection.ops.quote_name
+    pairs = []
+    for key, attname in keys:
+        field = _field_by_attname(model, attname)
+        column = f"t.{quote(field.column)}"
+        if field.get_internal_type() == "DateTimeField":
+            column = _iso_sql(column)
+        elif key in omit_empty:
+            column = f"NULLIF({column}, '')"
+        pairs.append(f"'{key}', {column}")
+    row = f"json_build_object({', '.join(pairs)})"
+    if omit_empty:
+        row = f"json_strip_nulls({row})"
+    if merge is not None:
+        row = f"({row}::jsonb || t.{quote(_field_by_attname(model, merge).column)})"
+    seq = quote(_field_by_attname(model, "seq").column)
+    return (
+        f"SELECT coalesce(json_agg({row} ORDER BY t.{seq}), '[]')::text "  # noqa: S608
+        f"FROM {quote(cast(str, model._meta.db_table))} t "
+        f"WHERE t.{quote(_field_by_attname(model, parent).column)} = %s AND t.{seq} > %s"
+    )
+
+
+def rows_json(
+    model: type[Model],
+    *,
+    keys: dict[str, str],
+    parent: str,
+    parent_pk: Any,
+    after_seq: int,
+    omit_empty: Iterable[str] = (),
+    merge: str | None = None,
+) -> RawJSON:
+    """The ``model`` rows of one parent (``parent`` attname = ``parent_pk``) after sequence
+    number ``after_seq``, oldest first, as a JSON array written by PostgreSQL in one pass: each
+    row an object of ``keys`` (JSON key: attname; instants as ``common.time.iso`` writes them;
+    the ``omit_empty`` keys left out when empty), merged with the JSON object column ``merge``.
+    Building 2000 objects in Python (and decoding 2000 jsonb values twice, as psycopg and
+    Django's JSONField do) cost most of a full runner answer."""
+    sql = _rows_json_sql(model, tuple(keys.items()), tuple(omit_empty), merge, parent)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [parent_pk, after_seq])
+        (text,) = cursor.fetchone()
+    return RawJSON(text)

@@ -86,6 +86,10 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# ModelBackend, with a person's own and their groups' permissions read in one query.
+AUTHENTICATION_BACKENDS = ["common.backends.OneQueryModelBackend"]
+# The benchmark's reference endpoints (config/bench_urls.py): never on in production.
+BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -170,7 +174,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["common.api.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["common.api.renderers.FastJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -194,6 +198,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
+        "runs.api.schema.add_representation_components",
         "drf_spectacular.hooks.postprocess_schema_enums",
         "common.api.schema.document_rate_limits",
     ],

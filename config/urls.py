@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -17,3 +18,7 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("", include("runs.urls")),
 ]
+
+if settings.BENCH_ENDPOINTS:
+    # The benchmark's reference endpoints (``config.bench_urls``); off unless asked for.
+    urlpatterns.insert(0, path("", include("config.bench_urls")))

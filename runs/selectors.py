@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.ids import is_plausible_public_id
+from common.sql import RawJSON, rows_json, rows_json_supported, select_joined
 from gateways.models import Gateway, GatewayHealth, GatewayToken
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample
 
@@ -19,16 +20,21 @@ def run_queryset() -> QuerySet[Run]:
 
 
 def run_get(*, public_id: str) -> Run | None:
+    """The run with its pipeline and gateway, by public id: plain SQL (``common.sql``), since
+    every runner GET starts here and the ORM would spend longer compiling the query than the
+    database takes to run it."""
     if not is_plausible_public_id(public_id):
         return None
-    return run_queryset().filter(public_id=public_id).first()
+    return select_joined(Run, ["pipeline", "gateway"], filters={"public_id": public_id})
 
 
 def run_get_for_gateway(*, gateway: Gateway, public_id: str) -> Run | None:
     """A gateway sees only runs targeted at it; anything else is indistinguishable from absent."""
     if not is_plausible_public_id(public_id):
         return None
-    return run_queryset().filter(public_id=public_id, gateway=gateway).first()
+    return select_joined(
+        Run, ["pipeline", "gateway"], filters={"public_id": public_id, "gateway_id": gateway.pk}
+    )
 
 
 def run_log_lines(*, run: Run) -> QuerySet[LogLine]:
@@ -42,6 +48,47 @@ def run_samples(*, run: Run) -> QuerySet[TelemetrySample]:
     return TelemetrySample.objects.filter(
         run=run, seq__gt=run.sample_seq - settings.RUN_SAMPLE_CAP
     ).order_by("seq")
+
+
+def run_log_rows(*, run: Run) -> list[tuple[Any, ...]]:
+    """``run_log_lines`` as ``(at, level, message, node_id)`` tuples: the runner's full answer
+    turns 500 of them into JSON, and tuples cost a fraction of model instances."""
+    return list(run_log_lines(run=run).values_list("at", "level", "message", "node_id"))
+
+
+def run_sample_rows(*, run: Run) -> list[tuple[Any, ...]]:
+    """``run_samples`` as ``(at, values)`` tuples (2000 of them at the cap)."""
+    return list(run_samples(run=run).values_list("at", "values"))
+
+
+def run_log_json(*, run: Run) -> RawJSON | None:
+    """``run_log_lines`` as the runner's ``logEntries``, JSON written by PostgreSQL in one
+    statement (``common.sql.rows_json``); None where the database cannot (SQLite)."""
+    if not rows_json_supported():
+        return None
+    return rows_json(
+        LogLine,
+        keys={"at": "at", "level": "level", "message": "message", "nodeId": "node_id"},
+        omit_empty=["nodeId"],
+        parent="run_id",
+        parent_pk=run.pk,
+        after_seq=run.log_seq - settings.RUN_LOG_CAP,
+    )
+
+
+def run_samples_json(*, run: Run) -> RawJSON | None:
+    """``run_samples`` as the runner's telemetry ``samples`` (``{at, ...values}``), written by
+    PostgreSQL; None where the database cannot."""
+    if not rows_json_supported():
+        return None
+    return rows_json(
+        TelemetrySample,
+        keys={"at": "at"},
+        merge="values",
+        parent="run_id",
+        parent_pk=run.pk,
+        after_seq=run.sample_seq - settings.RUN_SAMPLE_CAP,
+    )
 
 
 def run_nodes(*, run: Run) -> QuerySet[RunNode]:

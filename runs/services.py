@@ -16,7 +16,13 @@ from common.hooks import RunFinished, run_finished
 from common.ids import is_plausible_public_id
 from common.labels import MAX_LABELS, labels_checked, labels_merged
 from common.roles import Perm
-from common.sql import insert_rows, select_joined, update_columns
+from common.sql import (
+    append_children,
+    insert_rows,
+    one_statement_append_supported,
+    select_joined,
+    update_columns,
+)
 from gateways.models import Gateway
 from pipelines.models import Pipeline
 from runs.models import (
@@ -166,9 +172,10 @@ def _append_rows(run: Run, model, rows: list[dict[str, Any]], *, seq_field: str,
         model.objects.filter(run=run, seq__lte=last - cap).delete()
 
 
-def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime) -> None:
+def _log_rows(entries: list[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+    """Log lines as rows to store, scrubbed and cut to the message limit."""
     limit = settings.RUN_LOG_MESSAGE_MAX_CHARS
-    rows = [
+    return [
         {
             "at": entry.get("at") or now,
             "level": entry["level"],
@@ -177,6 +184,10 @@ def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime)
         }
         for entry in entries
     ]
+
+
+def _append_log_lines(run: Run, entries: list[dict[str, Any]], *, now: datetime) -> None:
+    rows = _log_rows(entries, now=now)
     _append_rows(run, LogLine, rows, seq_field="log_seq", cap=settings.RUN_LOG_CAP)
 
 
@@ -303,7 +314,10 @@ def run_update(
     return _apply_update(locked, changes, actor=actor, idempotency_key=idempotency_key)
 
 
-@transaction.atomic
+# A PATCH holding only these changes (a runner streaming its log) is one statement.
+_LOG_APPENDS = {"append_log", "append_logs"}
+
+
 def run_update_by_public_id(
     *,
     public_id: str,
@@ -313,17 +327,49 @@ def run_update_by_public_id(
 ) -> Run | None:
     """``run_update`` for the runner routes, which know the run by its public id: the run is
     found and locked in one statement. A gateway finds only runs targeted at it. None when there
-    is no such run."""
+    is no such run.
+
+    The commonest PATCH, log lines and nothing else without an idempotency key, is ONE
+    statement on PostgreSQL (``common.sql.append_children``: lock, insert, trim, write back),
+    and so its own transaction: it changes nothing that the general path would not (no status,
+    so no audit record or announcement). A run the system has closed, or no run at all, falls
+    through to the general path, which refuses it the usual way."""
     run_report_authorize(actor=actor)
     if not is_plausible_public_id(public_id):
         return None
     filters: dict[str, Any] = {"public_id": public_id}
     if actor.gateway is not None:
         filters["gateway_id"] = actor.gateway.pk
-    run = _lock(**filters)
-    if run is None:
+    if idempotency_key is None and changes and changes.keys() <= _LOG_APPENDS:
+        appended = _append_log_in_one_statement(filters, changes)
+        if appended is not None:
+            return appended
+    with transaction.atomic():
+        run = _lock(**filters)
+        if run is None:
+            return None
+        return _apply_update(run, changes, actor=actor, idempotency_key=idempotency_key)
+
+
+def _append_log_in_one_statement(filters: dict[str, Any], changes: dict[str, Any]) -> Run | None:
+    if not one_statement_append_supported():
         return None
-    return _apply_update(run, changes, actor=actor, idempotency_key=idempotency_key)
+    now = timezone.now()
+    # In the general path's order: ``appendLog`` first, then ``appendLogs``.
+    entries = [changes["append_log"]] if "append_log" in changes else []
+    entries += changes.get("append_logs", [])
+    return append_children(
+        Run,
+        ["pipeline", "gateway"],
+        filters=filters,
+        unless="finished_by_system",
+        child=LogLine,
+        seq_field="log_seq",
+        rows=_log_rows(entries, now=now),
+        cap=settings.RUN_LOG_CAP,
+        trim_every=TRIM_EVERY,
+        assign={"last_report_at": now, "updated_at": now},
+    )
 
 
 def _apply_update(

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -126,7 +127,7 @@ def _csv_record(row: dict[str, Any], now) -> list[Any]:
         "" if duration is None else duration,
         "" if rows is None else rows,
         "" if size is None else size,
-        json.dumps(row["labels"] or {}, ensure_ascii=False, sort_keys=True),
+        orjson.dumps(row["labels"] or {}, option=orjson.OPT_SORT_KEYS).decode(),
     ]
 
 
@@ -150,7 +151,7 @@ def _csv_lines(rows: Iterable[dict[str, Any]], *, now) -> Iterator[str]:
 def _ndjson_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     batch: list[str] = []
     for row in rows:
-        batch.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+        batch.append(orjson.dumps(row).decode())
         if len(batch) == 500:
             yield "\n".join(batch) + "\n"
             batch = []

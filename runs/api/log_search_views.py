@@ -5,10 +5,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from common.api.params import HasActionPermission, refuse_nul_characters
+from common.api.params import HasActionPermission
 from common.api.schema import error_responses
+from common.api.views import ApiView
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs.api.read_serializers import PageMetaSerializer
@@ -69,7 +69,7 @@ SEARCH_PARAMETERS = [
 ]
 
 
-class LogSearchView(APIView):
+class LogSearchView(ApiView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
     action_permissions = {"get": Perm.VIEW_RUNS}
@@ -85,7 +85,6 @@ class LogSearchView(APIView):
         "newest line first. Keyset-paged: pass `meta.cursor` as `cursor` for older hits.",
     )
     def get(self, request):
-        refuse_nul_characters(request.query_params)
         page = log_search(query=parse_log_search(request.query_params))
         context = {"detail_url": reverse("runs:detail", args=["RUN_ID"])}
         return Response(

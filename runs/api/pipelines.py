@@ -2,7 +2,7 @@
 ``POST /api/pipelines/{id}/run``, is a runs route: ``runs.api.views``)."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
@@ -14,9 +14,9 @@ from common.api.params import (
     LIMIT_PARAMETER,
     HasActionPermission,
     parse_limit,
-    refuse_nul_characters,
 )
 from common.api.schema import error_responses
+from common.api.views import ApiGenericViewSet
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from gateways.selectors import gateway_from_reference
@@ -50,7 +50,7 @@ def json_object(request) -> dict:
 
 
 @extend_schema(tags=["pipelines"], parameters=[PIPELINE_ID_PARAMETER])
-class PipelineViewSet(viewsets.GenericViewSet):
+class PipelineViewSet(ApiGenericViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
     # Reads need a viewer; create and change are checked (and recorded) by their services.
@@ -73,7 +73,6 @@ class PipelineViewSet(viewsets.GenericViewSet):
     )
     def list(self, request):
         params = request.query_params
-        refuse_nul_characters(params)
         errors: dict[str, list[str]] = {}
         limit = parse_limit(params, errors)
         position = None
@@ -122,7 +121,6 @@ class PipelineViewSet(viewsets.GenericViewSet):
     )
     def retrieve(self, request, pipeline_id: str):
         params = request.query_params
-        refuse_nul_characters(params)
         window = params.get("window", stats.DEFAULT_STATS_WINDOW)
         if window not in stats.STATS_WINDOWS:
             raise ValidationError(

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -26,9 +26,9 @@ from common.api.params import (
     FormatIsAParameter,
     HasActionPermission,
     parse_limit,
-    refuse_nul_characters,
 )
 from common.api.schema import error_responses
+from common.api.views import ApiGenericViewSet
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import compare, selectors, services, stats
@@ -193,7 +193,7 @@ RUN_ID_PARAMETER = OpenApiParameter("run_id", str, OpenApiParameter.PATH, descri
 
 
 @extend_schema(tags=["runs"], parameters=[RUN_ID_PARAMETER])
-class RunViewSet(viewsets.GenericViewSet):
+class RunViewSet(ApiGenericViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
     # ``format`` names the file format of the downloads (export, logs), not a renderer.
@@ -225,7 +225,6 @@ class RunViewSet(viewsets.GenericViewSet):
     )
     def list(self, request):
         params = request.query_params
-        refuse_nul_characters(params)
         errors: dict[str, list[str]] = {}
         limit = parse_limit(params, errors)
         filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
@@ -283,7 +282,6 @@ class RunViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request):
         params = request.query_params
-        refuse_nul_characters(params)
         errors: dict[str, list[str]] = {}
         export_format = params.get("format", "csv")
         if export_format not in EXPORT_FORMATS:
@@ -346,7 +344,6 @@ class RunViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def compare(self, request, run_id: str):
         params = request.query_params
-        refuse_nul_characters(params)
         run = self.get_run()
         other_id = params.get("with", "").strip()
         if other_id:
@@ -406,7 +403,6 @@ class RunViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def logs(self, request, run_id: str):
         params = request.query_params
-        refuse_nul_characters(params)
         if "format" in params:
             log_format = params["format"]
             if log_format not in LOG_DOWNLOAD_FORMATS:

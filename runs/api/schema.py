@@ -1,89 +1,88 @@
-"""OpenAPI shapes of the runner routes."""
+"""OpenAPI shapes of the runner routes, generated from the ``TypedDict`` return types of the
+functions that render them (``runs.representations``): there is no second description to drift.
 
-from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+``typed_dict_schema`` turns a declaration into a schema: fields are required unless
+``NotRequired``, ``X | None`` is nullable, ``Annotated[T, {...}]`` adds the dict to T's schema
+(a format, a description), and a nested ``TypedDict`` becomes a component of its own. The
+postprocessing hook ``add_representation_components`` publishes those components; views refer
+to them with ``component_ref``.
+"""
 
-from common.api.fields import LabelsField
-from runs.models import LogLevel, RunStatus
+import types
+import typing
+from typing import Any, get_args, get_origin, get_type_hints, is_typeddict
+
+from drf_spectacular.plumbing import ResolvedComponent, resolve_type_hint
+
+from runs.representations import AgentRunList, RunnerRun, TelemetryPoint
 
 # One point of a run's telemetry series, as every run representation returns it.
-TELEMETRY_SAMPLE_SCHEMA = {
-    "type": "object",
-    "properties": {"at": {"type": "string", "format": "date-time"}},
-    "required": ["at"],
-    "additionalProperties": {"type": "number"},
-}
+TELEMETRY_SAMPLE_SCHEMA: dict[str, Any] = get_args(TelemetryPoint)[1]
+PUBLISHED = (RunnerRun, AgentRunList)
 
 
-# The shapes ``runner_run_repr`` returns, described for the schema of the runner routes.
+def component_ref(declaration: type) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{declaration.__name__}"}
 
 
-class GatewayRefDocSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-
-
-class LogEntryDocSerializer(serializers.Serializer):
-    at = serializers.DateTimeField()
-    level = serializers.ChoiceField(LogLevel.choices)
-    message = serializers.CharField()
-    nodeId = serializers.CharField(required=False)
-
-
-@extend_schema_field(
-    {
+def typed_dict_schema(declaration: Any, components: dict[str, Any]) -> dict[str, Any]:
+    """The object schema of a ``TypedDict``; nested ones are added to ``components``."""
+    hints = get_type_hints(declaration, include_extras=True)
+    schema: dict[str, Any] = {
         "type": "object",
-        "properties": {
-            "summary": {"type": "object", "additionalProperties": True},
-            "samples": {"type": "array", "items": TELEMETRY_SAMPLE_SCHEMA},
-        },
-        "required": ["summary"],
+        "properties": {name: _schema(hint, components) for name, hint in hints.items()},
+        "required": [name for name in hints if name in declaration.__required_keys__],
     }
-)
-class TelemetryDocField(serializers.JSONField):
-    pass
+    if declaration.__doc__ and not declaration.__doc__.startswith(declaration.__name__ + "("):
+        schema["description"] = " ".join(declaration.__doc__.split())
+    return schema
 
 
-class NodeDocSerializer(serializers.Serializer):
-    nodeId = serializers.CharField()
-    type = serializers.CharField()
-    status = serializers.CharField()
-    startedAt = serializers.DateTimeField(allow_null=True)
-    finishedAt = serializers.DateTimeField(allow_null=True)
-    retries = serializers.IntegerField()
-    metrics = serializers.DictField()
+def _schema(hint: Any, components: dict[str, Any]) -> dict[str, Any]:
+    origin = get_origin(hint)
+    if origin is typing.Annotated:
+        base, *extras = get_args(hint)
+        schema = _schema(base, components)
+        for extra in extras:
+            schema.update(extra)
+        return schema
+    if origin in (typing.NotRequired, typing.Required):
+        return _schema(get_args(hint)[0], components)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in get_args(hint) if arg is not type(None)]
+        [option] = options  # one type or None: what the representations use
+        schema = _schema(option, components)
+        if type(None) in get_args(hint):
+            if "$ref" in schema:
+                return {"allOf": [schema], "nullable": True}
+            schema["nullable"] = True
+        return schema
+    if origin is list:
+        return {"type": "array", "items": _schema(get_args(hint)[0], components)}
+    if is_typeddict(hint):
+        if hint.__name__ not in components:
+            components[hint.__name__] = {}  # reserved first: a declaration may nest itself
+            components[hint.__name__] = typed_dict_schema(hint, components)
+        return component_ref(hint)
+    return resolve_type_hint(hint)
 
 
-class RunnerRunDocSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    pipelineId = serializers.CharField()
-    pipelineName = serializers.CharField()
-    gateway = GatewayRefDocSerializer(allow_null=True)
-    status = serializers.ChoiceField(RunStatus.choices)
-    trigger = serializers.DictField(help_text="{type, ...details}")
-    createdAt = serializers.DateTimeField()
-    startedAt = serializers.DateTimeField(allow_null=True)
-    finishedAt = serializers.DateTimeField(allow_null=True)
-    durationSeconds = serializers.IntegerField(allow_null=True)
-    errorSummary = serializers.CharField(allow_null=True)
-    labels = LabelsField()
-    logEntries = LogEntryDocSerializer(many=True, required=False)
-    telemetry = TelemetryDocField()
-    nodes = NodeDocSerializer(many=True, required=False)
+def representation_components() -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    for declaration in PUBLISHED:
+        _schema(declaration, components)
+    return components
 
 
-class AgentGatewayDocSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-    leaseSeconds = serializers.IntegerField(
-        help_text="A running run with no report for this long is failed as lost."
-    )
-
-
-class AgentMetaDocSerializer(serializers.Serializer):
-    gateway = AgentGatewayDocSerializer()
-
-
-class AgentRunListDocSerializer(serializers.Serializer):
-    data = RunnerRunDocSerializer(many=True)
-    meta = AgentMetaDocSerializer()
+def add_representation_components(result, generator, request, public):
+    """drf-spectacular postprocessing hook, before the enum hook (which rebuilds the components
+    from the generator's registry, and then names the enums these use): the runner
+    representations as components."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in representation_components().items():
+        component = ResolvedComponent(
+            name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema
+        )
+        generator.registry.register_on_missing(component)
+        schemas.setdefault(name, schema)
+    return result

@@ -10,10 +10,10 @@ from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from common.actors import actor_from_request
 from common.api.schema import error_responses
+from common.api.views import ApiView
 from common.roles import Perm
 from gateways.authentication import (
     ApiKeyAuthentication,
@@ -25,10 +25,15 @@ from gateways.selectors import gateway_from_reference
 from pipelines.selectors import pipeline_get
 from runs import selectors, services
 from runs.api.read_serializers import RunDetailSerializer, run_detail_body
-from runs.api.schema import AgentRunListDocSerializer, RunnerRunDocSerializer
+from runs.api.schema import component_ref
 from runs.api.serializers import PipelineRunSerializer, RunCreateSerializer, RunPatchSerializer
 from runs.models import Run
-from runs.representations import runner_run_repr
+from runs.representations import (
+    AgentRunList,
+    RunnerRun,
+    agent_run_list_repr,
+    runner_run_repr,
+)
 
 IDEMPOTENCY_KEY_MAX = 200
 PREFER_HEADER = OpenApiParameter(
@@ -61,8 +66,8 @@ def runner_response(run: Run, request=None, *, status_code: int = status.HTTP_20
         return response
     body = runner_run_repr(
         run,
-        logs=selectors.run_log_lines(run=run),
-        samples=selectors.run_samples(run=run),
+        logs=selectors.run_log_json(run=run) or selectors.run_log_rows(run=run),
+        samples=selectors.run_samples_json(run=run) or selectors.run_sample_rows(run=run),
         nodes=selectors.run_nodes(run=run),
     )
     return Response(body, status=status_code)
@@ -113,7 +118,7 @@ def apply_patch(request, run_id: str) -> Response:
     return runner_response(run, request)
 
 
-class EltRunCreateView(APIView):
+class EltRunCreateView(ApiView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson]
 
@@ -122,7 +127,7 @@ class EltRunCreateView(APIView):
         parameters=[PREFER_HEADER],
         request=RunCreateSerializer,
         responses={
-            201: OpenApiResponse(RunnerRunDocSerializer, description="The new queued run."),
+            201: OpenApiResponse(component_ref(RunnerRun), description="The new queued run."),
             **error_responses(400, 401, 403, 413, 415),
         },
         tags=["runner"],
@@ -148,7 +153,7 @@ class EltRunCreateView(APIView):
         return runner_response(run, request, status_code=status.HTTP_201_CREATED)
 
 
-class EltRunDetailView(APIView):
+class EltRunDetailView(ApiView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson]
 
@@ -164,7 +169,7 @@ class EltRunDetailView(APIView):
     @extend_schema(
         operation_id="elt_runs_retrieve",
         parameters=[PREFER_HEADER],
-        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
+        responses={200: component_ref(RunnerRun), **error_responses(401, 404)},
         tags=["runner"],
     )
     def get(self, request, run_id: str):
@@ -175,7 +180,7 @@ class EltRunDetailView(APIView):
         parameters=PATCH_HEADERS,
         request=RunPatchSerializer,
         responses={
-            200: RunnerRunDocSerializer,
+            200: component_ref(RunnerRun),
             **error_responses(400, 401, 403, 404, 409, 413, 415),
         },
         tags=["runner"],
@@ -184,30 +189,22 @@ class EltRunDetailView(APIView):
         return apply_patch(request, run_id)
 
 
-class AgentRunListView(APIView):
+class AgentRunListView(ApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
     @extend_schema(
         operation_id="agent_runs_list",
-        responses={200: AgentRunListDocSerializer, **error_responses(401)},
+        responses={200: component_ref(AgentRunList), **error_responses(401)},
         tags=["runner"],
     )
     def get(self, request):
         gateway = request.user.gateway
         runs = selectors.gateway_actionable_runs(gateway=gateway)
-        data = [runner_run_repr(run) for run in runs]
-        meta = {
-            "gateway": {
-                "id": gateway.public_id,
-                "name": gateway.name,
-                "leaseSeconds": gateway.lease_seconds,
-            }
-        }
-        return Response({"data": data, "meta": meta})
+        return Response(agent_run_list_repr(gateway=gateway, runs=runs))
 
 
-class AgentRunDetailView(APIView):
+class AgentRunDetailView(ApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
@@ -220,7 +217,7 @@ class AgentRunDetailView(APIView):
     @extend_schema(
         operation_id="agent_runs_retrieve",
         parameters=[PREFER_HEADER],
-        responses={200: RunnerRunDocSerializer, **error_responses(401, 404)},
+        responses={200: component_ref(RunnerRun), **error_responses(401, 404)},
         tags=["runner"],
     )
     def get(self, request, run_id: str):
@@ -231,7 +228,7 @@ class AgentRunDetailView(APIView):
         parameters=PATCH_HEADERS,
         request=RunPatchSerializer,
         responses={
-            200: RunnerRunDocSerializer,
+            200: component_ref(RunnerRun),
             **error_responses(400, 401, 404, 409, 413, 415),
         },
         tags=["runner"],
@@ -240,7 +237,7 @@ class AgentRunDetailView(APIView):
         return apply_patch(request, run_id)
 
 
-class PipelineRunView(APIView):
+class PipelineRunView(ApiView):
     """``POST /api/pipelines/{id}/run``: a route of the pipelines API, served here because it
     makes a run."""
 

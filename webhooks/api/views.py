@@ -1,12 +1,13 @@
 """``/api/webhooks``: manage webhook endpoints. Parse, call one service or selector, respond."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.actors import actor_from_request
 from common.api.params import HasActionPermission
+from common.api.views import ApiViewSet
 from common.roles import Perm
 from gateways.authentication import IsPerson
 from pipelines.models import Pipeline
@@ -60,7 +61,7 @@ def _pipeline(public_id: str | None) -> Pipeline | None:
         responses={204: None, 401: ERRORS[401], 403: ERRORS[403], 404: ERRORS[404]},
     ),
 )
-class WebhookEndpointViewSet(viewsets.ViewSet):
+class WebhookEndpointViewSet(ApiViewSet):
     permission_classes = [IsPerson, HasActionPermission]
     # Reads need a viewer; every write is checked (and recorded) by its service.
     action_permissions = {

@@ -1,0 +1,48 @@
+"""A person's permissions, own and through their groups, in one query per request."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+
+from common.actors import Actor
+from common.roles import Perm, Role
+from gateways.services import api_key_authenticate, api_key_issue
+
+
+@pytest.mark.django_db
+def test_own_and_group_permissions_are_one_query(analyst, django_assert_num_queries):
+    analyst.user_permissions.add(Permission.objects.get(codename="cancel_run"))
+    fresh = get_user_model().objects.get(pk=analyst.pk)
+    with django_assert_num_queries(1):
+        assert fresh.has_perm(Perm.VIEW_RUNS)  # through the viewer group
+        assert fresh.has_perm(Perm.CANCEL_RUNS)  # given to the person
+        assert not fresh.has_perm(Perm.REPORT_RUNS)
+    assert fresh.get_all_permissions() >= {Perm.VIEW_RUNS, Perm.CANCEL_RUNS}
+
+
+@pytest.mark.django_db
+def test_a_change_of_role_applies_to_the_next_request(analyst, api_key_for):
+    raw = api_key_for(analyst)
+    assert not api_key_authenticate(raw=raw).user.has_perm(Perm.CANCEL_RUNS)
+    analyst.groups.add(Group.objects.get(name=Role.OPERATOR))
+    assert api_key_authenticate(raw=raw).user.has_perm(Perm.CANCEL_RUNS)
+    analyst.groups.clear()
+    assert not api_key_authenticate(raw=raw).user.has_perm(Perm.VIEW_RUNS)
+
+
+@pytest.mark.django_db
+def test_inactive_people_hold_nothing_and_superusers_everything(analyst):
+    analyst.is_active = False
+    analyst.save()
+    assert not get_user_model().objects.get(pk=analyst.pk).has_perm(Perm.VIEW_RUNS)
+    boss = get_user_model().objects.create_superuser("boss", "boss@example.com", None)
+    assert Perm.CANCEL_RUNS in boss.get_all_permissions()
+    assert boss.has_perm(Perm.CANCEL_RUNS)
+
+
+@pytest.fixture
+def api_key_for():
+    def issue(user) -> str:
+        return api_key_issue(actor=Actor.system(), user=user)[1]
+
+    return issue
