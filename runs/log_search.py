@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core import signing
 from django.db import connection
 from django.db.models import F, Lookup, Q, QuerySet
 from django.http import QueryDict
 
+from common.api.pagination import InvalidCursor, read_cursor, sign_cursor
 from common.api.params import parse_limit
 from common.errors import InvalidInput
 from runs.filters import run_filter_checked
@@ -78,14 +78,14 @@ class LogSearchPage:
 
 def encode_log_cursor(position: LogPosition) -> str:
     payload = [position.created_at.isoformat(), position.run_pk, position.seq]
-    return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
+    return sign_cursor(payload, salt=CURSOR_SALT)
 
 
 def decode_log_cursor(cursor: str) -> LogPosition:
     try:
-        stamp, run_pk, seq = signing.loads(cursor, salt=CURSOR_SALT)
+        stamp, run_pk, seq = read_cursor(cursor, salt=CURSOR_SALT, length=3)
         return LogPosition(datetime.fromisoformat(stamp), int(run_pk), int(seq))
-    except (signing.BadSignature, ValueError, TypeError):
+    except (InvalidCursor, ValueError, TypeError, OverflowError):
         raise InvalidInput(errors={"cursor": ["Invalid or tampered cursor."]}) from None
 
 

@@ -99,6 +99,29 @@ def _decode_value(raw: Any, kind: ValueKind) -> Any:
     return raw
 
 
+class InvalidCursor(ValueError):
+    """A cursor that was not made here, was changed, or is not of this list."""
+
+
+def sign_cursor(payload: list[Any], *, salt: str) -> str:
+    """The one cursor scheme of every list (runs, pipelines, a run's log, log search): a JSON
+    list of the position's values, compressed and signed with the list's own ``salt``, so that a
+    cursor of one list is never read as a position in another."""
+    return signing.dumps(payload, salt=salt, compress=True)
+
+
+def read_cursor(cursor: str, *, salt: str, length: int) -> list[Any]:
+    """The values a cursor of ``sign_cursor`` holds; ``InvalidCursor`` if it was forged,
+    changed, made for another list or holds other than ``length`` values."""
+    try:
+        payload = signing.loads(cursor, salt=salt)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise InvalidCursor(INVALID_CURSOR) from None
+    if not isinstance(payload, list) or len(payload) != length:
+        raise InvalidCursor(INVALID_CURSOR)
+    return payload
+
+
 def encode_cursor(position: Position, *, ordering: Ordering = CREATED_NEWEST_FIRST) -> str:
     payload = [
         position.sort,
@@ -106,7 +129,7 @@ def encode_cursor(position: Position, *, ordering: Ordering = CREATED_NEWEST_FIR
         position.pk,
         position.direction[0],
     ]
-    return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
+    return sign_cursor(payload, salt=CURSOR_SALT)
 
 
 def decode_cursor(
@@ -114,8 +137,8 @@ def decode_cursor(
 ) -> Position:
     """The position a cursor names; a forged one, or one made under another order, is a 400."""
     try:
-        sort, raw, pk, direction = signing.loads(cursor, salt=CURSOR_SALT)
-    except (signing.BadSignature, ValueError, TypeError):
+        sort, raw, pk, direction = read_cursor(cursor, salt=CURSOR_SALT, length=4)
+    except InvalidCursor:
         raise ValidationError({field: [INVALID_CURSOR]}) from None
     if sort != ordering.name:
         raise ValidationError(

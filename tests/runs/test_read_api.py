@@ -4,6 +4,7 @@ cancel, authentication, permissions and rate limits."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core import signing
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.db import connection
@@ -645,11 +646,20 @@ def test_logs_refuse_a_tampered_cursor(key_client, run):
     append(run, "one")
     append(run, "two")
     cursor = key_client.get(f"/api/runs/{run.public_id}/logs").json()["nextCursor"]
-    seq, mac = cursor.removeprefix("crs_").split("_")
-    rewound = f"crs_0_{mac}"
+    # The same position signed for another list (the runs list's salt), and the signature of
+    # this one moved onto a rewound position: both refused.
+    payload = signing.loads(cursor.removeprefix("crs_"), salt="runs.log-cursor")
+    assert payload == [run.public_id, 2]
+    foreign = "crs_" + signing.dumps(payload, salt="runs.keyset-cursor", compress=True)
+    value, signature = cursor.removeprefix("crs_").rsplit(":", 1)
+    rewound_value = signing.dumps([run.public_id, 0], salt="runs.log-cursor", compress=True)
+    rewound = "crs_" + rewound_value.rsplit(":", 1)[0] + ":" + signature
 
-    assert seq == "2"
-    assert_refused(key_client.get(f"/api/runs/{run.public_id}/logs?since={rewound}"), "since")
+    for forged in (foreign, rewound):
+        assert_refused(
+            key_client.get(f"/api/runs/{run.public_id}/logs", {"since": forged}), "since"
+        )
+    assert key_client.get(f"/api/runs/{run.public_id}/logs", {"since": cursor}).status_code == 200
 
 
 # --- cancel -------------------------------------------------------------------------------
