@@ -35,6 +35,9 @@ class Actor:
 
     @classmethod
     def of_user(cls, user: Any, *, source: Source, ip: str | None = None) -> "Actor":
+        # No user is not the system: a missing person must never act with the system's rights.
+        if user is None:
+            raise ValueError("Actor.of_user needs a user (Actor.system() is the system)")
         return cls(source=source, user=user, ip=ip)
 
     @classmethod

@@ -389,6 +389,10 @@ def _apply(job: BulkJob, run: Run) -> None:
     if run.status not in TOUCHES[job.action]:
         _count_skip(job, _skip_reason(job.action, run.status))
         return
+    if job.created_by_id is None:
+        # The person who started the job was deleted: nobody may act for them.
+        _count_failure(job, run, "the person who started this job no longer exists")
+        return
     actor = _job_actor(job)
     try:
         with transaction.atomic():

@@ -239,6 +239,20 @@ def test_a_person_who_lost_the_role_fails_the_remaining_runs(op, runs, operator)
     assert Run.objects.filter(status=RunStatus.QUEUED).count() == 3
 
 
+def test_a_job_whose_starter_was_deleted_touches_nothing(op, runs, operator):
+    job_id = op.post(
+        "/api/runs/bulk", {"action": "cancel", "filter": {"status": "queued"}}, format="json"
+    ).json()["id"]
+    operator.delete()
+    run_worker()
+    job = BulkJob.objects.get(public_id=job_id)
+    assert job.created_by is None
+    assert (job.touched, job.failed) == (0, 3)
+    assert "no longer exists" in job.failures[0]["reason"]
+    assert Run.objects.filter(status=RunStatus.QUEUED).count() == 3
+    assert not AuditEvent.objects.filter(action="run.cancel_requested").exists()
+
+
 def test_the_sweep_resumes_a_job_whose_worker_went_quiet(op, runs, settings):
     from runs.tasks import resume_bulk_jobs
 
