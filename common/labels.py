@@ -67,4 +67,6 @@ def label_pair_parsed(raw: str) -> tuple[str, str]:
         raise ValueError(f"Invalid label key {key[:70]!r}: {KEY_RULE}.")
     if len(value) > MAX_VALUE_CHARS:
         raise ValueError(f"A label value is at most {MAX_VALUE_CHARS} characters.")
+    if "\x00" in value:
+        raise ValueError("A label value cannot contain a NUL character.")
     return key, value

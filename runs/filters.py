@@ -19,7 +19,16 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db import connections
-from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import (
+    CharField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.utils import timezone
 
 from common.api.pagination import CREATED_NEWEST_FIRST, CREATED_OLDEST_FIRST, Ordering
@@ -110,12 +119,11 @@ class LabelListField(forms.Field):
         return pairs
 
 
-def label_condition(queryset: QuerySet, key: str, value: str) -> Q:
-    """Runs whose labels hold ``key: value``: ``labels @> {key: value}`` on PostgreSQL (the GIN
-    index ``run_labels_gin``), a JSON key lookup elsewhere."""
-    if connections[queryset.db].vendor == "postgresql":
-        return Q(labels__contains={key: value})
-    return Q(**{f"labels__{key}": value})
+def label_value(key: str) -> Func:
+    """The value of label ``key`` as text, outside PostgreSQL: ``json_extract`` with the key
+    quoted, so that a key of digits is not read as an array index and ``__`` in a key is not read
+    as an ORM lookup (keys are ``[a-z0-9_.-]``, nothing to escape)."""
+    return Func(F("labels"), Value(f'$."{key}"'), function="JSON_EXTRACT", output_field=CharField())
 
 
 class LabelListFilter(django_filters.Filter):
@@ -124,23 +132,27 @@ class LabelListFilter(django_filters.Filter):
     def filter(self, qs, value):
         if not value:
             return qs
-        if self.exclude:
-            postgresql = connections[qs.db].vendor == "postgresql"
+        if connections[qs.db].vendor == "postgresql":
+            if self.exclude:
+                for key, item in value:
+                    qs = qs.exclude(labels__contains={key: item})
+                return qs
+            keys = [key for key, _ in value]
+            if len(set(keys)) == len(keys):
+                # One containment test for every pair: one GIN probe (``run_labels_gin``).
+                return qs.filter(labels__contains=dict(value))
             for key, item in value:
-                if postgresql:
-                    qs = qs.exclude(label_condition(qs, key, item))
-                else:
-                    # A missing key reads as NULL there, and NOT (NULL = v) is not true.
-                    qs = qs.filter(
-                        Q(**{f"labels__{key}__isnull": True}) | ~label_condition(qs, key, item)
-                    )
+                qs = qs.filter(labels__contains={key: item})
             return qs
-        keys = [key for key, _ in value]
-        if connections[qs.db].vendor == "postgresql" and len(set(keys)) == len(keys):
-            # One containment test for every pair: one GIN probe.
-            return qs.filter(labels__contains=dict(value))
-        for key, item in value:
-            qs = qs.filter(label_condition(qs, key, item))
+        prefix = "label_out" if self.exclude else "label_in"
+        for index, (key, item) in enumerate(value):
+            name = f"{prefix}_{index}"
+            qs = qs.alias(**{name: label_value(key)})
+            if self.exclude:
+                # A missing key reads as NULL, and NOT (NULL = v) is not true.
+                qs = qs.filter(Q(**{f"{name}__isnull": True}) | ~Q(**{name: item}))
+            else:
+                qs = qs.filter(**{name: item})
         return qs
 
 

@@ -242,6 +242,32 @@ def test_label_filters_all_must_match(key_client, labelled):
     assert names(key_client.get("/api/runs?label=team:nobody"), labelled) == set()
 
 
+def test_label_keys_are_matched_as_written_on_both_databases(key_client, pipeline):
+    """Keys of digits, or with ``__`` or dots, are keys: never an array index, an ORM lookup or
+    a JSON path."""
+    odd = RunFactory(pipeline=pipeline, labels={"2024": "q1", "team__contains": "x", "a.b": "c"})
+    plain = RunFactory(pipeline=pipeline, labels={"team": "x", "a": "c"})
+
+    for query in ("label=2024:q1", "label=team__contains:x", "label=a.b:c"):
+        assert ids(key_client.get(f"/api/runs?{query}")) == [odd.public_id], query
+    for query in ("label=team__gt:a", "label=team__isnull:x", "label=team__regex:("):
+        response = key_client.get(f"/api/runs?{query}")
+        assert response.status_code == 200 and ids(response) == [], query
+    excluded = key_client.get("/api/runs?excludeLabel=team__contains:x")
+    assert ids(excluded) == [plain.public_id]
+
+
+def test_a_nul_in_a_label_filter_is_a_400_on_the_api_and_the_pages(key_client, client, db):
+    from tests.conftest import person_with_role
+
+    assert_refused(key_client.get("/api/runs?label=team:a%00"), "label")
+    client.force_login(person_with_role("nul_viewer", "viewer"))
+    for url in ("/runs/?label=team:a%00", "/pipelines/?label=team:a%00"):
+        response = client.get(url)
+        assert response.status_code == 400, url
+        assert "NUL" in response.content.decode(), url
+
+
 def test_exclusions_leave_out_what_they_name(key_client, labelled):
     other = labelled["other_pipeline"].public_id
     other_gateway = labelled["other_gateway"].public_id
