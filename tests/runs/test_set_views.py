@@ -162,3 +162,25 @@ def test_admins_see_bulk_jobs_and_saved_views_read_only(admin_client, operator, 
     views = admin_client.get("/admin/runs/savedview/")
     assert views.status_code == 200 and "Mine" in views.content.decode()
     assert admin_client.get("/admin/runs/savedview/add/").status_code == 403
+
+
+def test_an_admin_can_delete_a_person_who_saved_views_and_started_jobs(
+    admin_client, operator, pipeline
+):
+    SavedView.objects.create(name="Mine", query="status=failed", owner=operator)
+    RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    from common.actors import Actor, Source
+    from runs.bulk import Selection, bulk_start
+
+    job = bulk_start(
+        actor=Actor.of_user(operator, source=Source.API),
+        action="cancel",
+        selection=Selection(filter={}),
+    )
+    url = f"/admin/auth/user/{operator.pk}/delete/"
+    assert admin_client.get(url).status_code == 200
+    response = admin_client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert not SavedView.objects.filter(name="Mine").exists()
+    job.refresh_from_db()
+    assert job.created_by is None
