@@ -250,6 +250,9 @@ def saved_view_update(*, actor: Actor, view: SavedView, changes: dict[str, Any])
     _person(actor)
     _owned(actor, view, doing="change")
     view = SavedView.objects.select_for_update().get(pk=view.pk)
+    if view.shared and not ("shared" in changes and not changes["shared"]):
+        # What everyone sees is changed only by someone who may share it (unsharing is free).
+        actor.require(Perm.SHARE_VIEWS, doing="changing a view shared with everyone")
     if "name" in changes:
         view.name = _check_name(changes["name"])
     if "query" in changes:

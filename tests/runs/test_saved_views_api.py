@@ -2,6 +2,7 @@
 built-in ones, strict input, and who may see and change what."""
 
 import pytest
+from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from common.actors import Actor
@@ -111,6 +112,24 @@ def test_sharing_needs_the_operator_role(viewer):
         viewer.patch(f"/api/views/{view['id']}", {"shared": True}, format="json").status_code == 403
     )
     assert state() == before
+
+
+def test_a_shared_view_is_changed_only_while_its_owner_may_share(op, operator):
+    view = op.post(
+        "/api/views",
+        {"name": "Everyone's", "query": "status=failed", "shared": True},
+        format="json",
+    ).json()
+    operator.groups.clear()
+    operator.groups.add(Group.objects.get(name="viewer"))
+    before = state()
+    refused = op.patch(f"/api/views/{view['id']}", {"query": "status=queued"}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["role"] == "operator"
+    assert state() == before
+    # Taking it back from everyone is always allowed.
+    unshared = op.patch(f"/api/views/{view['id']}", {"shared": False}, format="json")
+    assert unshared.status_code == 200 and unshared.json()["shared"] is False
 
 
 def test_the_owner_renames_requeries_shares_and_deletes(op):
