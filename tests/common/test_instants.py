@@ -187,7 +187,7 @@ def test_cursors_at_any_instant_page_or_refuse(key_client, analyst, edge_runs, l
     """Cursors are signed, so only the server writes them; one minted at an instant with any
     offset (as an older release could have) still pages correctly."""
     stamp = local.replace(tzinfo=tz)
-    cursor = encode_cursor(Position(created_at=stamp, pk=2**31))
+    cursor = encode_cursor(Position(value=stamp, pk=2**31))
     utc = _utc_or_none(stamp.isoformat())
 
     api = key_client.get("/api/runs", {"cursor": cursor, "limit": 200})
