@@ -12,7 +12,6 @@ from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from common.actors import actor_from_request
 from common.api.fields import (
@@ -23,6 +22,7 @@ from common.api.fields import (
 )
 from common.api.params import HasActionPermission
 from common.api.schema import error_responses
+from common.api.views import ApiView
 from common.roles import Perm
 from common.time import iso
 from gateways.authentication import ApiKeyAuthentication, IsPerson
@@ -62,7 +62,7 @@ class SavedViewOutSerializer(serializers.Serializer):
 VIEW_ID_PARAMETER = OpenApiParameter("view_id", str, OpenApiParameter.PATH, description="View id.")
 
 
-class _PersonView(APIView):
+class _PersonView(ApiView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsPerson, HasActionPermission]
 

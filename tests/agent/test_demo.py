@@ -19,7 +19,7 @@ def test_the_demo_config_loads_and_names_the_seeded_pipelines():
     from runs.management.commands.seed_demo import PIPELINES
 
     config = load_config(DEMO_CONFIG)
-    assert set(config.pipelines) == {name for name, _ in PIPELINES}
+    assert set(config.pipelines) == {name for name, *_ in PIPELINES}
     for pipeline in config.pipelines.values():
         argv = pipeline.argv()
         assert not pipeline.shell
