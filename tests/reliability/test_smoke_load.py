@@ -13,29 +13,42 @@ from loadtest.stack import ROOT, process_env
 pytestmark = pytest.mark.smoke_load
 
 
-def test_a_minute_of_load_loses_nothing_and_never_fails(scratch_database_url, tmp_path):
+def run_load(
+    *args: str,
+    database_url: str,
+    out,
+    duration: int = 60,
+    run_seconds: tuple[int, int] = (15, 30),
+    p99_limit_ms: int = 1500,
+    timeout: int = 400,
+) -> tuple[dict, subprocess.CompletedProcess]:
+    """``python -m <args>`` (``loadtest`` or ``loadtest.faults <fault>``) at the small scale these
+    tests share: 20 gateways, 4 analysts, 2 API clients, 300 past runs. Answers its report."""
     command = [
         sys.executable,
         "-m",
-        "loadtest",
-        "--duration=60",
+        *args,
+        f"--duration={duration}",
         "--gateways=20",
         "--analysts=4",
         "--api-clients=2",
         "--history=300",
         "--run-seconds",
-        "15",
-        "30",
-        # Shared CI machines are noisy: the latency target is for the full run, not this one.
-        "--p99-limit-ms=1500",
-        f"--database-url={scratch_database_url}",
-        f"--out={tmp_path}",
+        *(str(seconds) for seconds in run_seconds),
+        f"--p99-limit-ms={p99_limit_ms}",
+        f"--database-url={database_url}",
+        f"--out={out}",
         "--quiet",
     ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
-    report_path = tmp_path / "report.json"
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    report_path = out / "report.json"
     assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(report_path.read_text())
+    return json.loads(report_path.read_text()), result
+
+
+def test_a_minute_of_load_loses_nothing_and_never_fails(scratch_database_url, tmp_path):
+    # Shared CI machines are noisy: the latency target is for the full run, not this one.
+    report, result = run_load("loadtest", database_url=scratch_database_url, out=tmp_path)
     checked = report["database_check"]
     assert report["totals"]["5xx"] == 0, report["endpoints"]
     assert report["problems"] == [], report["problems"][:20]
@@ -53,31 +66,13 @@ def test_a_minute_of_load_loses_nothing_and_never_fails(scratch_database_url, tm
 def test_two_web_and_two_worker_processes_with_a_worker_killed(scratch_database_url, tmp_path):
     """Scaling out: two web processes on one port, two workers each with its own clock, one
     worker killed with SIGKILL while it sends a delivery (and started again)."""
-    command = [
-        sys.executable,
-        "-m",
-        "loadtest.faults",
-        "kill-worker",
-        "--webs=2",
-        "--workers=2",
-        "--web-concurrency=2",
-        "--duration=60",
-        "--gateways=20",
-        "--analysts=4",
-        "--api-clients=2",
-        "--history=300",
-        "--run-seconds",
-        "15",
-        "30",
-        "--p99-limit-ms=2000",
-        f"--database-url={scratch_database_url}",
-        f"--out={tmp_path}",
-        "--quiet",
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=700)
-    report_path = tmp_path / "report.json"
-    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(report_path.read_text())
+    report, result = run_load(
+        *("loadtest.faults", "kill-worker", "--webs=2", "--workers=2", "--web-concurrency=2"),
+        database_url=scratch_database_url,
+        out=tmp_path,
+        p99_limit_ms=2000,
+        timeout=700,
+    )
     checked = report["database_check"]
     assert (tmp_path / "web2.log").exists() and (tmp_path / "worker2.log").exists()
     assert report["totals"]["5xx"] == 0, report["endpoints"]
@@ -98,28 +93,14 @@ def test_a_minute_of_load_with_web_behind_pgbouncer(scratch_database_url, tmp_pa
     from loadtest import pooler
 
     assert pooler.available(), "pgbouncer is not installed (.ci/run installs it)"
-    command = [
-        sys.executable,
-        "-m",
+    report, result = run_load(
         "loadtest",
         "--pgbouncer",
-        "--duration=45",
-        "--gateways=20",
-        "--analysts=4",
-        "--api-clients=2",
-        "--history=300",
-        "--run-seconds",
-        "10",
-        "20",
-        "--p99-limit-ms=1500",
-        f"--database-url={scratch_database_url}",
-        f"--out={tmp_path}",
-        "--quiet",
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
-    report_path = tmp_path / "report.json"
-    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(report_path.read_text())
+        database_url=scratch_database_url,
+        out=tmp_path,
+        duration=45,
+        run_seconds=(10, 20),
+    )
     checked = report["database_check"]
     assert report["totals"]["5xx"] == 0, report["endpoints"]
     assert report["problems"] == [], report["problems"][:20]
@@ -148,28 +129,14 @@ def test_the_worker_refuses_a_transaction_mode_pooler(scratch_database_url):
 def test_load_survives_the_shared_store_going_away(scratch_database_url, tmp_path):
     """Redis (``REDIS_URL``, a server of the run's own) is killed in the middle of the load and
     started again: rate limits stop being counted meanwhile, and no request fails."""
-    command = [
-        sys.executable,
-        "-m",
-        "loadtest.faults",
-        "redis-stop",
-        "--duration=45",
-        "--gateways=20",
-        "--analysts=4",
-        "--api-clients=2",
-        "--history=300",
-        "--run-seconds",
-        "10",
-        "20",
-        "--p99-limit-ms=2000",
-        f"--database-url={scratch_database_url}",
-        f"--out={tmp_path}",
-        "--quiet",
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
-    report_path = tmp_path / "report.json"
-    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(report_path.read_text())
+    report, result = run_load(
+        *("loadtest.faults", "redis-stop"),
+        database_url=scratch_database_url,
+        out=tmp_path,
+        duration=45,
+        run_seconds=(10, 20),
+        p99_limit_ms=2000,
+    )
     target = report["target"]
     assert target["counted_in_redis_before"] and target["counted_in_redis_after"], report["fault"]
     assert target["outage_seen_by_web"], report["fault"]
