@@ -97,15 +97,23 @@ def api_key(user) -> str:
     return raw
 
 
+def bearer_client(secret: str) -> APIClient:
+    """An API client sending ``secret`` (a gateway token or an API key) as its bearer."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def key_client_of(user) -> APIClient:
+    """An API client with a new API key of ``user``."""
+    return bearer_client(api_key_issue(actor=Actor.system(), user=user)[1])
+
+
 @pytest.fixture
 def agent_client(gateway_token) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {gateway_token}")
-    return client
+    return bearer_client(gateway_token)
 
 
 @pytest.fixture
 def key_client(api_key) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
-    return client
+    return bearer_client(api_key)

@@ -1,8 +1,10 @@
 import pytest
+from rest_framework.test import APIClient
 
 from common.actors import Actor
 from runs import services
 from runs.models import LogLine, Run, RunNode, TelemetrySample
+from tests.conftest import key_client_of
 
 
 def report(run: Run, **changes) -> Run:
@@ -30,3 +32,15 @@ def running_run(run, agent_client):
     )
     assert response.status_code == 200
     return run
+
+
+@pytest.fixture
+def op(operator) -> APIClient:
+    """The operator's API key."""
+    return key_client_of(operator)
+
+
+@pytest.fixture
+def viewer(analyst) -> APIClient:
+    """The analyst's (a viewer's) API key."""
+    return key_client_of(analyst)

@@ -5,34 +5,14 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from common.actors import Actor
 from common.models import AuditEvent
-from gateways.services import api_key_issue
 from runs import bulk
 from runs.models import BulkJob, BulkJobState, Run, RunStatus
 from tests.factories import PipelineFactory, RunFactory
 from tests.webhooks.conftest import run_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def client_of(user) -> APIClient:
-    _, raw = api_key_issue(actor=Actor.system(), user=user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-@pytest.fixture
-def op(operator) -> APIClient:
-    return client_of(operator)
-
-
-@pytest.fixture
-def viewer(analyst) -> APIClient:
-    return client_of(analyst)
 
 
 @pytest.fixture

@@ -5,30 +5,11 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from common.actors import Actor
 from common.models import AuditEvent
-from gateways.services import api_key_issue
 from runs.models import SavedView
 from runs.saved_views import normalise_query
 
 pytestmark = pytest.mark.django_db
-
-
-def client_of(user) -> APIClient:
-    _, raw = api_key_issue(actor=Actor.system(), user=user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-@pytest.fixture
-def op(operator) -> APIClient:
-    return client_of(operator)
-
-
-@pytest.fixture
-def viewer(analyst) -> APIClient:
-    return client_of(analyst)
 
 
 def state() -> dict:

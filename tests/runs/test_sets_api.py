@@ -20,6 +20,7 @@ from pipelines.models import Pipeline
 from runs.api import exports
 from runs.filters import RUN_SORTS
 from runs.models import LogLine, Run, RunStatus
+from tests.conftest import key_client_of
 from tests.factories import GatewayFactory, PipelineFactory, RunFactory, UserFactory
 from tests.runs.conftest import report, snapshot
 
@@ -31,10 +32,7 @@ START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 def client_with_roles(username: str, *roles: str) -> APIClient:
     person = UserFactory(username=username)
     person.groups.add(*Group.objects.filter(name__in=roles))
-    _, raw = api_key_issue(actor=Actor.system(), user=person)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+    return key_client_of(person)
 
 
 @pytest.fixture
