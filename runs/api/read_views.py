@@ -35,6 +35,7 @@ from common.api.params import (
 )
 from common.api.schema import error_responses
 from common.api.views import ApiGenericViewSet
+from common.labels import KEY_PATTERN, MAX_VALUE_CHARS
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import compare, selectors, services, stats
@@ -112,6 +113,11 @@ def parse_since_timestamp(raw: str) -> datetime:
 
 _STATUS = "(" + "|".join([*RunStatus.values, *STATUS_ALIASES]) + ")"
 _DATE = r"\d{4}-\d{2}-\d{2}"
+# A label filter's ``key:value``, from the rules of ``common.labels``.
+LABEL_PAIR_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{KEY_PATTERN.pattern}:.{{0,{MAX_VALUE_CHARS}}}$",
+}
 INSTANT_SCHEMA = {
     "type": "string",
     "anyOf": [{"format": "date"}, {"format": "date-time"}],
@@ -148,7 +154,7 @@ LIST_PARAMETERS = [
     ),
     OpenApiParameter(
         "label",
-        {"type": "string", "pattern": "^[a-z0-9_.-]{1,63}:.{0,200}$"},
+        LABEL_PAIR_SCHEMA,
         many=True,
         explode=True,
         description="`key:value`; repeat for more: every pair must match.",
@@ -181,7 +187,7 @@ LIST_PARAMETERS = [
     ),
     OpenApiParameter(
         "excludeLabel",
-        {"type": "string", "pattern": "^[a-z0-9_.-]{1,63}:.{0,200}$"},
+        LABEL_PAIR_SCHEMA,
         many=True,
         explode=True,
         description="`key:value`; leave out runs holding any of these pairs.",
