@@ -72,6 +72,8 @@ def _skip_reason(action: str, status: str) -> str:
 def bulk_authorize(*, actor: Actor, action: str) -> None:
     """Bulk actions are the operator's: the bulk permission and the one the action needs."""
     actor.require(Perm.BULK_RUNS, doing="running bulk actions")
+    if action not in BulkAction.values:
+        raise InvalidInput(errors={"action": ["Pick cancel or re-run."]})
     if action == BulkAction.CANCEL:
         actor.require(Perm.CANCEL_RUNS, doing="cancelling runs")
     else:

@@ -261,3 +261,16 @@ def test_pipeline_filter_is_applied(op, runs):
         format="json",
     ).json()
     assert (body["matched"], body["touch"]) == (1, 1)
+
+
+def test_the_service_refuses_an_unknown_action_whoever_calls_it(operator, runs):
+    from common.actors import Actor, Source
+    from common.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        bulk.bulk_preview(
+            actor=Actor.of_user(operator, source=Source.WEB),
+            action="delete",
+            selection=bulk.selection_parse(filter={}),
+        )
+    assert "action" in refused.value.errors
