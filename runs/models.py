@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -183,12 +185,22 @@ class Run(models.Model):
 
     @property
     def duration_seconds(self) -> int | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or (None if self.is_final else timezone.now())
-        if end is None:
-            return None
-        return max(0, int((end - self.started_at).total_seconds()))
+        return duration_seconds_of(
+            status=self.status, started_at=self.started_at, finished_at=self.finished_at
+        )
+
+
+def duration_seconds_of(
+    *, status: str, started_at: datetime | None, finished_at: datetime | None, now=None
+) -> int | None:
+    """Whole seconds from start to finish, or to ``now`` (default: the clock) while the run is
+    not final; None before it started, or for a final run with no finish time."""
+    if started_at is None:
+        return None
+    end = finished_at or (None if status in FINAL_STATUSES else now or timezone.now())
+    if end is None:
+        return None
+    return max(0, int((end - started_at).total_seconds()))
 
 
 class LogLine(models.Model):

@@ -22,7 +22,7 @@ from django.utils import timezone
 from common.api.pagination import Ordering, bounded_count, keyset_iterate
 from common.time import iso
 from runs import selectors
-from runs.models import FINAL_STATUSES, Run
+from runs.models import Run, duration_seconds_of
 
 EXPORT_FORMATS = ("csv", "ndjson")
 LOG_DOWNLOAD_FORMATS = ("text", "ndjson")
@@ -73,14 +73,9 @@ EXPORT_VALUES = (
 
 
 def _duration_seconds(row: dict[str, Any], now) -> int | None:
-    """``Run.duration_seconds`` over a values row."""
-    started = row["started_at"]
-    if started is None:
-        return None
-    end = row["finished_at"] or (None if row["status"] in FINAL_STATUSES else now)
-    if end is None:
-        return None
-    return max(0, int((end - started).total_seconds()))
+    return duration_seconds_of(
+        status=row["status"], started_at=row["started_at"], finished_at=row["finished_at"], now=now
+    )
 
 
 def export_row(row: dict[str, Any], *, now=None) -> dict[str, Any]:
