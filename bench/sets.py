@@ -22,12 +22,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
+
+from bench.timing import timed_get
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -161,22 +162,10 @@ def timed(client, url: str, repeat: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    for _ in range(3):
-        response = client.get(url)
-        assert response.status_code == 200, response.content[:500]
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - began) * 1000)
-    times.sort()
+    summary, _ = timed_get(client, url, repeat)
     with CaptureQueriesContext(connection) as captured:
         client.get(url)
-    return {
-        "p50_ms": round(statistics.median(times), 2),
-        "p90_ms": round(times[max(0, int(len(times) * 0.9) - 1)], 2),
-        "queries": len(captured.captured_queries),
-    }
+    return {**summary, "queries": len(captured.captured_queries)}
 
 
 def third_page(client, query: str) -> str:

@@ -14,16 +14,20 @@ def _restore_missing_roles(sender, **kwargs) -> None:
         return
     from common.roles import ROLE_PERMISSIONS
 
+    existing = {
+        f"{app}.{codename}": pk
+        for pk, app, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    if any(perm not in existing for perms in ROLE_PERMISSIONS.values() for perm in perms):
+        # A database migrated only part of the way (some models, hence their permissions, do
+        # not exist yet): the roles' own migrations make the groups when they run.
+        return
     for role, perms in ROLE_PERMISSIONS.items():
         group, created = Group.objects.get_or_create(name=role.value)
         if created:
-            wanted = [perm.split(".", 1) for perm in perms]
-            group.permissions.set(
-                [
-                    Permission.objects.get(content_type__app_label=app, codename=codename)
-                    for app, codename in wanted
-                ]
-            )
+            group.permissions.set([existing[perm] for perm in perms])
 
 
 class CommonConfig(AppConfig):

@@ -282,3 +282,26 @@ def test_comparing_runs_needs_a_viewer(world):
     refused = key_client(person("nobody")).get(url)
     assert refused.status_code == 403 and refused.json()["role"] == "viewer"
     assert key_client(person("viewer")).get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_role_groups_come_back_after_a_flush_but_not_on_a_half_migrated_database():
+    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
+
+    from common.apps import _restore_missing_roles
+
+    last_app = list(apps.get_app_configs())[-1]
+    operator_perms = set(Group.objects.get(name="operator").permissions.values_list("pk"))
+    Group.objects.all().delete()
+    bulk_run = Permission.objects.get(codename="bulk_run")
+    bulk_run_row = (bulk_run.content_type, bulk_run.name, bulk_run.codename)
+    bulk_run.delete()  # as before the model's migration ran
+    _restore_missing_roles(last_app)
+    assert not Group.objects.exists()
+
+    content_type, name, codename = bulk_run_row
+    Permission.objects.create(content_type=content_type, name=name, codename=codename)
+    _restore_missing_roles(last_app)
+    assert set(Group.objects.values_list("name", flat=True)) == {"viewer", "runner", "operator"}
+    assert len(Group.objects.get(name="operator").permissions.all()) == len(operator_perms)
