@@ -87,6 +87,7 @@ def test_issuing_shows_the_plaintext_exactly_once_and_stores_only_a_hash(
     # The page names the token it issued, not only its prefix.
     assert f"primary ({token.prefix}…)" in response.content.decode()
     assert "back to primary</a>" in response.content.decode()
+    assert f"Gateway token “primary” for {token.prefix}…" in response.content.decode()
     assert raw.startswith(token.prefix)
     assert token.created_by == admin_user and token.name == "primary"
     assert agent_status(raw) == 200
