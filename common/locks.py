@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,12 @@ def exclusive(name: str) -> Iterator[bool]:
         os.close(fd)
 
 
+# One line per run that held the lock; the load test reads them back to check that no two runs
+# of a job ever overlapped (a task result's own times also cover its claim and bookkeeping).
+SPAN_LOG = "periodic job %s held its lock from %.6f to %.6f"
+SPAN_PATTERN = re.compile(r"periodic job (\w+) held its lock from ([\d.]+) to ([\d.]+)")
+
+
 def run_exclusively(job: Callable) -> Callable:
     """Decorate a periodic job so that it never runs twice at once; a skipped run answers None.
     The lock and the job's metrics are named after the function (as ``PERIODIC_TASKS`` names
@@ -74,10 +81,12 @@ def run_exclusively(job: Callable) -> Callable:
             if not held:
                 logger.info("periodic job %s is running elsewhere; skipped", name)
                 return None
-            started = time.monotonic()
+            started, held_from = time.monotonic(), time.time()
             try:
                 return job(*args, **kwargs)
             finally:
                 metrics.job_observed(name, seconds=time.monotonic() - started)
+                # Before the lock is released: the span in which no other worker can run it.
+                logger.info(SPAN_LOG, name, held_from, time.time())
 
     return run

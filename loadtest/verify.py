@@ -165,29 +165,36 @@ def verify(
     unfinished = [r for r in claims if r not in finals]
     outcome.figures["claimed_not_finished"] = len(unfinished)
     _check_events(outcome, fleet_runs, deliveries, pending_retry_ok=pending_retry_ok)
-    _check_periodic_jobs(outcome)
+    _check_periodic_jobs(outcome, journal_path.parent)
     return outcome
 
 
-def _check_periodic_jobs(outcome: Outcome) -> None:
-    """No periodic job ran twice at once, whatever the number of workers: the runs that did the
-    job (a skipped one answers None) never overlap in time."""
+def _check_periodic_jobs(outcome: Outcome, out: Path) -> None:
+    """No periodic job ran twice at once, whatever the number of workers: the spans in which
+    each run held its job's lock (from the workers' logs) never overlap, and every job that
+    finished with a result (a skipped one answers None) logged its span."""
     from django_tasks_db.models import DBTaskResult
 
+    from common.locks import SPAN_PATTERN
+
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for path in sorted(out.glob("worker*.log")):
+        for match in SPAN_PATTERN.finditer(path.read_text(errors="replace")):
+            spans[match[1]].append((float(match[2]), float(match[3])))
     overlaps = ran = 0
     for path in settings.PERIODIC_TASKS:
-        spans = list(
-            DBTaskResult.objects.filter(
-                task_path=path, finished_at__isnull=False, return_value__isnull=False
-            )
-            .order_by("started_at")
-            .values_list("started_at", "finished_at")
-        )
-        ran += len(spans)
-        for (_, previous_end), (start, _) in pairwise(spans):
+        name = path.rsplit(".", 1)[1]
+        held = sorted(spans[name])
+        finished = DBTaskResult.objects.filter(
+            task_path=path, finished_at__isnull=False, return_value__isnull=False
+        ).count()
+        if len(held) < finished:
+            outcome.problem(f"{path} finished {finished} times but logged {len(held)} spans")
+        ran += len(held)
+        for (_, previous_end), (start, _) in pairwise(held):
             if start < previous_end:
                 overlaps += 1
-                outcome.problem(f"{path} ran twice at once ({start} < {previous_end})")
+                outcome.problem(f"{path} ran twice at once ({start:.6f} < {previous_end:.6f})")
     outcome.figures["periodic_job_runs"] = ran
     outcome.figures["periodic_jobs_overlapping"] = overlaps
 
