@@ -311,6 +311,7 @@ PRUNED_KINDS = [
     "log lines",
     "telemetry samples",
     "runs with log removed",
+    "log partitions",
     "runs",
     "webhook deliveries",
     "audit events",
@@ -387,10 +388,13 @@ PERIODIC_TASKS: list[str] = [
     "runs.tasks.prune_patch_receipts",
     "common.tasks.prune",
     "runs.tasks.resume_bulk_jobs",
+    "runs.tasks.log_partitions_ensure",
 ]
 # Retention (README "Retention"); a pipeline may override the two run settings.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 90)
 RUN_LOG_RETENTION_DAYS = env_int("RUN_LOG_RETENTION_DAYS", 30)
+# PostgreSQL: log and sample partitions hold about a day of runs, and never fewer than this.
+LOG_PARTITION_MIN_RUNS = env_int("LOG_PARTITION_MIN_RUNS", 1000)
 WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
 TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 2)

@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import OperationalError
 from django.db.models import Min
 from django.db.models.functions import Coalesce
 from django.tasks import task
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from common.locks import run_exclusively
 from gateways.models import Gateway
+from runs import partitions
 from runs.bulk import bulk_job_work, bulk_jobs_stalled
 from runs.models import ACTIVE_STATUSES, PatchReceipt, Run, RunStatus
 from runs.services import run_cancel_if_unconfirmed, run_fail_if_lost
@@ -118,3 +120,20 @@ def resume_bulk_jobs() -> int:
     for job_id in stalled:
         bulk_job_run.enqueue(job_id=job_id)
     return len(stalled)
+
+
+@task
+@run_exclusively
+def log_partitions_ensure() -> int:
+    """Keep the next range of log and sample partitions created ahead of the newest run
+    (PostgreSQL, ``runs.partitions``). Returns how many ranges this call created."""
+    if not partitions.partitioned():
+        return 0
+    try:
+        created = partitions.ensure_ahead(now=timezone.now())
+    except OperationalError:
+        logger.warning("log partitions: the tables' lock was busy; the next tick tries again")
+        return 0
+    if created:
+        logger.info("log partitions created for run ids %s", [(p.lower, p.upper) for p in created])
+    return len(created)

@@ -16,10 +16,25 @@ from django.db import migrations
 INDEX = "logline_message_trgm"
 
 
+def _partitioned(cursor) -> bool:
+    """Migration 0013 made the table partitioned; an index on it cannot be built or dropped
+    ``CONCURRENTLY`` (this only matters when migrating back below here and forward again)."""
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'runs_logline'::regclass)"
+    )
+    return bool(cursor.fetchone()[0])
+
+
 def create_index(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
+        if _partitioned(cursor):
+            schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            schema_editor.execute(
+                f"CREATE INDEX IF NOT EXISTS {INDEX} ON runs_logline USING gin (message gin_trgm_ops)"
+            )
+            return
         cursor.execute(
             "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "WHERE c.relname = %s",
@@ -38,7 +53,9 @@ def create_index(apps, schema_editor):
 def drop_index(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+    with schema_editor.connection.cursor() as cursor:
+        concurrently = "" if _partitioned(cursor) else "CONCURRENTLY "
+    schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {INDEX}")
 
 
 class Migration(migrations.Migration):
