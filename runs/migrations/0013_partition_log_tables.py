@@ -48,7 +48,7 @@ def partition(apps, schema_editor):
     if partitions.partitioned():
         return
     with connection.cursor() as cursor:
-        for table, columns, unique, index in TABLES:
+        for table, columns, _, _ in TABLES:
             old = f"{table}_unpartitioned"
             cursor.execute(f"ALTER TABLE {table} RENAME TO {old}")
             cursor.execute(
@@ -65,19 +65,20 @@ def partition(apps, schema_editor):
             cursor.execute(f"CREATE SEQUENCE {table}_id_seq START {start}")
             cursor.execute(
                 f"CREATE TABLE {table} (id bigint NOT NULL DEFAULT nextval('{table}_id_seq'), "
-                f"{columns}, CONSTRAINT {unique} UNIQUE (run_id, seq)) "
-                "PARTITION BY RANGE (run_id)"
+                f"{columns}) PARTITION BY RANGE (run_id)"
             )
             cursor.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY {table}.id")
-            if index:
-                cursor.execute(index)
             cursor.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
         partitions.create_by_day()
-        for table, *_ in TABLES:
+        for table, _, unique, index in TABLES:
             old = f"{table}_unpartitioned"
             names = ", ".join(connection.ops.quote_name(c) for c in partitions.columns(table))
             cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {old}")  # noqa: S608
             cursor.execute(f"DROP TABLE {old}")
+            # The indexes after the copy: built in one pass, not grown row by row.
+            cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {unique} UNIQUE (run_id, seq)")
+            if index:
+                cursor.execute(index)
             cursor.execute(f"ANALYZE {table}")
 
 
