@@ -6,11 +6,11 @@ them; the OpenAPI schema of the runner routes is generated from those declaratio
 (``runs.api.schema``), so the published shape is the rendered one.
 """
 
-from typing import Annotated, Any, NotRequired, TypedDict, cast
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
 from common.sql import RawJSON
 from common.time import iso
-from runs.models import LogLevel, Run, RunNode, RunStatus
+from runs.models import LogLevel, Run, RunNode, RunStatus, TriggerType
 from runs.scrubbing import scrub
 
 # An instant as ``common.time.iso`` writes it; the annotation is the schema's.
@@ -96,6 +96,76 @@ class AgentRunList(TypedDict):
 
     data: list[RunnerRun]
     meta: AgentMeta
+
+
+class RunRow(TypedDict):
+    """A light run: no logs, no samples, no summary (a list item, an export line)."""
+
+    id: str
+    pipelineId: str
+    pipelineName: str
+    gatewayId: str | None
+    status: RunStatus
+    trigger: TriggerType
+    createdAt: Instant
+    startedAt: Instant | None
+    finishedAt: Instant | None
+    durationSeconds: int | None
+    rowsLoaded: int | None
+    bytesLoaded: int | None
+    labels: Annotated[dict[str, str], {"description": "String keys to string values."}]
+
+
+class Eta(TypedDict):
+    at: Instant
+    basis: Annotated[
+        Literal["progress", "baseline"],
+        {
+            "description": "`progress`: from the progress rate so far; `baseline`: the "
+            "baseline's median duration after the start."
+        },
+    ]
+
+
+class RunListItem(RunRow):
+    """A light run: no logs, no samples, no summary; ``eta`` while it runs."""
+
+    eta: Eta | None
+
+
+class RunPageMeta(TypedDict):
+    cursor: Annotated[
+        str | None,
+        {
+            "description": "Pass as `cursor` (with the same filters and `sort`) for the next "
+            "page; null on the last page."
+        },
+    ]
+    sort: Annotated[str, {"description": "The order of the pages."}]
+    total: NotRequired[
+        Annotated[int, {"description": "How many runs match, when at most 10,000 do."}]
+    ]
+    totalAtLeast: NotRequired[
+        Annotated[
+            int,
+            {
+                "description": "10000 when more than 10,000 runs match (then `total` is "
+                "absent): the count stops there so that it stays cheap at millions of runs."
+            },
+        ]
+    ]
+
+
+class RunPage(TypedDict):
+    data: list[RunListItem]
+    meta: RunPageMeta
+
+
+def eta_repr(eta) -> Eta | None:
+    """A running run's ``runs.stats.Eta``."""
+    if eta is None:
+        return None
+    return {"at": cast(str, iso(eta.at)), "basis": eta.basis}
 
 
 def trigger_repr(run: Run) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from common.api.pagination import Ordering, bounded_count, keyset_iterate
 from common.time import iso
 from runs import selectors
 from runs.models import Run, duration_seconds_of
+from runs.representations import RunRow
 
 EXPORT_FORMATS = ("csv", "ndjson")
 LOG_DOWNLOAD_FORMATS = ("text", "ndjson")
@@ -78,9 +79,9 @@ def _duration_seconds(row: dict[str, Any], now) -> int | None:
     )
 
 
-def export_row(row: dict[str, Any], *, now=None) -> dict[str, Any]:
-    """A run (a row of ``EXPORT_VALUES``) as the export writes it: the fields of a list item
-    (``GET /api/runs``)."""
+def export_row(row: dict[str, Any], *, now=None) -> RunRow:
+    """A run (a row of ``EXPORT_VALUES``) as the export writes it and a list item of
+    ``GET /api/runs`` starts: ``runs.representations.RunRow``."""
     return {
         "id": row["public_id"],
         "pipelineId": row["pipeline__public_id"],

@@ -6,7 +6,7 @@ from them is the shape clients receive, not a description kept beside it.
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.actors import Actor
@@ -14,9 +14,9 @@ from common.api.fields import LabelsField
 from common.audit import audit_events_for
 from gateways.api.serializers import GatewayRefSerializer
 from runs import selectors, stats
-from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA
+from runs.api.schema import TELEMETRY_SAMPLE_SCHEMA, component_ref
 from runs.models import LogLevel, Run, RunStatus, TriggerType
-from runs.representations import sample_repr, trigger_repr
+from runs.representations import Eta, eta_repr, sample_repr, trigger_repr
 
 TRIGGER_OBJECT_SCHEMA = {
     "type": "object",
@@ -34,19 +34,8 @@ SCALAR_MAP_SCHEMA = {
 }
 
 
-class EtaSerializer(serializers.Serializer):
-    at = serializers.DateTimeField()
-    basis = serializers.ChoiceField(
-        choices=["progress", "baseline"],
-        help_text="`progress`: from the progress rate so far; `baseline`: the baseline's median "
-        "duration after the start.",
-    )
-
-
-def eta_out(eta) -> dict[str, Any] | None:
-    if eta is None:
-        return None
-    return {"at": serializers.DateTimeField().to_representation(eta.at), "basis": eta.basis}
+# The shape is the representations' (``Eta``), published as a component by ``runs.api.schema``.
+NULLABLE_ETA_SCHEMA = {"allOf": [component_ref(Eta)], "nullable": True}
 
 
 class BaselineSerializer(serializers.Serializer):
@@ -84,59 +73,11 @@ def baseline_out(judgement) -> dict[str, Any] | None:
     }
 
 
-class RunListItemSerializer(serializers.Serializer):
-    """A light run: no logs, no samples, no summary."""
-
-    id = serializers.CharField(source="public_id")
-    pipelineId = serializers.CharField(source="pipeline.public_id")
-    pipelineName = serializers.CharField(source="pipeline.name")
-    gatewayId = serializers.CharField(source="gateway.public_id", allow_null=True)
-    status = serializers.ChoiceField(choices=RunStatus.choices)
-    trigger = serializers.ChoiceField(source="trigger_type", choices=TriggerType.choices)
-    createdAt = serializers.DateTimeField(source="created_at")
-    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
-    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
-    durationSeconds = serializers.IntegerField(source="duration_seconds", allow_null=True)
-    rowsLoaded = serializers.IntegerField(source="rows_loaded", allow_null=True)
-    bytesLoaded = serializers.IntegerField(source="bytes_loaded", allow_null=True)
-    labels = LabelsField()
-    eta = serializers.SerializerMethodField()
-
-    @extend_schema_field(EtaSerializer(allow_null=True))
-    def get_eta(self, run: Run) -> dict[str, Any] | None:
-        judgement = self.context.get("judgements", {}).get(run.pk)
-        return eta_out(judgement.eta if judgement else None)
-
-
 class PageMetaSerializer(serializers.Serializer):
     cursor = serializers.CharField(
         allow_null=True,
         help_text="Pass as `cursor` for the next (older) page; null on the last page.",
     )
-
-
-class RunPageMetaSerializer(serializers.Serializer):
-    cursor = serializers.CharField(
-        allow_null=True,
-        help_text="Pass as `cursor` (with the same filters and `sort`) for the next page; null "
-        "on the last page.",
-    )
-    sort = serializers.CharField(help_text="The order of the pages.")
-    total = serializers.IntegerField(
-        required=False,
-        help_text="How many runs match, when at most 10,000 do (absent otherwise).",
-    )
-    totalAtLeast = serializers.IntegerField(
-        required=False,
-        help_text="10000 when more than 10,000 runs match (then `total` is absent): the count "
-        "stops there so that it stays cheap at millions of runs.",
-    )
-
-
-@extend_schema_serializer(many=False)  # a page object, not a list
-class RunPageSerializer(serializers.Serializer):
-    data = RunListItemSerializer(many=True)
-    meta = RunPageMetaSerializer()
 
 
 class RunMetricsSerializer(serializers.Serializer):
@@ -258,10 +199,10 @@ class RunDetailSerializer(serializers.Serializer):
     def get_baseline(self, run: Run) -> dict[str, Any] | None:
         return baseline_out(self.context.get("judgement"))
 
-    @extend_schema_field(EtaSerializer(allow_null=True))
+    @extend_schema_field(NULLABLE_ETA_SCHEMA)
     def get_eta(self, run: Run) -> dict[str, Any] | None:
         judgement = self.context.get("judgement")
-        return eta_out(judgement.eta if judgement else None)
+        return eta_repr(judgement.eta if judgement else None)
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_badges(self, run: Run) -> list[str]:

@@ -5,10 +5,11 @@ is not an API key, so it is refused with 401 like any unknown bearer secret.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -42,8 +43,10 @@ from runs import compare, selectors, services, stats
 from runs.api.compare_serializers import CompareSerializer
 from runs.api.exports import (
     EXPORT_FORMATS,
+    EXPORT_VALUES,
     LOG_DOWNLOAD_FORMATS,
     export_response,
+    export_row,
     log_download_response,
     total_meta,
 )
@@ -51,37 +54,58 @@ from runs.api.read_serializers import (
     LogLineOutSerializer,
     RunCancelSerializer,
     RunDetailSerializer,
-    RunListItemSerializer,
     RunLogsSerializer,
     RunNodeOutSerializer,
     RunNodesSerializer,
-    RunPageSerializer,
     run_detail_body,
 )
+from runs.api.schema import page_ref
 from runs.filters import RUN_SORTS, InstantField, run_filter_checked
 from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
+from runs.representations import RunListItem, RunPage, eta_repr
 
 LOG_CURSOR_PREFIX = "crs_"
 LOG_CURSOR_SALT = "runs.log-cursor"
 
 
 def run_list_queryset() -> QuerySet[Run]:
-    """Only the columns a list item shows: no summary, no error text."""
-    return Run.objects.select_related("pipeline", "gateway").only(
-        "public_id",
-        "status",
-        "trigger_type",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "progress",
-        "rows_loaded",
-        "bytes_loaded",
-        "labels",
-        "pipeline__public_id",
-        "pipeline__name",
-        "gateway__public_id",
+    return Run.objects.all()
+
+
+# A list item's columns, read as ``.values()`` rows (several times cheaper than model instances
+# with their pipeline and gateway), plus what a running run's ETA is computed from.
+LIST_VALUES = (*EXPORT_VALUES, "pipeline_id", "progress")
+JUDGED_FIELDS = (
+    "pipeline_id",
+    "status",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "progress",
+    "rows_loaded",
+    "bytes_loaded",
+)
+
+
+def _judged(row: dict[str, Any]) -> Run:
+    """The few columns of a listed run its judgement (the ETA) reads, as a run."""
+    return Run(pk=row["id"], **{name: row[name] for name in JUDGED_FIELDS})
+
+
+def run_list_items(rows: list[dict[str, Any]]) -> list[RunListItem]:
+    """A page of ``LIST_VALUES`` rows as list items: the export's fields, and the ETA of the
+    running ones (``runs.stats.judge_runs``: two queries, whatever the page holds)."""
+    judgements = stats.judge_runs(
+        [_judged(row) for row in rows if row["status"] == RunStatus.RUNNING]
     )
+    now = timezone.now()
+    items: list[RunListItem] = []
+    for row in rows:
+        judgement = judgements.get(row["id"])
+        item = cast(RunListItem, export_row(row, now=now))
+        item["eta"] = eta_repr(judgement.eta if judgement else None)
+        items.append(item)
+    return items
 
 
 def log_cursor(run: Run, seq: int) -> str:
@@ -235,7 +259,7 @@ class RunViewSet(ApiGenericViewSet):
     @extend_schema(
         operation_id="runs_list",
         parameters=LIST_PARAMETERS,
-        responses={200: RunPageSerializer, **error_responses(400, 401)},
+        responses={200: page_ref(RunPage), **error_responses(400, 401)},
         summary="List runs (newest first unless `sort` says otherwise)",
     )
     def list(self, request):
@@ -255,22 +279,14 @@ class RunViewSet(ApiGenericViewSet):
                     errors["cursor"] = ["Invalid or tampered cursor."]
         if errors:
             raise ValidationError(errors)
-        page = keyset_page(filterset.qs, position=position, limit=limit, ordering=ordering)
-        running = [run for run in page.items if run.status == RunStatus.RUNNING]
-        judgements = stats.judge_runs(running)
+        rows = filterset.qs.values(*LIST_VALUES)
+        page = keyset_page(rows, position=position, limit=limit, ordering=ordering)
         meta: dict[str, Any] = {
             "cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
             "sort": ordering.name,
             **total_meta(filterset.qs),
         }
-        return Response(
-            {
-                "data": RunListItemSerializer(
-                    page.items, many=True, context={"judgements": judgements}
-                ).data,
-                "meta": meta,
-            }
-        )
+        return Response({"data": run_list_items(page.items), "meta": meta})
 
     @extend_schema(
         operation_id="runs_export",

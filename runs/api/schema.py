@@ -12,17 +12,53 @@ import types
 import typing
 from typing import Any, get_args, get_origin, get_type_hints, is_typeddict
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent, resolve_type_hint
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
 
-from runs.representations import AgentRunList, RunnerRun, TelemetryPoint
+from runs.representations import (
+    AgentRunList,
+    RunListItem,
+    RunnerRun,
+    RunPageMeta,
+    RunRow,
+    TelemetryPoint,
+)
 
 # One point of a run's telemetry series, as every run representation returns it.
 TELEMETRY_SAMPLE_SCHEMA: dict[str, Any] = get_args(TelemetryPoint)[1]
-PUBLISHED = (RunnerRun, AgentRunList)
+# Pages (``page_ref``) are published by their extension; what they nest is here.
+PUBLISHED = (RunnerRun, AgentRunList, RunListItem, RunPageMeta, RunRow)
 
 
 def component_ref(declaration: type) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{declaration.__name__}"}
+
+
+@extend_schema_serializer(many=False)
+class TypedPage(serializers.Serializer):
+    """Stands for a ``TypedDict`` page in a list action's ``responses``: drf-spectacular
+    describes a list action's answer as an array unless its serializer says ``many=False``, and
+    only a serializer can say it. Its schema is the declaration's (``TypedPageExtension``)."""
+
+    declaration: type
+
+
+def page_ref(declaration: type) -> type[TypedPage]:
+    return type(f"{declaration.__name__}Page", (TypedPage,), {"declaration": declaration})
+
+
+class TypedPageExtension(OpenApiSerializerExtension):
+    target_class = TypedPage
+    match_subclasses = True
+
+    def get_name(self, auto_schema, direction) -> str:
+        return self.target.declaration.__name__
+
+    def map_serializer(self, auto_schema, direction) -> dict[str, Any]:
+        # Its nested declarations are published components (``PUBLISHED``).
+        return typed_dict_schema(self.target.declaration, {})
 
 
 def typed_dict_schema(declaration: Any, components: dict[str, Any]) -> dict[str, Any]:
