@@ -295,6 +295,13 @@
         attempted);
     }
   }
+  // A 400 carries a form's errors and is swapped into its target like a 200 (base.html's
+  // htmx-config). In DEBUG, django-htmx's error handler would instead put it in place of the whole
+  // document, a bare fragment: keep the event from bubbling up to that handler (htmx, which does
+  // not listen for it, swaps as usual).
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 400) event.stopPropagation();
+  }, true);
   document.addEventListener("htmx:sendError", function (event) { requestFailed(event, "the server could not be reached"); });
   document.addEventListener("htmx:timeout", function (event) { requestFailed(event, "the server took too long"); });
   document.addEventListener("htmx:responseError", function (event) {
