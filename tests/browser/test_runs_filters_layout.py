@@ -1,0 +1,86 @@
+"""The Runs page's table and filter form in headless Chromium: the table fits its box, the "not"
+toggles have names and negate applied labels too, and the date-time inputs show their value."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from runs.models import Run
+from tests.browser.conftest import sign_in
+
+pytestmark = pytest.mark.browser
+
+TABLE_FIT = """() => {
+  const wrap = document.querySelector('.table-wrap');
+  const table = wrap.querySelector('table.runs');
+  const clipped = Array.from(table.querySelectorAll('.phase, .heartbeat, .stranded, .run-link'))
+    .filter(el => el.scrollWidth > el.clientWidth + 1).map(el => el.textContent.trim());
+  return {
+    wrap: wrap.clientWidth, table: Math.ceil(table.getBoundingClientRect().width),
+    wrapScroll: wrap.scrollWidth, page: document.documentElement.scrollWidth,
+    viewport: window.innerWidth, clipped,
+  };
+}"""
+
+
+@pytest.fixture
+def silent_runs(demo):
+    """The running run and two more whose runner went quiet (heartbeat warnings in their rows),
+    with long phase and resource names."""
+    running = demo["running"]
+    now = timezone.now()
+    Run.objects.filter(pk=running.pk).update(
+        last_report_at=now - timedelta(minutes=25),
+        telemetry_summary={
+            "progress": 35,
+            "currentPhase": "transform",
+            "currentResource": "opportunity_line_items_history",
+        },
+    )
+    for minutes in (7, 14):
+        clone = Run.objects.get(pk=running.pk)
+        clone.pk = None
+        clone.public_id = f"{running.public_id[:-2]}{minutes:02d}"
+        clone.last_report_at = now - timedelta(minutes=minutes)
+        clone.save()
+    return demo
+
+
+@pytest.mark.parametrize("width", [1280, 1440])
+def test_the_runs_table_fits_its_box_with_heartbeat_warnings(
+    browser, live_server, silent_runs, operator, screenshot, width
+):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    sign_in(page, live_server, "operator")
+    expect(page.locator("tbody#run-rows tr")).to_have_count(15)
+    expect(page.locator(".heartbeat.is-lost")).to_have_count(2)
+    expect(page.locator(".heartbeat.is-late")).to_have_count(1)
+    fit = page.evaluate(TABLE_FIT)
+    assert fit["wrapScroll"] <= fit["wrap"], fit
+    assert fit["table"] <= fit["wrap"], fit
+    assert fit["page"] <= fit["viewport"], fit
+    assert fit["clipped"] == [], fit
+    # Nothing is hidden to make it fit: the last column and the whole phase are on screen.
+    expect(page.locator("tbody#run-rows tr .c-spark").first).to_be_in_viewport()
+    expect(page.locator(f"#run-{silent_runs['running'].public_id} .phase")).to_contain_text(
+        "opportunity_line_items_history"
+    )
+    screenshot(page, f"runs-table-fits-{width}")
+    context.close()
+
+
+def test_a_narrow_window_scrolls_the_table_inside_its_box(
+    browser, live_server, silent_runs, operator
+):
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    sign_in(page, live_server, "operator")
+    expect(page.locator("tbody#run-rows tr")).to_have_count(15)
+    fit = page.evaluate(TABLE_FIT)
+    # The page itself never scrolls sideways; the table's box does when it must.
+    assert fit["page"] <= fit["viewport"], fit
+    assert fit["clipped"] == [], fit
+    context.close()
