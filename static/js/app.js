@@ -413,7 +413,7 @@
   });
 
   // The Runs filters' "not" toggles: a ticked one renames its filter's inputs to the negation
-  // (pipelineId -> excludePipelineId). Capture phase, so the rename lands before the form's own
+  // (pipelineId -> excludePipelineId; label -> excludeLabel, the applied ones too). Capture phase, so the rename lands before the form's own
   // change handler (htmx) reads the values.
   document.addEventListener("change", function (event) {
     var toggle = event.target;
@@ -423,6 +423,9 @@
     var param = toggle.getAttribute("data-negate");
     form.querySelectorAll("[data-negatable='" + param + "']").forEach(function (input) {
       input.name = toggle.checked ? toggle.getAttribute("data-negation") : param;
+      // An applied label filter (a chip) says whether it now excludes.
+      var chip = input.closest("[data-label-filter]");
+      if (chip) chip.classList.toggle("is-negated", toggle.checked);
     });
   }, true);
 

@@ -1,6 +1,7 @@
 """The Runs page's table and filter form in headless Chromium: the table fits its box, the "not"
 toggles have names and negate applied labels too, and the date-time inputs show their value."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -84,3 +85,56 @@ def test_a_narrow_window_scrolls_the_table_inside_its_box(
     assert fit["page"] <= fit["viewport"], fit
     assert fit["clipped"] == [], fit
     context.close()
+
+
+def test_the_label_not_toggle_negates_labels_already_applied(page, live_server, demo, operator):
+    Run.objects.filter(pipeline=demo["crm"]).update(labels={"team": "finance"})
+    sign_in(page, live_server, "operator", path="/runs/?label=team:finance")
+    rows = page.locator("tbody#run-rows tr")
+    expect(rows).to_have_count(7)
+    chip = page.locator("[data-label-filter]")
+    expect(chip).to_have_count(1)
+    toggle = page.locator("#f-not-label")
+    expect(toggle).not_to_be_checked()
+
+    toggle.check()
+    expect(page).to_have_url(re.compile(r"/runs/\?excludeLabel=team%3Afinance$"))
+    expect(rows).to_have_count(6)
+    for cell in rows.locator(".c-pipeline").all():
+        expect(cell).to_have_text("billing_events")
+    expect(chip).to_have_class(re.compile("is-negated"))
+    assert chip.evaluate('e => getComputedStyle(e, "::before").content') == '"not "'
+
+    toggle.uncheck()
+    expect(page).to_have_url(re.compile(r"/runs/\?label=team%3Afinance$"))
+    expect(rows).to_have_count(7)
+    expect(chip).not_to_have_class(re.compile("is-negated"))
+
+    # Loaded from a URL that negates the label, the toggle shows it and turns it back.
+    page.goto(f"{live_server.url}/runs/?excludeLabel=team:finance")
+    expect(toggle).to_be_checked()
+    expect(rows).to_have_count(6)
+    toggle.uncheck()
+    expect(page).to_have_url(re.compile(r"/runs/\?label=team%3Afinance$"))
+    expect(rows).to_have_count(7)
+
+
+def test_every_not_toggle_and_the_field_it_negates_have_a_name(page, live_server, demo, operator):
+    sign_in(page, live_server, "operator")
+    for selector, name in [
+        ("#f-not-status", "Not these statuses"),
+        ("#f-not-pipeline", "Not this pipeline"),
+        ("#f-not-gateway", "Not this gateway"),
+        ("#f-not-trigger", "Not this trigger"),
+        ("#f-not-label", "Not these labels"),
+    ]:
+        expect(page.locator(selector)).to_have_accessible_name(name)
+    # The fields keep their own names beside the toggles.
+    for selector, name in [
+        ("#f-pipeline", "Pipeline"),
+        ("#f-gateway", "Gateway"),
+        ("#f-trigger", "Trigger"),
+        ("#f-label", "Label (key:value)"),
+    ]:
+        expect(page.locator(selector)).to_have_accessible_name(name)
+    expect(page.get_by_role("checkbox", name="not", exact=True)).to_have_count(0)
