@@ -138,3 +138,28 @@ def test_every_not_toggle_and_the_field_it_negates_have_a_name(page, live_server
     ]:
         expect(page.locator(selector)).to_have_accessible_name(name)
     expect(page.get_by_role("checkbox", name="not", exact=True)).to_have_count(0)
+
+
+INTRINSIC_WIDTH = """(input) => {
+  const probe = input.cloneNode();
+  probe.removeAttribute('id');
+  probe.style.cssText = 'position: absolute; width: auto; min-width: 0; max-width: none;';
+  document.body.appendChild(probe);
+  const needed = probe.getBoundingClientRect().width;
+  probe.remove();
+  return [input.getBoundingClientRect().width, needed];
+}"""
+
+
+def test_the_from_and_to_inputs_are_wide_enough_for_their_whole_value(
+    page, live_server, demo, operator, screenshot
+):
+    sign_in(page, live_server, "operator")
+    for selector in ("#f-from", "#f-to"):
+        page.fill(selector, "2026-12-01T23:45:12")
+        shown, needed = page.locator(selector).evaluate(INTRINSIC_WIDTH)
+        # The browser's own width for the field is the one that fits "12/01/2026, 11:45:12 PM".
+        assert shown >= needed - 0.5, (selector, shown, needed)
+    screenshot(
+        page, "runs-filters-date-inputs", clip={"x": 0, "y": 40, "width": 1280, "height": 220}
+    )
