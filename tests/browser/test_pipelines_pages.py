@@ -68,3 +68,21 @@ def test_a_refused_label_is_an_inline_error_without_javascript(
     expect(page.locator("[data-label-filter]")).to_contain_text("team:finance")
     expect(page.locator("header.topbar")).to_be_visible()
     context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 1680])
+def test_the_rows_and_bytes_charts_are_side_by_side_and_as_wide(
+    browser, live_server, demo, operator, screenshot, width
+):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    sign_in(page, live_server, "operator", path=f"/pipelines/{demo['crm'].public_id}/")
+    rows = page.locator("section[aria-labelledby=rows-title]").bounding_box()
+    sizes = page.locator("section[aria-labelledby=bytes-title]").bounding_box()
+    assert abs(rows["y"] - sizes["y"]) < 1, (rows, sizes)
+    assert abs(rows["width"] - sizes["width"]) < 1, (rows, sizes)
+    rows_chart = page.locator("section[aria-labelledby=rows-title] svg").bounding_box()
+    bytes_chart = page.locator("section[aria-labelledby=bytes-title] svg").bounding_box()
+    assert abs(rows_chart["width"] - bytes_chart["width"]) < 1, (rows_chart, bytes_chart)
+    screenshot(page, f"pipeline-detail-charts-{width}", full_page=True)
+    context.close()
