@@ -581,12 +581,14 @@ def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     filters = parse_log_filters(request.GET)
     log = log_view(run, filters)
     live = _detail_live_context(run)
+    log_nodes = selectors.run_node_ids(run=run, nodes=live["nodes"])
     context = {
         **live,
         **_actions(request, run),
         "log": log,
         "log_links": log_links(request.path, filters, live["first_error"]),
-        "log_node_known": any(node.node_id == filters.node for node in live["nodes"]),
+        "log_nodes": log_nodes,
+        "log_node_known": filters.node in log_nodes,
         "log_lines": log.lines,
         "log_filters": filters,
         "log_levels": LOG_LEVELS,
