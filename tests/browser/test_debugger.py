@@ -207,3 +207,20 @@ def test_the_log_node_filter_lists_every_node_of_the_run(page, live_server, fail
     # The fragment that replaced the panel lists them all too, n_12 once.
     expect(options).to_have_text(expected)
     expect(page.locator("#log-node")).to_have_value("n_12")
+
+
+def test_the_first_error_button_reads_as_one_phrase(page, live_server, failed, operator):
+    sign_in(page, live_server, "operator", path=f"/runs/{failed.public_id}/")
+    button = page.locator(".panel-error a[data-first-error]")
+    node = f"n_{ERROR_LINE // 25:02d}"
+    assert button.inner_text() == f"Go to the first error, line {ERROR_LINE} (node {node}) →"
+    gap = button.evaluate(
+        """(a) => {
+          const node = a.querySelector('.mono');
+          const range = document.createRange();
+          range.setStart(node.nextSibling, 0);
+          range.setEnd(node.nextSibling, 1);
+          return range.getBoundingClientRect().left - node.getBoundingClientRect().right;
+        }"""
+    )
+    assert abs(gap) < 1.5, gap  # ")" right after the node's name, no space between
