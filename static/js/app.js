@@ -413,8 +413,8 @@
   });
 
   // The Runs filters' "not" toggles: a ticked one renames its filter's inputs to the negation
-  // (pipelineId -> excludePipelineId; label -> excludeLabel, the applied ones too). Capture phase, so the rename lands before the form's own
-  // change handler (htmx) reads the values.
+  // (pipelineId -> excludePipelineId; label -> excludeLabel, the applied labels too). Capture
+  // phase, so the rename lands before the form's own change handler (htmx) reads the values.
   document.addEventListener("change", function (event) {
     var toggle = event.target;
     if (!toggle.matches || !toggle.matches("input[data-negate]")) return;
