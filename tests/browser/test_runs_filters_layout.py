@@ -163,3 +163,20 @@ def test_the_from_and_to_inputs_are_wide_enough_for_their_whole_value(
     screenshot(
         page, "runs-filters-date-inputs", clip={"x": 0, "y": 40, "width": 1280, "height": 220}
     )
+
+
+def test_a_refused_filter_in_debug_keeps_the_runs_page_whole(
+    page, live_server, demo, operator, settings
+):
+    # DEBUG adds django-htmx's error handler, which used to put any 400 in place of the document.
+    settings.DEBUG = True
+    sign_in(page, live_server, "operator")
+    expect(page.locator("tbody#run-rows tr")).to_have_count(13)
+    page.fill("#f-label", "team:" + "x" * 201)
+    page.locator("#f-label").press("Enter")
+    expect(page.locator("#run-table .alert-error")).to_contain_text(
+        "A label value is at most 200 characters."
+    )
+    expect(page.locator("header.topbar")).to_be_visible()
+    expect(page.locator("form#filters")).to_be_visible()
+    expect(page.locator("#filter-status")).to_be_hidden()
