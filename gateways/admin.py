@@ -1,13 +1,18 @@
 """Admin for gateway tokens and API keys (gateways themselves: ``runs.admin``, beside their runs).
 
-Secrets are issued through the services and their plaintext is rendered once, in the response
-to the POST that created them: it is never put in a message, the session, a cookie or the admin
-log, and the page is sent with ``Cache-Control: no-store``.
+Secrets are issued through the services and their plaintext is shown once, on the page the POST
+that created them redirects to (so a reload neither issues another nor shows it again). Across
+that redirect the plaintext is split in two: a random pad in a short-lived cookie sent only to
+that page, the plaintext XOR the pad in the session. Neither the database (the session row) nor
+the browser alone holds the secret, the first view removes both, and the secret is never in a
+message, a URL or the admin log. The page is sent with ``Cache-Control: no-store``.
 """
 
+import secrets
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -27,6 +32,14 @@ from gateways.services import (
 )
 
 _ISSUED_ATTR = "_issued_plaintext"
+# The session's half of a secret waiting to be shown, and the cookie holding the pad.
+_ISSUED_SESSION_KEY = "issued_secret"
+_ISSUED_COOKIE = "issued_pad"
+_ISSUED_COOKIE_SECONDS = 300
+
+
+def _xor(data: bytes, pad: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, pad, strict=True))
 
 
 def _credential_state(credential: Credential) -> str:
@@ -156,12 +169,77 @@ class CredentialAdmin(admin.ModelAdmin):
         add_never_cache_headers(response)
         return response
 
+    def redirect_to_issued(
+        self, request: HttpRequest, credential: Credential, raw: str, *, note: str = ""
+    ) -> HttpResponse:
+        """Answer the POST that issued ``credential`` with a redirect to the page that shows
+        ``raw`` once, the secret split between the session and a cookie (see the module)."""
+        opts = self.model._meta
+        plaintext = raw.encode()
+        pad = secrets.token_bytes(len(plaintext))
+        request.session[_ISSUED_SESSION_KEY] = {
+            "model": opts.label_lower,
+            "pk": credential.pk,
+            "masked": _xor(plaintext, pad).hex(),
+            "note": note,
+        }
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_issued", args=[credential.pk])
+        response = HttpResponseRedirect(url)
+        response.set_cookie(
+            _ISSUED_COOKIE,
+            pad.hex(),
+            max_age=_ISSUED_COOKIE_SECONDS,
+            path=url,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Strict",
+        )
+        add_never_cache_headers(response)
+        return response
+
+    def issued_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The issued secret, the first time only: later views (a reload, another browser)
+        go to the credential's page, which says it cannot be shown again."""
+        credential = self.get_object(request, object_id)
+        if credential is None:
+            raise Http404
+        if not self.has_view_or_change_permission(request, credential):
+            raise PermissionDenied
+        held = request.session.get(_ISSUED_SESSION_KEY) or {}
+        if held.get("model") == self.model._meta.label_lower and held.get("pk") == credential.pk:
+            del request.session[_ISSUED_SESSION_KEY]
+        else:
+            held = {}
+        raw = None
+        try:
+            masked = bytes.fromhex(held.get("masked", ""))
+            pad = bytes.fromhex(request.COOKIES.get(_ISSUED_COOKIE, ""))
+            if masked and len(pad) == len(masked):
+                raw = _xor(masked, pad).decode()
+        except ValueError:
+            raw = None
+        if raw is None:
+            self.message_user(
+                request,
+                f"The secret of {credential} was shown once and cannot be shown again. If it "
+                "was not copied, issue a new one and revoke this one.",
+                messages.WARNING,
+            )
+            opts = self.model._meta
+            response: HttpResponse = HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[credential.pk])
+            )
+        else:
+            response = self.render_issued(request, credential, raw, note=held.get("note", ""))
+        response.delete_cookie(_ISSUED_COOKIE, path=request.path, samesite="Strict")
+        return response
+
     def response_add(self, request, obj, post_url_continue=None):
         raw = getattr(request, _ISSUED_ATTR, None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
         delattr(request, _ISSUED_ATTR)
-        return self.render_issued(request, obj, raw)
+        return self.redirect_to_issued(request, obj, raw)
 
     def add_view(self, request, form_url="", extra_context=None):
         extra_context = {
@@ -190,6 +268,11 @@ class CredentialAdmin(admin.ModelAdmin):
                 "<path:object_id>/revoke/",
                 self.admin_site.admin_view(self.revoke_view),
                 name=f"{name}_revoke",
+            ),
+            path(
+                "<path:object_id>/issued/",
+                self.admin_site.admin_view(self.issued_view),
+                name=f"{name}_issued",
             ),
             *super().get_urls(),
         ]
@@ -312,7 +395,7 @@ class GatewayTokenAdmin(CredentialAdmin):
             else:
                 retire_at = f"{token.expires_at:%Y-%m-%d %H:%M} UTC"
                 note = f"The old token {token.prefix}… stops working at {retire_at}."
-            return self.render_issued(request, new_token, raw, note=note)
+            return self.redirect_to_issued(request, new_token, raw, note=note)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

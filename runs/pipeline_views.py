@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from common.actors import actor_from_request, page_requires
+from common.labels import label_pair_parsed
 from common.roles import Perm
 from common.web import wants_fragment
 from gateways.models import Gateway
@@ -134,6 +135,27 @@ def pipeline_rows(pipelines: list[Pipeline], *, sort: str) -> list[dict[str, Any
     return rows
 
 
+def _label_box(values: list[str], refused: list[str] | None) -> dict[str, Any]:
+    """The filter form's label box: the pairs it applies, as chips, and a refused one back in
+    its text input with the reason beside it (the other fields' errors go above the table)."""
+    if not refused:
+        return {"label_filters": values, "label_input": "", "label_error": ""}
+    first_bad = None
+    for index, value in enumerate(values):
+        try:
+            label_pair_parsed(value)
+        except ValueError:
+            first_bad = index
+            break
+    if first_bad is None:  # every pair is well formed, but there are too many of them
+        return {"label_filters": values, "label_input": "", "label_error": " ".join(refused)}
+    return {
+        "label_filters": values[:first_bad] + values[first_bad + 1 :],
+        "label_input": values[first_bad],
+        "label_error": " ".join(refused),
+    }
+
+
 @login_required
 @page_requires(Perm.VIEW_PIPELINES, doing="seeing pipelines")
 @require_GET
@@ -144,18 +166,24 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
     if filterset.is_valid():
         sort = filterset.form.cleaned_data.get("sort") or "name"
         rows = pipeline_rows(list(filterset.qs.order_by("name")), sort=sort)
-        errors = None
+        errors: dict[str, list[str]] = {}
     else:
-        sort, rows, errors, status = "name", [], filterset.errors, 400
+        sort, rows, errors, status = "name", [], dict(filterset.errors), 400
+    fragment = wants_fragment(request)
     context = {
         "rows": rows,
         "sort": sort,
         "sorts": SORTS,
-        "filter_errors": errors,
+        "invalid": bool(errors),
+        "filter_errors": {field: reasons for field, reasons in errors.items() if field != "label"},
         "selected": {key: request.GET.get(key, "") for key in ("gatewayId", "q", "sort")},
-        "label_filters": [value for value in request.GET.getlist("label") if value],
+        **_label_box(
+            [value for value in request.GET.getlist("label") if value], errors.get("label")
+        ),
+        # A fragment carries the label box's error too, swapped into the form out of band.
+        "label_error_oob": fragment,
     }
-    if wants_fragment(request):
+    if fragment:
         return render(
             request, "pipelines/pipeline_list.html#pipeline-table", context, status=status
         )

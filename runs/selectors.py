@@ -95,6 +95,21 @@ def run_nodes(*, run: Run) -> QuerySet[RunNode]:
     return RunNode.objects.filter(run=run).order_by("id")
 
 
+def run_node_ids(*, run: Run, nodes: list[RunNode]) -> list[str]:
+    """Every node of the run: its node records (``nodes``, in their order), then the nodes its
+    kept log lines name without a record, by name. One query over the run's kept lines."""
+    ids = [node.node_id for node in nodes]
+    logged = (
+        LogLine.objects.filter(run=run)
+        .exclude(node_id="")
+        .order_by("node_id")
+        .values_list("node_id", flat=True)
+        .distinct()
+    )
+    known = set(ids)
+    return ids + [node_id for node_id in logged if node_id not in known]
+
+
 def gateway_actionable_runs(*, gateway: Gateway, limit: int = 100) -> QuerySet[Run]:
     """Queued runs to claim and runs asked to cancel, oldest first."""
     return (

@@ -75,6 +75,7 @@ NEGATIONS = {
     "pipelineId": "excludePipelineId",
     "gatewayId": "excludeGatewayId",
     "trigger": "excludeTrigger",
+    "label": "excludeLabel",
 }
 # Column headers that sort the table: column -> (descending sort, ascending sort or None).
 SORTABLE_COLUMNS = {
@@ -194,6 +195,9 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
         if not isinstance(field.widget, forms.SelectMultiple | forms.CheckboxSelectMultiple)
     }
     negated = {key: bool(values(negation)) for key, negation in NEGATIONS.items()}
+    # Labels may be both required and excluded (label=a&excludeLabel=b): the toggle shows ticked
+    # only when every applied label is excluded, and ticking it excludes them all.
+    negated["label"] = negated["label"] and not values("label")
     for key in ("pipelineId", "gatewayId", "trigger"):
         if negated[key] and not selected[key]:
             selected[key] = values(NEGATIONS[key])[0]
@@ -577,12 +581,14 @@ def run_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     filters = parse_log_filters(request.GET)
     log = log_view(run, filters)
     live = _detail_live_context(run)
+    log_nodes = selectors.run_node_ids(run=run, nodes=live["nodes"])
     context = {
         **live,
         **_actions(request, run),
         "log": log,
         "log_links": log_links(request.path, filters, live["first_error"]),
-        "log_node_known": any(node.node_id == filters.node for node in live["nodes"]),
+        "log_nodes": log_nodes,
+        "log_node_known": filters.node in log_nodes,
         "log_lines": log.lines,
         "log_filters": filters,
         "log_levels": LOG_LEVELS,

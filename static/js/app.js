@@ -295,6 +295,13 @@
         attempted);
     }
   }
+  // A 400 carries a form's errors and is swapped into its target like a 200 (base.html's
+  // htmx-config). In DEBUG, django-htmx's error handler would instead put it in place of the whole
+  // document, a bare fragment: keep the event from bubbling up to that handler (htmx, which does
+  // not listen for it, swaps as usual).
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 400) event.stopPropagation();
+  }, true);
   document.addEventListener("htmx:sendError", function (event) { requestFailed(event, "the server could not be reached"); });
   document.addEventListener("htmx:timeout", function (event) { requestFailed(event, "the server took too long"); });
   document.addEventListener("htmx:responseError", function (event) {
@@ -406,8 +413,8 @@
   });
 
   // The Runs filters' "not" toggles: a ticked one renames its filter's inputs to the negation
-  // (pipelineId -> excludePipelineId). Capture phase, so the rename lands before the form's own
-  // change handler (htmx) reads the values.
+  // (pipelineId -> excludePipelineId; label -> excludeLabel, the applied labels too). Capture
+  // phase, so the rename lands before the form's own change handler (htmx) reads the values.
   document.addEventListener("change", function (event) {
     var toggle = event.target;
     if (!toggle.matches || !toggle.matches("input[data-negate]")) return;
@@ -416,6 +423,9 @@
     var param = toggle.getAttribute("data-negate");
     form.querySelectorAll("[data-negatable='" + param + "']").forEach(function (input) {
       input.name = toggle.checked ? toggle.getAttribute("data-negation") : param;
+      // An applied label filter (a chip) says whether it now excludes.
+      var chip = input.closest("[data-label-filter]");
+      if (chip) chip.classList.toggle("is-negated", toggle.checked);
     });
   }, true);
 

@@ -1,9 +1,12 @@
 """Admin pages the app adds: a shown-once secret with a Copy button the CSP allows, breadcrumbs
 styled like admin's own, and an icon (no request for a missing /favicon.ico)."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
+from gateways.models import GatewayToken
 from tests.browser.conftest import PASSWORD
 from tests.factories import GatewayFactory, UserFactory
 
@@ -57,3 +60,36 @@ def test_issued_token_page_copies_without_inline_script(browser, live_server, tr
     assert violations == [], violations
     assert not [url for url in missing if url.endswith("favicon.ico")], missing
     context.close()
+
+
+def test_reloading_the_issued_token_page_neither_issues_nor_shows_it_again(
+    page, live_server, transactional_db, screenshot
+):
+    UserFactory(username="root", is_staff=True, is_superuser=True)
+    gateway = GatewayFactory(name="edge-eu-1")
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/gateways/gatewaytoken/add/?gateway={gateway.pk}")
+    page.fill("#id_name", "primary")
+    page.click("input[name=_save]")
+
+    token = GatewayToken.objects.get(gateway=gateway)
+    # POST, redirect, GET: the secret is on a page of its own, not the answer to the POST.
+    expect(page).to_have_url(f"{live_server.url}/admin/gateways/gatewaytoken/{token.pk}/issued/")
+    secret = page.locator("#issued-secret")
+    expect(secret).to_have_value(re.compile(r"^gwt_"))
+    assert secret.input_value().startswith(token.prefix)
+    screenshot(page, "admin-token-issued")
+
+    page.reload()
+    expect(page).to_have_url(f"{live_server.url}/admin/gateways/gatewaytoken/{token.pk}/change/")
+    expect(page.locator("#issued-secret")).to_have_count(0)
+    expect(page.locator(".messagelist")).to_contain_text("was shown once and cannot be shown again")
+    assert GatewayToken.objects.filter(gateway=gateway).count() == 1
+    screenshot(page, "admin-token-issued-reloaded")
+
+    page.go_back()
+    expect(page.locator("#issued-secret")).to_have_count(0)
+    assert GatewayToken.objects.filter(gateway=gateway).count() == 1

@@ -191,3 +191,36 @@ def test_search_across_runs_opens_the_run_at_the_line(page, live_server, failed,
 
     page.goto(f"{live_server.url}/logs/?q=ab")
     expect(page.locator(".alert-error")).to_contain_text("at least 3 letters")
+
+
+def test_the_log_node_filter_lists_every_node_of_the_run(page, live_server, failed, operator):
+    # n_00 to n_11 have node records; n_12 has none, only a log line (line 300).
+    sign_in(page, live_server, "operator", path=f"/runs/{failed.public_id}/")
+    options = page.locator("#log-node option")
+    expected = ["All nodes"] + [f"n_{index:02d}" for index in range(13)]
+    expect(options).to_have_text(expected)
+
+    page.select_option("#log-node", "n_12")
+    expect(page).to_have_url(re.compile(r"nodeId=n_12"))
+    expect(page.locator(".log-line")).to_have_count(1)
+    expect(page.locator(".log-line")).to_contain_text("step 300 of n_12")
+    # The fragment that replaced the panel lists them all too, n_12 once.
+    expect(options).to_have_text(expected)
+    expect(page.locator("#log-node")).to_have_value("n_12")
+
+
+def test_the_first_error_button_reads_as_one_phrase(page, live_server, failed, operator):
+    sign_in(page, live_server, "operator", path=f"/runs/{failed.public_id}/")
+    button = page.locator(".panel-error a[data-first-error]")
+    node = f"n_{ERROR_LINE // 25:02d}"
+    assert button.inner_text() == f"Go to the first error, line {ERROR_LINE} (node {node}) →"
+    gap = button.evaluate(
+        """(a) => {
+          const node = a.querySelector('.mono');
+          const range = document.createRange();
+          range.setStart(node.nextSibling, 0);
+          range.setEnd(node.nextSibling, 1);
+          return range.getBoundingClientRect().left - node.getBoundingClientRect().right;
+        }"""
+    )
+    assert abs(gap) < 1.5, gap  # ")" right after the node's name, no space between

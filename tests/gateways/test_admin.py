@@ -59,13 +59,28 @@ def assert_stored_nowhere(raw: str) -> None:
         assert secret_part not in repr(session.get_decoded())
 
 
+def shown_after_redirect(admin_client, response, pattern: re.Pattern) -> tuple[str, object]:
+    """The secret on the page an issuing POST redirects to (its only appearance)."""
+    assert response.status_code == 302, response.content[:500]
+    assert pattern.search(response.content.decode()) is None
+    page = admin_client.get(response["Location"])
+    assert page.status_code == 200, page.content[:500]
+    shown = pattern.findall(page.content.decode())
+    assert len(shown) == 1
+    return shown[0], page
+
+
 def issue_via_admin(admin_client, gateway, **extra) -> tuple[str, object]:
     data = {"gateway": gateway.pk, "name": "primary", "expires_at_0": "", "expires_at_1": ""}
     response = admin_client.post(TOKEN_ADD, {**data, **extra})
-    assert response.status_code == 200, response.content[:500]
-    shown = TOKEN_RE.findall(response.content.decode())
-    assert len(shown) == 1
-    return shown[0], response
+    return shown_after_redirect(admin_client, response, TOKEN_RE)
+
+
+def database_text() -> str:
+    """Every row of every table, sessions decoded too, as one text to search."""
+    rows = [repr(row) for model in apps.get_models() for row in model.objects.values()]
+    rows += [repr(session.get_decoded()) for session in Session.objects.all()]
+    return "\n".join(rows)
 
 
 def test_gateway_page_links_to_issuing_a_token(admin_client, gateway):
@@ -110,6 +125,48 @@ def test_issuing_shows_the_plaintext_exactly_once_and_stores_only_a_hash(
     assert event.actor == admin_user and event.source == "admin"
     assert event.details == {"prefix": token.prefix, "name": "primary"}
     assert LogEntry.objects.filter(object_id=str(token.pk), action_flag=ADDITION).exists()
+
+
+def test_the_issued_page_is_a_redirect_shown_once_and_the_secret_rests_nowhere(
+    admin_client, gateway
+):
+    data = {"gateway": gateway.pk, "name": "primary", "expires_at_0": "", "expires_at_1": ""}
+    posted = admin_client.post(TOKEN_ADD, data)
+    token = GatewayToken.objects.get(gateway=gateway)
+    issued_url = f"/admin/gateways/gatewaytoken/{token.pk}/issued/"
+    assert posted.status_code == 302 and posted["Location"] == issued_url
+    pad = posted.cookies["issued_pad"]
+    assert pad["path"] == issued_url and pad["httponly"] and pad["samesite"] == "Strict"
+    assert int(pad["max-age"]) <= 300
+    # Between the redirect and the page, the database (the session too) holds only half.
+    waiting = database_text()
+
+    raw, page = shown_after_redirect(admin_client, posted, TOKEN_RE)
+    assert raw.split("_", 1)[1] not in waiting
+    assert raw not in pad.value and raw not in issued_url
+    assert page.cookies["issued_pad"].value == ""  # the pad is dropped with the first view
+    assert_stored_nowhere(raw)
+
+    # A reload neither issues another token nor shows the secret again.
+    again = admin_client.get(issued_url, follow=True)
+    assert again.redirect_chain == [(f"/admin/gateways/gatewaytoken/{token.pk}/change/", 302)]
+    assert raw not in again.content.decode()
+    assert "was shown once and cannot be shown again" in again.content.decode()
+    assert GatewayToken.objects.filter(gateway=gateway).count() == 1
+
+
+def test_the_issued_page_shows_nothing_without_both_halves(admin_client, client, gateway):
+    data = {"gateway": gateway.pk, "name": "primary", "expires_at_0": "", "expires_at_1": ""}
+    posted = admin_client.post(TOKEN_ADD, data)
+    issued_url = posted["Location"]
+    # The session's half without the cookie's (the pad lost, or a forged one) shows nothing.
+    admin_client.cookies["issued_pad"] = "00" * 47
+    assert TOKEN_RE.search(admin_client.get(issued_url, follow=True).content.decode()) is None
+    # And another staff member's session never had it.
+    other = plain_user("other-admin", is_staff=True, is_superuser=True)
+    client.force_login(other)
+    client.cookies["issued_pad"] = posted.cookies["issued_pad"].value
+    assert TOKEN_RE.search(client.get(issued_url, follow=True).content.decode()) is None
 
 
 def test_token_issued_with_an_expiry_stops_working_then(admin_client, gateway):
@@ -175,11 +232,10 @@ def test_rotate_issues_a_replacement_and_keeps_the_old_token_for_the_overlap(
     response = admin_client.post(
         f"/admin/gateways/gatewaytoken/{old.pk}/rotate/", {"overlap": "3600"}
     )
-    assert response.status_code == 200
-    shown = TOKEN_RE.findall(response.content.decode())
-    assert len(shown) == 1 and shown[0] != old_raw
-    new_raw = shown[0]
-    assert "no-store" in response["Cache-Control"]
+    new_raw, page = shown_after_redirect(admin_client, response, TOKEN_RE)
+    assert new_raw != old_raw
+    assert "no-store" in page["Cache-Control"]
+    assert "stops working at" in page.content.decode()
     assert agent_status(new_raw) == 200
     assert agent_status(old_raw) == 200  # both live: no downtime while the gateway switches
     old.refresh_from_db()
@@ -200,7 +256,8 @@ def test_rotate_issues_a_replacement_and_keeps_the_old_token_for_the_overlap(
 def test_rotate_with_no_overlap_revokes_at_once(admin_client, gateway):
     old, old_raw = gateway_token_issue(actor=Actor.system(), gateway=gateway)
     response = admin_client.post(f"/admin/gateways/gatewaytoken/{old.pk}/rotate/", {"overlap": "0"})
-    new_raw = TOKEN_RE.findall(response.content.decode())[0]
+    new_raw, page = shown_after_redirect(admin_client, response, TOKEN_RE)
+    assert "is revoked" in page.content.decode()
     assert agent_status(old_raw) == 401
     assert agent_status(new_raw) == 200
 
@@ -227,10 +284,7 @@ def test_api_key_issued_in_admin_is_shown_once(admin_client, admin_user):
         "/admin/gateways/apikey/add/",
         {"user": owner.pk, "name": "ci", "expires_at_0": "", "expires_at_1": ""},
     )
-    assert response.status_code == 200
-    shown = KEY_RE.findall(response.content.decode())
-    assert len(shown) == 1
-    raw = shown[0]
+    raw, _ = shown_after_redirect(admin_client, response, KEY_RE)
     key = ApiKey.objects.get(user=owner)
     assert key.created_by == admin_user
     assert api_key_authenticate(raw=raw) == key

@@ -275,6 +275,28 @@ def test_pipeline_list_filters_by_default_labels(analyst_client, pipeline):
     assert "Use key:value" in refused.content.decode()
 
 
+def test_a_refused_label_is_answered_beside_the_label_box(analyst_client, pipeline):
+    too_long = "team:" + "x" * 201
+    page = analyst_client.get("/pipelines/", {"label": ["env:prod", too_long]})
+    assert page.status_code == 400
+    html = page.content.decode()
+    # The refused pair back in the text box, its reason beside it; the good one stays a chip.
+    assert f'id="p-label" value="{too_long}"' in html and 'aria-invalid="true"' in html
+    assert html.count('id="p-label-error"') == 1
+    assert 'role="alert">A label value is at most 200 characters.</p>' in html
+    assert 'name="label" value="env:prod"' in html
+    assert "<code>label</code>" not in html  # not said twice, above the table as well
+
+    fragment = analyst_client.get("/pipelines/", {"label": too_long}, HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 400
+    body = fragment.content.decode()
+    assert "<html" not in body
+    assert 'hx-swap-oob="true">A label value is at most 200 characters.</p>' in body
+    # A good answer clears it.
+    fine = analyst_client.get("/pipelines/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="p-label-error" class="field-error" role="alert" hx-swap-oob="true" hidden>' in fine
+
+
 def test_pipeline_list_runs_constant_queries(
     analyst_client, agent_client, django_assert_max_num_queries
 ):
