@@ -25,10 +25,11 @@ def of_pipeline_newest_first(queryset: QuerySet[Run], pipeline_pk: Any) -> Query
     The pipeline is a one-value range and the order starts with it, so that only an index that
     leads with the pipeline (``run_pipeline_created_idx``, ``run_baseline_idx``) gives the order.
     With ``pipeline_id = X`` PostgreSQL drops the pipeline from the order as a constant and may
-    walk ``run_created_idx`` backwards instead, filtering on the pipeline: it does whenever the
-    table is not all-visible (index-only scans then look dear), and for a pipeline with no (or
-    only old) matching runs that reads the whole history: 170 ms a pipeline at 1M runs, measured
-    (bench/RESULTS.md, "Judgement at a million runs")."""
+    walk ``run_created_idx`` backwards instead, filtering on the pipeline. It did on a table
+    loaded in creation order and not yet vacuumed (index-only scans then look dear, the walk in
+    heap order cheap), and for a pipeline with no (or only old) matching runs that reads the
+    whole history: ~0.4 s a pipeline at 1M runs (bench/RESULTS.md, "Judgement at a million
+    runs")."""
     return queryset.filter(pipeline_id__gte=pipeline_pk, pipeline_id__lte=pipeline_pk).order_by(
         "-pipeline_id", "-created_at", "-id"
     )
