@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from runs.models import LogLevel, LogLine, Run, RunNode, RunStatus, TelemetrySample
-from runs.selectors import run_queryset
+from runs.selectors import of_pipeline_newest_first, run_queryset
 from runs.timeline import node_rows
 
 CURVE_POINTS = 120
@@ -95,23 +95,18 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 def previous_succeeded(*, run: Run) -> Run | None:
     """The pipeline's newest succeeded run created before ``run``: its id first (an index-only
     scan of the baseline index, see ``runs.stats``), then the run."""
-    pk = (
-        Run.objects.filter(pipeline_id=run.pipeline_id, status=RunStatus.SUCCEEDED)
-        .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk))
-        .order_by("-created_at", "-id")
-        .values_list("pk", flat=True)
-        .first()
+    succeeded = Run.objects.filter(status=RunStatus.SUCCEEDED).filter(
+        Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk)
     )
+    pk = of_pipeline_newest_first(succeeded, run.pipeline_id).values_list("pk", flat=True).first()
     return None if pk is None else run_queryset().get(pk=pk)
 
 
 def recent_of_pipeline(*, run: Run, limit: int = 30) -> list[Run]:
     """Runs of the pipeline to pick from, newest first, without ``run`` itself (ids first)."""
+    others = Run.objects.exclude(pk=run.pk)
     pks = list(
-        Run.objects.filter(pipeline_id=run.pipeline_id)
-        .exclude(pk=run.pk)
-        .order_by("-created_at", "-id")
-        .values_list("pk", flat=True)[:limit]
+        of_pipeline_newest_first(others, run.pipeline_id).values_list("pk", flat=True)[:limit]
     )
     return list(
         Run.objects.filter(pk__in=pks)

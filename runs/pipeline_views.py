@@ -294,30 +294,24 @@ def _get_pipeline(public_id: str) -> Pipeline:
 
 def pipeline_window_runs(*, pipeline: Pipeline, start: datetime, end: datetime) -> list[Run]:
     """The window's runs, oldest first (at most ``CHART_MAX_RUNS``, the newest)."""
-    newest = (
-        Run.objects.filter(pipeline=pipeline, created_at__gte=start, created_at__lte=end)
-        .order_by("-created_at", "-id")
-        .only(
-            "public_id",
-            "status",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "rows_loaded",
-            "bytes_loaded",
-            "pipeline_id",
-        )[:CHART_MAX_RUNS]
-    )
+    in_window = Run.objects.filter(created_at__gte=start, created_at__lte=end)
+    newest = selectors.of_pipeline_newest_first(in_window, pipeline.pk).only(
+        "public_id",
+        "status",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "rows_loaded",
+        "bytes_loaded",
+        "pipeline_id",
+    )[:CHART_MAX_RUNS]
     return list(reversed(newest))
 
 
 def recent_runs(*, pipeline: Pipeline, limit: int) -> list[Run]:
     """The pipeline's newest runs: their ids first (an index-only scan), then the rows."""
-    pks = list(
-        Run.objects.filter(pipeline=pipeline)
-        .order_by("-created_at", "-id")
-        .values_list("pk", flat=True)[:limit]
-    )
+    newest = selectors.of_pipeline_newest_first(Run.objects.all(), pipeline.pk)
+    pks = list(newest.values_list("pk", flat=True)[:limit])
     return list(selectors.run_queryset().filter(pk__in=pks).order_by("-created_at", "-id"))
 
 
