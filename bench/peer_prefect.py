@@ -532,6 +532,10 @@ def _cell(side: dict[str, Any], lines: bool) -> str:
     return text
 
 
+def _number(value: float | None, digits: int) -> str:
+    return f"{value:,.{digits}f}" if value is not None else "-"
+
+
 def _ratio(value: float | None) -> str:
     return f"{value:.1f}x" if value is not None else "-"
 
@@ -545,10 +549,12 @@ def report(summary: dict[str, Any], loads: dict[str, list[float]]) -> str:
     ]
     for name, entry in summary.items():
         ours, theirs = entry[OURS], entry[PREFECT]
-        batch = theirs["lines_per_s"] > theirs["rate"] + 1
+        batch = theirs["rate"] > 0 and theirs["lines_per_s"] / theirs["rate"] > 1.5
         lines.append(
-            f"| {name} | {_cell(ours, batch)} | {ours['p99_ms']} | {ours['cpu_ms']} "
-            f"| {_cell(theirs, batch)} | {theirs['p99_ms']} | {theirs['cpu_ms']} "
+            f"| {name} | {_cell(ours, batch)} | {_number(ours['p99_ms'], 0)} "
+            f"| {_number(ours['cpu_ms'], 1)} "
+            f"| {_cell(theirs, batch)} | {_number(theirs['p99_ms'], 0)} "
+            f"| {_number(theirs['cpu_ms'], 1)} "
             f"| {_ratio(entry['x_rate'])} | {_ratio(entry['x_p99'])} | {_ratio(entry['x_cpu'])} |"
         )
     lines.append("")
