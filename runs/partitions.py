@@ -134,6 +134,8 @@ def ensure_ahead(*, now: datetime) -> list[Partition]:
     width = next_width(now)
     newest = last_run_id()
     existing = partitions()
+    if existing and existing[-1].upper > newest + width:
+        return created  # far enough ahead: no lock taken
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         _lock_tables(cursor)

@@ -255,3 +255,35 @@ def _drop_ranges() -> None:
         for partition in partitions.partitions():
             for table in partitions.TABLES:
                 cursor.execute(f"DROP TABLE {partition.name(table)}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tick_with_nothing_to_create_waits_for_no_lock(pipeline, caplog):
+    """A runner's append in progress holds the log table; the clock's tick, far enough ahead,
+    neither waits for it nor gives up on it."""
+    try:
+        log_partitions_ensure.call()
+        holding, release = threading.Event(), threading.Event()
+
+        def runner_mid_append() -> None:
+            from django.db import transaction
+
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("LOCK TABLE runs_logline IN ROW EXCLUSIVE MODE")
+                    holding.set()
+                    release.wait(60)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=runner_mid_append)
+        thread.start()
+        try:
+            assert holding.wait(30)
+            assert log_partitions_ensure.call() == 0
+        finally:
+            release.set()
+            thread.join(60)
+        assert "lock was busy" not in caplog.text
+    finally:
+        _drop_ranges()
