@@ -87,7 +87,9 @@ class Selection:
     filter: dict[str, list[str]] | None = None
     run_ids: list[str] | None = None
 
-    def queryset(self) -> QuerySet[Run]:
+    def queryset(self, *, at: datetime | None = None) -> QuerySet[Run]:
+        """The runs named. With ``at`` (the snapshot's instant) the time filters are read as of
+        then: ``window=24h`` is the 24 hours before the preview, however long the job runs."""
         if self.run_ids is not None:
             return Run.objects.filter(public_id__in=self.run_ids)
         errors: dict[str, list[str]] = {}
@@ -98,7 +100,15 @@ class Selection:
             raise InvalidInput(
                 errors={f"filter.{name}": reasons for name, reasons in errors.items()}
             )
-        return filterset.qs
+        if at is None:
+            return filterset.qs
+        lower, upper = filterset.time_bounds(at)
+        pinned = filterset.without_time(Run.objects.all())
+        if lower is not None:
+            pinned = pinned.filter(created_at__gte=lower)
+        if upper < at:  # a ``to`` or a closed date range; the snapshot bounds the rest
+            pinned = pinned.filter(created_at__lt=upper)
+        return pinned
 
 
 def _query_dict(values: dict[str, list[str]]) -> QueryDict:
@@ -217,7 +227,7 @@ def bulk_preview(
     status, and the first few runs it touches, in the order the job works)."""
     bulk_authorize(actor=actor, action=action)
     snapshot = snapshot or snapshot_now()
-    pinned = selection.queryset().filter(pk__lte=snapshot.boundary_pk)
+    pinned = selection.queryset(at=snapshot.at).filter(pk__lte=snapshot.boundary_pk)
     by_status = dict(
         pinned.order_by().values_list("status").annotate(n=Count("pk")).values_list("status", "n")
     )
@@ -311,7 +321,7 @@ def _job_actor(job: BulkJob) -> Actor:
 
 def _candidates(job: BulkJob) -> QuerySet[Run]:
     selection = Selection(filter=job.filter, run_ids=job.run_ids)
-    return selection.queryset().filter(pk__lte=job.boundary_pk)
+    return selection.queryset(at=job.snapshot_at).filter(pk__lte=job.boundary_pk)
 
 
 def bulk_job_claim(*, job_pk: int, now: datetime) -> bool:

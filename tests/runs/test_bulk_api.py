@@ -274,3 +274,33 @@ def test_the_service_refuses_an_unknown_action_whoever_calls_it(operator, runs):
             selection=bulk.selection_parse(filter={}),
         )
     assert "action" in refused.value.errors
+
+
+def test_a_window_is_read_as_of_the_preview_however_late_the_job_runs(op, pipeline):
+    """``window=24h`` names the day before the preview: a job worked two hours later still
+    cancels a run made 23 hours before the preview, and leaves one made 25 hours before."""
+    import time_machine
+
+    start = timezone.now()
+    inside = RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    outside = RunFactory(pipeline=pipeline, status=RunStatus.QUEUED)
+    Run.objects.filter(pk=inside.pk).update(created_at=start - timedelta(hours=23))
+    Run.objects.filter(pk=outside.pk).update(created_at=start - timedelta(hours=25))
+    with time_machine.travel(start, tick=True) as traveller:
+        preview = op.post(
+            "/api/runs/bulk",
+            {"action": "cancel", "filter": {"window": "24h"}, "dryRun": True},
+            format="json",
+        ).json()
+        assert (preview["matched"], preview["touch"]) == (1, 1)
+        response = op.post(
+            "/api/runs/bulk",
+            {"action": "cancel", "filter": {"window": "24h"}, "snapshot": preview["snapshot"]},
+            format="json",
+        )
+        assert response.status_code == 202, response.content
+        traveller.shift(timedelta(hours=2))
+        run_worker()
+    assert Run.objects.get(pk=inside.pk).status == RunStatus.CANCELED
+    assert Run.objects.get(pk=outside.pk).status == RunStatus.QUEUED
+    assert op.get(f"/api/runs/bulk/{response.json()['id']}").json()["touched"] == 1
