@@ -198,10 +198,14 @@ def _form_context(request: HttpRequest) -> dict[str, Any]:
     # Labels may be both required and excluded (label=a&excludeLabel=b): the toggle shows ticked
     # only when every applied label is excluded, and ticking it excludes them all.
     negated["label"] = negated["label"] and not values("label")
+    # A select shows one value; the others of a URL that leaves out several (two pipelines,
+    # say) ride along as hidden inputs, so that submitting the form keeps them all.
+    more_left_out: dict[str, list[str]] = {"pipelineId": [], "gatewayId": [], "trigger": []}
     for key in ("pipelineId", "gatewayId", "trigger"):
         if negated[key] and not selected[key]:
-            selected[key] = values(NEGATIONS[key])[0]
+            selected[key], *more_left_out[key] = values(NEGATIONS[key])
     return {
+        "more_left_out": more_left_out,
         "statuses": RunStatus.choices,
         "selected_statuses": StatusListField.items(
             raw("excludeStatus" if negated["status"] else "status")

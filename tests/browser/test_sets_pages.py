@@ -123,3 +123,31 @@ def test_download_csv_is_the_current_filter_and_the_log_downloads(
     with open(download.path(), encoding="utf-8") as handle:
         text = handle.read()
     assert "INFO [src] Connecting to source" in text
+
+
+def test_a_url_leaving_out_two_pipelines_keeps_both_when_the_form_changes(
+    page, live_server, demo, operator
+):
+    """The pipeline select shows one of them; the other rides along, so changing another filter
+    does not bring it back."""
+    from tests.factories import PipelineFactory, RunFactory
+
+    crm, billing = demo["crm"], demo["billing"]
+    third = PipelineFactory(name="ads_spend", default_gateway=crm.default_gateway)
+    RunFactory(pipeline=third, status="failed")
+    sign_in(page, live_server, "operator")
+    page.goto(
+        f"{live_server.url}/runs/?excludePipelineId={crm.public_id}"
+        f"&excludePipelineId={billing.public_id}"
+    )
+    rows = page.locator("tbody#run-rows tr")
+    expect(rows).to_have_count(1)
+    expect(page.locator(".more-left-out")).to_have_text("and 1 more left out")
+
+    page.locator("label.chip-failed").click()  # another filter: the form is sent again
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    expect(page).to_have_url(re.compile(rf"excludePipelineId={crm.public_id}"))
+    expect(page).to_have_url(re.compile(rf"excludePipelineId={billing.public_id}"))
+    expect(rows).to_have_count(1)
+    for cell in rows.locator(".c-pipeline").all():
+        expect(cell).to_have_text("ads_spend")
