@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     def by_rows() -> None:
         batch = settings.RETENTION_LOG_BATCH_RUNS
         run_ids = list(
-            Run.objects.filter(pk__gte=oldest.lower, pk__lt=oldest.upper)
+            Run.objects.filter(partitions.runs_in(oldest))
             .order_by("pk")
             .values_list("pk", flat=True)
         )

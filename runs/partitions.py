@@ -181,7 +181,8 @@ def _scope_q(scopes: list[tuple[int, Q]], now: datetime) -> Q:
     return kept
 
 
-def _in(partition: Partition) -> Q:
+def runs_in(partition: Partition) -> Q:
+    """The runs whose lines the range holds."""
     return Q(pk__gte=partition.lower, pk__lt=partition.upper)
 
 
@@ -195,7 +196,7 @@ def droppable(
     is past its retention (or already pruned)."""
     held = [(days, scope) for days, scope in scopes if days <= default_days]
     return not Run.objects.filter(
-        _in(partition), _HAS_LINES, _scope_q(held, now), log_pruned_after_days__isnull=True
+        runs_in(partition), _HAS_LINES, _scope_q(held, now), log_pruned_after_days__isnull=True
     ).exists()
 
 
@@ -209,7 +210,9 @@ def drop(
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         # The runs first (old, finished ones: no runner locks them), then the tables, held only
         # for the detach, the move and the drop: appends wait that long.
-        pending = Run.objects.filter(_in(partition), _HAS_LINES, log_pruned_after_days__isnull=True)
+        pending = Run.objects.filter(
+            runs_in(partition), _HAS_LINES, log_pruned_after_days__isnull=True
+        )
         for days, scope in scopes:
             if days <= default_days:
                 counts["runs with log removed"] += pending.filter(scope).update(

@@ -67,9 +67,7 @@ def _partitions_drop(
         if dry_run:
             counts["log partitions"] += 1
             counts["runs with log removed"] += Run.objects.filter(
-                pk__gte=partition.lower,
-                pk__lt=partition.upper,
-                log_pruned_after_days__isnull=True,
+                partitions.runs_in(partition), log_pruned_after_days__isnull=True
             ).count()
             continue
         try:
