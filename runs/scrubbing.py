@@ -62,16 +62,16 @@ _SECRET_KEY_NAMES = (
 # Backslash escapes are honoured. "\"...\"" covers JSON embedded in a JSON string; "{...}" covers
 # ODBC's braced values and whole JSON objects given as credentials. A closing quote or brace counts
 # only when a delimiter follows it; otherwise ('x'y, ''abc) the quotes are part of an unquoted
-# value. Unquoted values run to whitespace, ";", "&" or ","; a quote or backslash ends them only
-# when it follows the first character and looks like a closing delimiter, so "password=ab\"cd"
-# is redacted whole.
+# value. Unquoted values run to whitespace, ";", "&" or ","; after the first character a quote
+# ends them only when it looks like a closing delimiter, and a backslash only before a quote (an
+# escaped closing quote), so "password=ab\"cd" and "password=]\]x" are redacted whole.
 _CLOSED = r"(?=[\s;&,.:)\]}>]|\Z)"
 _PAIR_VALUE = (
     rf'"(?P<dq>(?:[^"\\\n]++|\\[^\n]?)*+)(?:"{_CLOSED}|(?=\n)|\Z)'
     rf"|'(?P<sq>(?:[^'\\\n]++|\\[^\n]?)*+)(?:'{_CLOSED}|(?=\n)|\Z)"
     r'|\\"(?P<esc>(?:[^"\\\n]++|\\(?!")[^\n]?)*+)(?:\\")?'
     rf"|\{{(?P<brace>(?:[^}}\n]++|\}}\}})*+)(?:\}}{_CLOSED}|(?=\n)|\Z)"
-    r"|(?P<bare>[^\s;&,](?:[^\s;&,\"'\\]++|[\"'\\](?![\s;&,)\]}]|\Z))*+)"
+    r"|(?P<bare>[^\s;&,](?:[^\s;&,\"'\\]++|[\"'](?![\s;&,)\]}]|\Z)|\\(?![\"']|\Z))*+)"
 )
 
 _AUTH_SCHEMES = (
