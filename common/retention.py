@@ -8,7 +8,9 @@ deadline, and answers what it deleted, or with ``dry_run`` what it would delete,
 """
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -50,10 +52,12 @@ def prune_in_batches(
     batch: int,
     dry_run: bool,
     deadline: float,
+    before_delete: Callable[[list[Any]], None] | None = None,
 ) -> dict[str, int]:
     """Delete the rows of ``old``, oldest first by ``order_by``, ``batch`` at a time (each in a
-    short transaction of its own) until none is left or the deadline passes; with ``dry_run``,
-    count them instead. Answers ``{name: rows}``."""
+    short transaction of its own, in which ``before_delete`` first gets the batch's primary
+    keys) until none is left or the deadline passes; with ``dry_run``, count them instead.
+    Answers ``{name: rows}``."""
     if dry_run:
         return {name: old.count()}
     deleted = 0
@@ -62,6 +66,8 @@ def prune_in_batches(
             ids = list(old.order_by(*order_by).values_list("pk", flat=True)[:batch])
             if not ids:
                 break
+            if before_delete is not None:
+                before_delete(ids)
             old.model.objects.filter(pk__in=ids).delete()
             deleted += len(ids)
     return {name: deleted}

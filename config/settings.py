@@ -389,7 +389,14 @@ PERIODIC_TASKS: list[str] = [
     "common.tasks.prune",
     "runs.tasks.resume_bulk_jobs",
     "runs.tasks.log_partitions_ensure",
+    "runs.tasks.pipeline_days_build",
 ]
+# Window figures read closed days from their sums (runs.rollup): days are built this many
+# seconds after they close, up to this many a tick, and kept this many days back.
+PIPELINE_DAY_GRACE = env_int("PIPELINE_DAY_GRACE", 300)
+PIPELINE_DAYS_PER_BUILD = env_int("PIPELINE_DAYS_PER_BUILD", 7)
+PIPELINE_DAYS_OPEN_PER_BUILD = 500
+PIPELINE_DAYS_KEPT = env_int("PIPELINE_DAYS_KEPT", 92)
 # Retention (README "Retention"); a pipeline may override the two run settings.
 RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 90)
 RUN_LOG_RETENTION_DAYS = env_int("RUN_LOG_RETENTION_DAYS", 30)

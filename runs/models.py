@@ -355,3 +355,42 @@ class BulkJob(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class PipelineDay(models.Model):
+    """One pipeline's runs created on one closed UTC day, summed once (``runs.rollup``): the
+    counts by status, and the succeeded runs' durations (seconds), rows and bytes, each sorted,
+    so that window figures read a row a day instead of every run. ``complete`` is false while
+    a run of that day is not final, or after a change to one of its runs: readers then count
+    that day from the runs, and the next build sums it again. A row with no pipeline marks a
+    day as built: a pipeline with no row on a built day had no run on it."""
+
+    pipeline = models.ForeignKey(
+        "pipelines.Pipeline", null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField()
+    complete = models.BooleanField(default=True)
+    runs = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    canceled = models.PositiveIntegerField(default=0)
+    # Comma-separated numbers, in ascending order: read back by the thousand, they are joined
+    # and parsed as one JSON array (``rollup.read``), which no JSON column would be as cheaply.
+    durations = models.TextField(blank=True)
+    rows = models.TextField(blank=True)
+    sizes = models.TextField(blank=True)
+    built_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "day"], name="pipelineday_pipeline_day"),
+            models.UniqueConstraint(
+                fields=["day"], name="pipelineday_built_day", condition=Q(pipeline__isnull=True)
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["day"], name="pipelineday_open_idx", condition=Q(complete=False))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id or 'built'}:{self.day}"

@@ -105,7 +105,7 @@ def _sort_key(key: str):
 
 
 def pipeline_rows(pipelines: list[Pipeline], *, sort: str) -> list[dict[str, Any]]:
-    """Each pipeline with its figures: five queries whatever the number of pipelines."""
+    """Each pipeline with its figures: seven queries whatever the number of pipelines."""
     pks = [pipeline.pk for pipeline in pipelines]
     week = stats.window_stats(pipeline_pks=pks, window="7d", figures_too=False)
     month = stats.window_stats(pipeline_pks=pks, window="30d")

@@ -20,7 +20,7 @@ from django.db.models import Q, QuerySet
 
 from common.retention import batches_until, prune_in_batches
 from pipelines.models import Pipeline
-from runs import partitions
+from runs import partitions, rollup
 from runs.models import FINAL_STATUSES, LogLine, Run, TelemetrySample
 
 
@@ -134,5 +134,7 @@ def runs_prune(*, now: datetime, dry_run: bool, deadline: float) -> dict[str, in
             batch=settings.RETENTION_RUN_BATCH,
             dry_run=dry_run,
             deadline=deadline,
+            # Their days' sums, if built, would still count them.
+            before_delete=lambda ids: rollup.forget_runs(ids, now=now),
         )["runs"]
     return {"runs": deleted}

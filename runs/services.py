@@ -25,6 +25,7 @@ from common.sql import (
 )
 from gateways.models import Gateway
 from pipelines.models import Pipeline
+from runs import rollup
 from runs.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
@@ -430,6 +431,9 @@ def _apply_update(
     run.last_report_at = now
     run.updated_at = now
     _write_back(run)
+    if previous_status in FINAL_STATUSES:
+        # A late report on a final run: the sums of its day, if built, are out of date.
+        rollup.forget([(run.pipeline_id, rollup.day_of(run.created_at))], now=now)
     if run.status != previous_status:
         audit_record(
             actor=actor,

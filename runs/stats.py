@@ -6,6 +6,8 @@ itself, so the slow run that is the newest succeeded one does not raise its own 
 page needs come from ONE indexed query whatever the page holds: a lateral join on PostgreSQL
 (one probe of the partial ``run_baseline_idx`` per pipeline), a window function on SQLite.
 Percentiles interpolate linearly between the nearest ranks, as PostgreSQL's ``percentile_cont``.
+Window figures (``window_stats``) read closed days from their summed rows (``runs.rollup``) and
+only the rest of the window from the runs.
 
 A pipeline's newest runs are found by their ids alone, an index-only scan of
 ``(pipeline, created_at, id)``, and only then read. The pipeline is matched as a one-value range
@@ -27,12 +29,10 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    Aggregate,
     Count,
     DurationField,
     ExpressionWrapper,
     F,
-    FloatField,
     OuterRef,
     Q,
     QuerySet,
@@ -41,6 +41,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from pipelines.models import Pipeline
+from runs import rollup
 from runs.models import Run, RunNode, RunStatus
 from runs.selectors import of_pipeline_newest_first
 
@@ -48,7 +49,11 @@ STREAK_LOOKBACK = 10
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
-    ordered = sorted(values)
+    """PostgreSQL's ``percentile_cont``: linear interpolation between the closest ranks."""
+    return percentile_of_sorted(sorted(values), fraction)
+
+
+def percentile_of_sorted(ordered: Sequence[float], fraction: float) -> float | None:
     if not ordered:
         return None
     position = (len(ordered) - 1) * fraction
@@ -517,16 +522,6 @@ STATS_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_STATS_WINDOW = "30d"
 
 
-class _Percentile(Aggregate):
-    """PostgreSQL's ``percentile_cont``: the interpolation ``percentile`` does in Python."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression, *, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
 @dataclass
 class WindowStats:
     window: str
@@ -569,57 +564,71 @@ def window_stats(
 ) -> dict[int, WindowStats]:
     """Counts by status and (unless ``figures_too`` is false) duration p50/p90 and rows/bytes
     medians of the succeeded runs created in the window, per pipeline: two queries whatever the
-    number of pipelines. ``window`` names one of ``STATS_WINDOWS`` unless ``start`` is given."""
-    now = now or timezone.now()
-    start = start or now - STATS_WINDOWS[window]
-    stats = {pk: WindowStats(window=window) for pk in pipeline_pks}
-    in_window = Run.objects.filter(
-        pipeline_id__in=list(pipeline_pks), created_at__gte=start, created_at__lte=now
-    ).order_by()
-    for row in in_window.values("pipeline_id", "status").annotate(n=Count("id")):
-        item = stats[row["pipeline_id"]]
-        item.runs += row["n"]
-        if row["status"] in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED):
-            setattr(item, row["status"], getattr(item, row["status"]) + row["n"])
-    if not figures_too:
-        return stats
-    succeeded = in_window.filter(status=RunStatus.SUCCEEDED).annotate(
-        judged_duration=_duration_expression()
-    )
-    if connection.vendor == "postgresql":
-        grouped = (
-            succeeded.values("pipeline_id")
-            .annotate(
-                p50=_Percentile("judged_duration", fraction=0.5, output_field=DurationField()),
-                p90=_Percentile("judged_duration", fraction=0.9, output_field=DurationField()),
-                rows=_Percentile("rows_loaded", fraction=0.5, output_field=FloatField()),
-                size=_Percentile("bytes_loaded", fraction=0.5, output_field=FloatField()),
-            )
-            .values_list("pipeline_id", "p50", "p90", "rows", "size")
-        )
-        for pk, p50, p90, rows, size in grouped:
-            item = stats[pk]
-            item.duration_p50 = None if p50 is None else max(0.0, p50.total_seconds())
-            item.duration_p90 = None if p90 is None else max(0.0, p90.total_seconds())
-            item.rows_median, item.bytes_median = rows, size
-        return stats
-    # SQLite has no percentile aggregate: the same interpolation in Python.
-    figures: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    values = succeeded.values_list("pipeline_id", "judged_duration", "rows_loaded", "bytes_loaded")
-    for pipeline_pk, duration, rows, size in values:
-        bucket = figures[pipeline_pk]
-        if duration is not None:
-            bucket["duration"].append(max(0.0, duration.total_seconds()))
-        if rows is not None:
-            bucket["rows"].append(rows)
-        if size is not None:
-            bucket["bytes"].append(size)
-    for pk, bucket in figures.items():
+    number of pipelines, the built days (``runs.rollup``) and the rest of the window from the
+    runs. ``window`` names one of ``STATS_WINDOWS`` unless ``start`` is given; ``now`` is the
+    window's end."""
+    end = now or timezone.now()
+    start = start or end - STATS_WINDOWS[window]
+    pks = list(pipeline_pks)
+    stats = {pk: WindowStats(window=window) for pk in pks}
+    days = rollup.full_days(start, end, now=timezone.now())
+    built = rollup.read(pks, *days, values_too=figures_too) if days else rollup.Built()
+    values: dict[int, tuple[list[float], list[float], list[float]]] = {
+        pk: (built.durations.get(pk, []), built.rows.get(pk, []), built.sizes.get(pk, []))
+        for pk in pks
+    }
+    for pk, counts in built.counts.items():
         item = stats[pk]
-        item.duration_p50 = percentile(bucket["duration"], 0.5)
-        item.duration_p90 = percentile(bucket["duration"], 0.9)
-        item.rows_median = median(bucket["rows"])
-        item.bytes_median = median(bucket["bytes"])
+        item.runs += counts["runs"]
+        for status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED):
+            setattr(item, status, getattr(item, status) + counts[status])
+
+    spans = Q()
+    for lo, hi, hi_included in rollup.unbuilt_spans(start, end, built.days):
+        spans |= Q(
+            created_at__gte=lo, **{"created_at__lte" if hi_included else "created_at__lt": hi}
+        )
+    rest = Q(pipeline_id__in=pks) & spans
+    for pk, open_days in built.open_days.items():
+        for day in open_days & built.days:
+            rest |= Q(
+                pipeline_id=pk,
+                created_at__gte=rollup.start_of(day),
+                created_at__lt=rollup.start_of(day + rollup.DAY),
+            )
+    live = Run.objects.filter(rest).order_by()
+    final = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED)
+    if not figures_too:
+        for row in live.values("pipeline_id", "status").annotate(n=Count("id")):
+            item = stats[row["pipeline_id"]]
+            item.runs += row["n"]
+            if row["status"] in final:
+                setattr(item, row["status"], getattr(item, row["status"]) + row["n"])
+        return stats
+    rows = live.annotate(judged_duration=_duration_expression()).values_list(
+        "pipeline_id", "status", "judged_duration", "rows_loaded", "bytes_loaded"
+    )
+    for pk, status, duration, rows_loaded, size in rows:
+        item = stats[pk]
+        item.runs += 1
+        if status in final:
+            setattr(item, status, getattr(item, status) + 1)
+        if status != RunStatus.SUCCEEDED:
+            continue
+        durations, loaded, sizes = values[pk]
+        if duration is not None:
+            durations.append(max(0.0, duration.total_seconds()))
+        if rows_loaded is not None:
+            loaded.append(rows_loaded)
+        if size is not None:
+            sizes.append(size)
+    for pk, (durations, loaded, sizes) in values.items():
+        item = stats[pk]
+        ordered = sorted(durations)
+        item.duration_p50 = percentile_of_sorted(ordered, 0.5)
+        item.duration_p90 = percentile_of_sorted(ordered, 0.9)
+        item.rows_median = percentile_of_sorted(sorted(loaded), 0.5)
+        item.bytes_median = percentile_of_sorted(sorted(sizes), 0.5)
     return stats
 
 

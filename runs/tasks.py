@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from common.locks import run_exclusively
 from gateways.models import Gateway
-from runs import partitions
+from runs import partitions, rollup
 from runs.bulk import bulk_job_work, bulk_jobs_stalled
 from runs.models import ACTIVE_STATUSES, PatchReceipt, Run, RunStatus
 from runs.services import run_cancel_if_unconfirmed, run_fail_if_lost
@@ -137,3 +137,14 @@ def log_partitions_ensure() -> int:
     if created:
         logger.info("log partitions created for run ids %s", [(p.lower, p.upper) for p in created])
     return len(created)
+
+
+@task
+@run_exclusively
+def pipeline_days_build() -> int:
+    """Sum the closed days of each pipeline's runs not summed yet, and those a change reopened
+    (``runs.rollup``). Returns how many rows it wrote."""
+    written = rollup.build(now=timezone.now())
+    if written:
+        logger.info("pipeline days built: %s rows", written)
+    return written

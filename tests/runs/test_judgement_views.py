@@ -302,8 +302,8 @@ def test_pipeline_list_runs_constant_queries(
 ):
     gateway = GatewayFactory(name="edge-q")
     PipelineFactory(default_gateway=gateway)
-    # session, user, pipelines, 7-day counts, 30-day counts, 30-day figures, last runs' ids,
-    # last runs, recent succeeded, gateways
+    # session, user, pipelines, 7-day built days and counts, 30-day built days and figures,
+    # last runs' ids, last runs, recent succeeded, gateways
     with django_assert_max_num_queries(13):  # with the viewer's permissions and time zone
         analyst_client.get("/pipelines/")
     for index in range(30):

@@ -23,7 +23,15 @@ from common.roles import Role
 from gateways.models import Gateway
 from gateways.services import gateway_token_issue
 from pipelines.models import Pipeline
-from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample, TriggerType
+from runs.models import (
+    LogLine,
+    PipelineDay,
+    Run,
+    RunNode,
+    RunStatus,
+    TelemetrySample,
+    TriggerType,
+)
 
 PIPELINES = [
     ("crm_to_warehouse", "Salesforce accounts, contacts and opportunities into Snowflake", "sales"),
@@ -86,6 +94,8 @@ class Command(BaseCommand):
             span = timedelta(days=days if days else max(30.0, runs / 1500))
             self.stdout.write(f"Adding {runs} runs over {span.days} days…")
             self.bulk_history(rng, runs, span, pipelines, gateways)
+            # Runs written straight into past days: those days' sums are summed again.
+            PipelineDay.objects.all().delete()
         if not no_live:
             self.lively_runs(rng, pipelines, gateways)
         self.mark_gateways_seen(gateways)
