@@ -34,9 +34,9 @@ class ApiGenericViewSet(ApiViewMixin, viewsets.GenericViewSet):
     pass
 
 
-# What DRF answers every request that a credential-free replay may answer: no Accept header
-# or one that picks the JSON renderer outright (anything else may be a 406, which DRF decides).
-_PLAIN_ACCEPT = frozenset(["", "*/*", "application/json"])
+# A credential-free replay answers only requests with no Accept header or one that picks the
+# JSON renderer outright; anything else (an empty header among them) may be DRF's 406.
+_PLAIN_ACCEPT = frozenset(["*/*", "application/json"])
 _replayed_views: list[dict[str, Any]] = []
 
 
@@ -57,7 +57,7 @@ def replays_credential_free_refusal(request: Any) -> bool:
     return (
         "HTTP_AUTHORIZATION" not in meta
         and not meta.get("QUERY_STRING")
-        and meta.get("HTTP_ACCEPT", "").strip() in _PLAIN_ACCEPT
+        and ("HTTP_ACCEPT" not in meta or meta["HTTP_ACCEPT"].strip() in _PLAIN_ACCEPT)
     )
 
 

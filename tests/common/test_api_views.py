@@ -93,6 +93,7 @@ def test_a_request_carrying_anything_else_goes_through_drf(client, run, agent_cl
             (client.get(url, HTTP_AUTHORIZATION="Basic dXNlcjpwdw=="), 401, "not_authenticated"),
             (client.get(url, HTTP_AUTHORIZATION="Bearer nonesuch"), 401, "authentication_failed"),
             (client.get(url, HTTP_ACCEPT="text/html"), 406, "not_acceptable"),
+            (client.get(url, HTTP_ACCEPT=""), 406, "not_acceptable"),
             (client.get(url + "?format=xml"), 404, "not_found"),
             (client.get(url + "?x=1"), 401, "not_authenticated"),
             (agent_client.get(url), 200, None),
