@@ -27,7 +27,7 @@ def test_a_minimal_append_is_two_statements_on_postgresql(agent_client, run):
     if connection.vendor == "postgresql":
         # The token; then ONE statement, its own transaction: the run locked, the line stored
         # after its last one, the oldest trimmed when due, the run written back and read with
-        # its pipeline and gateway.
+        # its pipeline (its gateway is the token's, read with it).
         assert sql == ["SELECT", "WITH"], sql
         [append] = statements.captured_queries[1:]
         assert "FOR NO KEY UPDATE" in append["sql"]
@@ -39,6 +39,7 @@ def test_a_minimal_append_is_two_statements_on_postgresql(agent_client, run):
     assert LogLine.objects.filter(run=run).count() == 2
     assert response.json()["id"] == run.public_id
     assert response.json()["pipelineName"] == run.pipeline.name
+    assert response.json()["gateway"] == {"id": run.gateway.public_id, "name": run.gateway.name}
 
 
 @pytest.mark.django_db(transaction=True)
