@@ -115,3 +115,21 @@ def test_a_view_reading_more_than_the_authorization_header_cannot_replay():
 
     with pytest.raises(TypeError, match="SessionAuthentication"):
         WithSession.as_view()
+
+
+def test_message_storage_is_set_up_for_pages_only(rf):
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.http import HttpResponse
+
+    from config.middleware import PageMessageMiddleware
+
+    seen = {}
+
+    def view(request):
+        seen[request.path] = hasattr(request, "_messages")
+        return HttpResponse()
+
+    stack = SessionMiddleware(PageMessageMiddleware(view))
+    for path in ["/api/agent/runs", "/api/runs", "/runs", "/"]:
+        assert stack(rf.get(path)).status_code == 200
+    assert seen == {"/api/agent/runs": False, "/api/runs": False, "/runs": True, "/": True}
