@@ -32,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -260,14 +261,17 @@ def run_wrk(port: int, script: Path, *, seconds: int, connections: int) -> dict[
 
 
 def measure(
-    args, port: int, server: Server, database: str, prep: dict[str, Any]
+    args, servers: dict[str, tuple[int, Server]], database: str, prep: dict[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every case on every server (``""``: the Procfile's line; ``VARIANT``: the same with
+    ``--variant-args``), interleaved within each round."""
     specs = cases(prep)
     selected = [name for name in specs if not args.cases or name in args.cases.split(",")]
     scripts = OUT / "wrk"
     scripts.mkdir(parents=True, exist_ok=True)
     for name in selected:
-        check(port, name, specs[name])
+        for port, _ in servers.values():
+            check(port, name, specs[name])
         path = scripts / (re.sub(r"[^a-z0-9]+", "_", name.lower()) + ".lua")
         path.write_text(wrk_script(specs[name]["requests"]))
         specs[name]["script"] = path
@@ -275,8 +279,15 @@ def measure(
     for number in range(1, args.rounds + 1):
         log(f"round {number} of {args.rounds}")
         figures: dict[str, dict[str, Any]] = {}
-        for name in selected:
-            spec = specs[name]
+        # The variant's cases alternate with the Procfile's, the variant first in even rounds.
+        order = list(servers.items())
+        if number % 2 == 0:
+            order.reverse()
+        for base, (variant, (port, server)) in (
+            (base, entry) for base in selected for entry in order
+        ):
+            name = base + (f" [{variant}]" if variant else "")
+            spec = specs[base]
             load_before = load_average()
             cpu_before = cpu_snapshot(server, database)
             result = run_wrk(
@@ -297,16 +308,21 @@ def measure(
                 "socket_errors": result["socket_errors"],
                 "load": load_before,
             }
-            floor = figures.get(FLOOR, {}).get("rate")
+            floor = figures.get(FLOOR + (f" [{variant}]" if variant else ""), {}).get("rate")
             ratio = f", {rate / floor:.2f}x floor" if floor else ""
             log(
                 f"  {name}: {rate:.0f} req/s{ratio}, p99 {figures[name]['p99_ms']} ms, "
                 f"CPU {figures[name]['cpu_ms']} ms/req, load {load_before:.2f}"
                 + (f", {unexpected} unexpected statuses" if unexpected else "")
             )
-        floor_rate = figures.get(FLOOR, {}).get("rate")
-        for figure in figures.values():
-            figure["x_floor"] = round(figure["rate"] / floor_rate, 3) if floor_rate else None
+        for variant in servers:
+            suffix = f" [{variant}]" if variant else ""
+            floor_rate = figures.get(FLOOR + suffix, {}).get("rate")
+            for name, figure in figures.items():
+                if name.endswith(suffix) and (variant or not name.endswith("]")):
+                    figure["x_floor"] = (
+                        round(figure["rate"] / floor_rate, 3) if floor_rate else None
+                    )
         rounds.append(figures)
         helper(pg_url(args.pg, database), "vacuum")
     return summarize(rounds), rounds
@@ -341,7 +357,9 @@ def ratio(
     return statistics.median(values) if values else None
 
 
-def report(summary: dict[str, Any], rounds: list[dict[str, Any]]) -> str:
+def report(
+    summary: dict[str, Any], rounds: list[dict[str, Any]], variants: Sequence[str] = ("",)
+) -> str:
     lines = [
         "| case | req/s (range) | x floor | lines/s | p50 ms | p99 ms | CPU ms/req | load |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -349,29 +367,49 @@ def report(summary: dict[str, Any], rounds: list[dict[str, Any]]) -> str:
     for name, entry in summary.items():
         low, high = entry["rate_range"]
         loads = "/".join(f"{value:.1f}" for value in entry["loads"])
+        x_floor = "-" if entry["x_floor"] is None else f"{entry['x_floor']:.2f}"
         lines.append(
-            f"| {name} | {entry['rate']:.0f} ({low:.0f}-{high:.0f}) | {entry['x_floor']:.2f} | "
+            f"| {name} | {entry['rate']:.0f} ({low:.0f}-{high:.0f}) | {x_floor} | "
             f"{entry['lines_per_s']:.0f} | {entry['p50_ms']} | {entry['p99_ms']} | "
             f"{entry['cpu_ms']} | {loads} |"
         )
-    lines.append("")
-    lines.append("Targets, as medians over the rounds of ratios within one round (rate; and CPU")
-    lines.append("per request, reference/case, which a busy machine distorts less):")
-    for case, reference, minimum in TARGETS:
-        value = ratio(rounds, case, reference)
-        cpu = ratio(rounds, case, reference, "cpu_ms")
-        if value is not None:
-            verdict = "met" if value >= minimum else "NOT met"
-            cpu_text = f", by CPU {cpu:.2f}" if cpu is not None else ""
-            lines.append(
-                f"- {case} / {reference}: {value:.2f}{cpu_text} (target >= {minimum}): {verdict}"
-            )
-    batch = ratio(rounds, "appendLogs 100 minimal", "appendLog minimal", "lines_per_s")
-    if batch is not None:
-        verdict = "met" if batch >= 20 else "NOT met"
+    for variant in variants:
+        suffix = f" [{variant}]" if variant else ""
+        lines.append("")
         lines.append(
-            f"- appendLogs 100 lines/s / appendLog lines/s: {batch:.1f} (>= 20): {verdict}"
+            f"Targets{suffix}, as medians over the rounds of ratios within one round (rate; and"
         )
+        lines.append("CPU per request, reference/case, which a busy machine distorts less):")
+        for case, reference, minimum in TARGETS:
+            value = ratio(rounds, case + suffix, reference + suffix)
+            cpu = ratio(rounds, case + suffix, reference + suffix, "cpu_ms")
+            if value is not None:
+                verdict = "met" if value >= minimum else "NOT met"
+                cpu_text = f", by CPU {cpu:.2f}" if cpu is not None else ""
+                lines.append(
+                    f"- {case} / {reference}: {value:.2f}{cpu_text} (target >= {minimum}): "
+                    f"{verdict}"
+                )
+        batch = ratio(
+            rounds, "appendLogs 100 minimal" + suffix, "appendLog minimal" + suffix, "lines_per_s"
+        )
+        if batch is not None:
+            verdict = "met" if batch >= 20 else "NOT met"
+            lines.append(
+                f"- appendLogs 100 lines/s / appendLog lines/s: {batch:.1f} (>= 20): {verdict}"
+            )
+    for variant in variants:
+        if not variant:
+            continue
+        lines.append("")
+        lines.append(f"[{variant}] / the Procfile's line, per case (median of per-round ratios):")
+        for name in summary:
+            if name.endswith("]"):
+                continue
+            value = ratio(rounds, f"{name} [{variant}]", name)
+            cpu = ratio(rounds, f"{name} [{variant}]", name, "cpu_ms")
+            if value is not None:
+                lines.append(f"- {name}: rate {value:.2f}, by CPU {cpu:.2f}")
     return "\n".join(lines)
 
 
@@ -391,6 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cases", default="", help="Comma list of case names (default: all).")
     parser.add_argument("--out", default=str(OUT / "cost.json"))
+    parser.add_argument(
+        "--variant-args",
+        default="",
+        help="Also start the web line with these extra gunicorn arguments (GUNICORN_CMD_ARGS, "
+        "e.g. '--worker-class gthread --threads 2') and measure every case on both, "
+        "interleaved.",
+    )
+    parser.add_argument("--variant-name", default="variant")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -400,22 +446,34 @@ def main(argv: list[str] | None = None) -> int:
     url = pg_url(args.pg, args.database)
     prep = helper(url, "cost_prepare", {"clients": args.clients})
     os.environ["BENCH_ENDPOINTS"] = "1"
-    port = free_port()
-    server = Server(url, port, args.workers, OUT / "cost-web.log")
+    servers: dict[str, tuple[int, Server]] = {}
     try:
-        server.wait_ready()
-        summary, rounds = measure(args, port, server, args.database, prep)
+        port = free_port()
+        servers[""] = (port, Server(url, port, args.workers, OUT / "cost-web.log"))
+        if args.variant_args:
+            port = free_port()
+            os.environ["GUNICORN_CMD_ARGS"] = args.variant_args
+            try:
+                log_path = OUT / f"cost-web-{args.variant_name}.log"
+                servers[args.variant_name] = (port, Server(url, port, args.workers, log_path))
+            finally:
+                del os.environ["GUNICORN_CMD_ARGS"]
+        for _, server in servers.values():
+            server.wait_ready()
+        summary, rounds = measure(args, servers, args.database, prep)
     finally:
-        server.stop()
+        for _, server in servers.values():
+            server.stop()
         helper(url, "cleanup")
-    text = report(summary, rounds)
+    text = report(summary, rounds, list(servers))
     print(text)
     result = {
         "started": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "seeded": seeded,
         "settings": {
-            key: getattr(args, key) for key in ("workers", "connections", "seconds", "rounds")
+            key: getattr(args, key)
+            for key in ("workers", "connections", "seconds", "rounds", "variant_args")
         },
         "cases": summary,
         "rounds": rounds,

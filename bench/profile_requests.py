@@ -8,7 +8,8 @@ request and the mean time per request. The runs it made are deleted afterwards.
 
 Cases: ``append`` (appendLog, minimal), ``read`` (GET, minimal), ``batch`` (appendLogs of 100,
 minimal), ``full-big`` (a summary PATCH with the full answer on a run at the caps), ``list``
-(``GET /api/runs?limit=50`` with a viewer's key), ``401``.
+(``GET /api/runs?limit=50`` with a viewer's key), ``401``, and ``noop`` (the bare Django view of
+``config.bench_urls``, what a 401 is compared with; needs ``BENCH_ENDPOINTS=1``).
 """
 
 import argparse
@@ -55,6 +56,9 @@ def requests(case: str):
     agent.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     person = APIClient()
     person.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    # One client for the anonymous cases: a new client loads the middleware (and WhiteNoise
+    # scans the static files) again, which no served request does.
+    anonymous = APIClient()
     line = {"level": "info", "message": "Loaded batch of 50000 rows into analytics.accounts"}
     minimal = {"HTTP_PREFER": "return=minimal"}
     url = f"/api/agent/runs/{small.public_id}"
@@ -68,7 +72,8 @@ def requests(case: str):
             format="json",
         ),
         "list": lambda: person.get("/api/runs?limit=50"),
-        "401": lambda: APIClient().get(url),
+        "401": lambda: anonymous.get(url),
+        "noop": lambda: anonymous.get("/bench/noop"),  # with BENCH_ENDPOINTS=1
     }[case]
 
 

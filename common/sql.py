@@ -9,6 +9,7 @@ from the model's metadata, so a new column is read and written without anyone ed
 """
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -353,14 +354,20 @@ def rows_json_supported() -> bool:
 
 
 def _iso_sql(column: str) -> str:
-    """A timestamptz written as ``common.time.iso`` writes it: UTC, ``Z``, the microseconds only
-    when there are any."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
+    """A timestamptz as the JSON string ``common.time.iso`` writes: UTC, ``Z``, the microseconds
+    only when there are any. One ``to_char`` a value, its pattern picked by whether the instant
+    is a whole second (``to_char`` is the costly part)."""
+    second = 'YYYY-MM-DD"T"HH24:MI:SS'
     return (
-        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"date_part('microseconds', {utc})::bigint %% 1000000 = 0 THEN '' "
-        f"ELSE to_char({utc}, '.US') END || 'Z'"
+        f"'\"' || to_char({column} AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', {column}) "
+        f"= {column} THEN '{second}\"Z\"' ELSE '{second}.US\"Z\"' END) || '\"'"
     )
+
+
+def _json_key(key: str) -> str:
+    """``"key":`` as a SQL string literal (the keys are the code's, never a request's)."""
+    text = json.dumps(key) + ":"
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
 
 
 @functools.cache
@@ -371,24 +378,41 @@ def _rows_json_sql(
     merge: str | None,
     parent: str,
 ) -> str:
+    """Each row's object written as text (``'{"at":' || ...``), the values by ``to_json``
+    (which escapes strings as JSON does), the ``merge`` object's members by its own text after
+    the other keys, and the rows joined with commas: PostgreSQL's ``json_build_object``, and
+    the jsonb merge (``||``) most of all, cost about twice as much per row (bench/RESULTS.md)."""
     quote = connection.ops.quote_name
-    pairs = []
-    for key, attname in keys:
+    pieces = []
+    for index, (key, attname) in enumerate(keys):
         field = _field_by_attname(model, attname)
         column = f"t.{quote(field.column)}"
         if field.get_internal_type() == "DateTimeField":
-            column = _iso_sql(column)
-        elif key in omit_empty:
-            column = f"NULLIF({column}, '')"
-        pairs.append(f"'{key}', {column}")
-    row = f"json_build_object({', '.join(pairs)})"
-    if omit_empty:
-        row = f"json_strip_nulls({row})"
+            value = _iso_sql(column)
+        else:
+            value = f"to_json({column})::text"
+        separator = "," if index else "{"
+        if key in omit_empty:
+            if not index:
+                raise ValueError("the first key cannot be left out")
+            pieces.append(
+                f"CASE WHEN coalesce({column}, '') = '' THEN '' "
+                f"ELSE '{separator}' || {_json_key(key)} || {value} END"
+            )
+        else:
+            pieces.append(f"'{separator}' || {_json_key(key)} || coalesce({value}, 'null')")
     if merge is not None:
-        row = f"({row}::jsonb || t.{quote(_field_by_attname(model, merge).column)})"
+        # A non-empty JSON object's text is "{...}": its members follow the keys above.
+        members = f"t.{quote(_field_by_attname(model, merge).column)}"
+        pieces.append(
+            f"CASE WHEN {members} = '{{}}' THEN '}}' ELSE ',' || substr({members}::text, 2) END"
+        )
+    else:
+        pieces.append("'}'")
+    row = " || ".join(pieces)
     seq = quote(_field_by_attname(model, "seq").column)
     return (
-        f"SELECT coalesce(json_agg({row} ORDER BY t.{seq}), '[]')::text "  # noqa: S608
+        f"SELECT '[' || coalesce(string_agg({row}, ',' ORDER BY t.{seq}), '') || ']' "  # noqa: S608
         f"FROM {quote(cast(str, model._meta.db_table))} t "
         f"WHERE t.{quote(_field_by_attname(model, parent).column)} = %s AND t.{seq} > %s"
     )
@@ -407,7 +431,8 @@ def rows_json(
     """The ``model`` rows of one parent (``parent`` attname = ``parent_pk``) after sequence
     number ``after_seq``, oldest first, as a JSON array written by PostgreSQL in one pass: each
     row an object of ``keys`` (JSON key: attname; instants as ``common.time.iso`` writes them;
-    the ``omit_empty`` keys left out when empty), merged with the JSON object column ``merge``.
+    the ``omit_empty`` keys left out when empty), merged with the JSON object column ``merge``
+    (whose members follow the keys; it never holds one of them).
     Building 2000 objects in Python (and decoding 2000 jsonb values twice, as psycopg and
     Django's JSONField do) cost most of a full runner answer."""
     sql = _rows_json_sql(model, tuple(keys.items()), tuple(omit_empty), merge, parent)

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.contrib.messages.middleware import MessageMiddleware
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
@@ -56,3 +57,12 @@ class ApiErrorMiddleware:
             logger.exception("database error")
             return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
         return None
+
+
+class PageMessageMiddleware(MessageMiddleware):
+    """Django's messages for the pages only: no API route reads or adds one, so its storage
+    (a cookie signer and a session storage built per request) is not set up for ``/api/``."""
+
+    def process_request(self, request):
+        if not request.path.startswith("/api/"):
+            super().process_request(request)

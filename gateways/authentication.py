@@ -58,6 +58,9 @@ def _client_ip(request) -> str | None:
 
 class BearerAuthentication(authentication.BaseAuthentication):
     www_authenticate_realm = "api"
+    # Nothing but the Authorization header: without one, the request is anonymous whatever
+    # else it carries (``common.api.views.BearerOnlyApiView``).
+    reads_only_authorization_header = True
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'

@@ -48,9 +48,12 @@ def run_get_for_gateway(*, gateway: Gateway, public_id: str) -> Run | None:
     """A gateway sees only runs targeted at it; anything else is indistinguishable from absent."""
     if not is_plausible_public_id(public_id):
         return None
-    return select_joined(
-        Run, ["pipeline", "gateway"], filters={"public_id": public_id, "gateway_id": gateway.pk}
+    run = select_joined(
+        Run, ["pipeline"], filters={"public_id": public_id, "gateway_id": gateway.pk}
     )
+    if run is not None:
+        run.gateway = gateway  # the very row its token was just read with: no second join
+    return run
 
 
 def run_log_lines(*, run: Run) -> QuerySet[LogLine]:

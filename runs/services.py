@@ -342,7 +342,7 @@ def run_update_by_public_id(
     if actor.gateway is not None:
         filters["gateway_id"] = actor.gateway.pk
     if idempotency_key is None and changes and changes.keys() <= _LOG_APPENDS:
-        appended = _append_log_in_one_statement(filters, changes)
+        appended = _append_log_in_one_statement(filters, changes, actor=actor)
         if appended is not None:
             return appended
     with transaction.atomic():
@@ -352,16 +352,20 @@ def run_update_by_public_id(
         return _apply_update(run, changes, actor=actor, idempotency_key=idempotency_key)
 
 
-def _append_log_in_one_statement(filters: dict[str, Any], changes: dict[str, Any]) -> Run | None:
+def _append_log_in_one_statement(
+    filters: dict[str, Any], changes: dict[str, Any], *, actor: Actor
+) -> Run | None:
     if not one_statement_append_supported():
         return None
     now = timezone.now()
     # In the general path's order: ``appendLog`` first, then ``appendLogs``.
     entries = [changes["append_log"]] if "append_log" in changes else []
     entries += changes.get("append_logs", [])
-    return append_children(
+    gateway = actor.gateway
+    run = append_children(
         Run,
-        ["pipeline", "gateway"],
+        # A gateway's own row was just read with its token: the run is not joined to it again.
+        ["pipeline"] if gateway is not None else ["pipeline", "gateway"],
         filters=filters,
         unless="finished_by_system",
         child=LogLine,
@@ -371,6 +375,9 @@ def _append_log_in_one_statement(filters: dict[str, Any], changes: dict[str, Any
         trim_every=TRIM_EVERY,
         assign={"last_report_at": now, "updated_at": now},
     )
+    if run is not None and gateway is not None:
+        run.gateway = gateway
+    return run
 
 
 def _apply_update(

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from common.actors import actor_from_request
 from common.api.schema import error_responses
-from common.api.views import ApiView
+from common.api.views import ApiView, BearerOnlyApiView
 from common.roles import Perm
 from gateways.authentication import (
     ApiKeyAuthentication,
@@ -189,7 +189,7 @@ class EltRunDetailView(ApiView):
         return apply_patch(request, run_id)
 
 
-class AgentRunListView(ApiView):
+class AgentRunListView(BearerOnlyApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
@@ -204,7 +204,7 @@ class AgentRunListView(ApiView):
         return Response(agent_run_list_repr(gateway=gateway, runs=runs))
 
 
-class AgentRunDetailView(ApiView):
+class AgentRunDetailView(BearerOnlyApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 

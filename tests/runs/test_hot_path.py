@@ -27,7 +27,7 @@ def test_a_minimal_append_is_two_statements_on_postgresql(agent_client, run):
     if connection.vendor == "postgresql":
         # The token; then ONE statement, its own transaction: the run locked, the line stored
         # after its last one, the oldest trimmed when due, the run written back and read with
-        # its pipeline and gateway.
+        # its pipeline (its gateway is the token's, read with it).
         assert sql == ["SELECT", "WITH"], sql
         [append] = statements.captured_queries[1:]
         assert "FOR NO KEY UPDATE" in append["sql"]
@@ -39,6 +39,7 @@ def test_a_minimal_append_is_two_statements_on_postgresql(agent_client, run):
     assert LogLine.objects.filter(run=run).count() == 2
     assert response.json()["id"] == run.public_id
     assert response.json()["pipelineName"] == run.pipeline.name
+    assert response.json()["gateway"] == {"id": run.gateway.public_id, "name": run.gateway.name}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -101,3 +102,68 @@ def test_the_write_back_stores_every_column_but_the_immutable_ones(agent_client,
         if connection.ops.quote_name(field.column) + " = " in assignments
     }
     assert written == {field.name for field in Run._meta.concrete_fields} - Run.IMMUTABLE_FIELDS
+
+
+@pytest.mark.django_db
+def test_the_arrays_postgresql_writes_are_the_ones_python_builds(run):
+    """The full answer's log and samples, written as text by PostgreSQL (``common.sql.rows_json``),
+    hold exactly what the Python path builds from the same rows, for awkward text and instants."""
+    import json
+    from datetime import UTC, datetime
+
+    from runs import selectors
+    from runs.models import TelemetrySample
+    from runs.representations import log_rows_repr, sample_rows_repr
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite builds the arrays in Python")
+    instants = [
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),  # a whole second: no microseconds
+        datetime(2026, 3, 1, 12, 0, 0, 120000, tzinfo=UTC),  # trailing zeros kept
+        datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    messages = ['say "hi"\\ 100% done', "tab\there\nnew line \x01 \x1f", "é ✓ 😀 </script>", ""]
+    LogLine.objects.bulk_create(
+        LogLine(run=run, seq=seq, at=at, level=level, message=message, node_id=node)
+        for seq, (at, level, message, node) in enumerate(
+            zip(
+                instants,
+                ["info", "warn", "error", "debug"],
+                messages,
+                ["", "n_1", "", 'ñ"x'],
+                strict=True,
+            ),
+            start=1,
+        )
+    )
+    TelemetrySample.objects.bulk_create(
+        TelemetrySample(run=run, seq=seq, at=at, values=values)
+        for seq, (at, values) in enumerate(
+            zip(
+                instants, [{}, {"rows": 1}, {"ratio": 0.5, "big": 2**70}, {"neg": -3}], strict=True
+            ),
+            start=1,
+        )
+    )
+    Run.objects.filter(pk=run.pk).update(log_seq=4, sample_seq=4)
+    run.refresh_from_db()
+
+    logs = json.loads(selectors.run_log_json(run=run).text)
+    samples = json.loads(selectors.run_samples_json(run=run).text)
+
+    assert logs == log_rows_repr(selectors.run_log_rows(run=run))
+    assert samples == sample_rows_repr(selectors.run_sample_rows(run=run))
+    assert [entry["at"] for entry in logs] == [
+        "2026-03-01T12:00:00Z",
+        "2026-03-01T12:00:00.120000Z",
+        "0001-01-01T00:00:00.000001Z",
+        "9999-12-31T23:59:59.999999Z",
+    ]
+    assert [sorted(entry) for entry in logs] == [
+        ["at", "level", "message"],
+        ["at", "level", "message", "nodeId"],
+        ["at", "level", "message"],
+        ["at", "level", "message", "nodeId"],
+    ]
+    assert samples[0] == {"at": "2026-03-01T12:00:00Z"}

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rest_framework import serializers
 
 from runs.api.serializers import AppendLogSerializer, RunPatchSerializer
 from runs.models import LogLine, TelemetrySample
@@ -260,6 +261,14 @@ ENTRIES = [
 ]
 
 
+class FieldByField(AppendLogSerializer):
+    """The line serializer without its one-pass check of plain lines: every field built and
+    run, the reference both one-pass checks must agree with."""
+
+    def run_validation(self, data=serializers.empty):
+        return serializers.Serializer.run_validation(self, data)
+
+
 @pytest.mark.parametrize("entries", [ENTRIES[:4] + ENTRIES[6:], ENTRIES, ENTRIES[4:5]])
 def test_a_batch_validates_to_what_each_entry_would(entries):
     """The one-pass check of plain batches gives exactly what the per-entry serializer gives."""
@@ -267,7 +276,7 @@ def test_a_batch_validates_to_what_each_entry_would(entries):
     assert serializer.is_valid(), serializer.errors
     one_by_one = []
     for entry in entries:
-        single = AppendLogSerializer(data=entry)
+        single = FieldByField(data=entry)
         assert single.is_valid(), single.errors
         one_by_one.append(dict(single.validated_data))
     assert [dict(entry) for entry in serializer.to_changes()["append_logs"]] == one_by_one
@@ -297,8 +306,16 @@ entry_strategy = st.dictionaries(
 @given(st.lists(entry_strategy, min_size=1, max_size=6))
 def test_the_one_pass_check_agrees_with_the_per_entry_serializer(entries):
     batch = RunPatchSerializer(data={"appendLogs": entries})
-    singles = [AppendLogSerializer(data=entry) for entry in entries]
+    singles = [FieldByField(data=entry) for entry in entries]
     valid = [single.is_valid() for single in singles]
+    for entry, single, ok in zip(entries, singles, valid, strict=True):
+        # ``appendLog``: one line, checked in one pass when plain, field by field otherwise.
+        alone = RunPatchSerializer(data={"appendLog": entry})
+        assert alone.is_valid() == ok, (entry, alone.errors, single.errors)
+        if ok:
+            assert dict(alone.to_changes()["append_log"]) == dict(single.validated_data)
+        else:
+            assert alone.errors["appendLog"] == single.errors
     assert batch.is_valid() == all(valid), (batch.errors, [s.errors for s in singles])
     if all(valid):
         assert [dict(entry) for entry in batch.to_changes()["append_logs"]] == [
