@@ -25,6 +25,7 @@ database's write lock from its start, so the two never overlap there either.)
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -258,7 +259,7 @@ def read(pipeline_pks: Sequence[int], first: date, last: date, *, values_too: bo
             annotations[f"{name}_text"] = StringAgg(
                 name, delimiter=Value(","), filter=Q(complete=True) & ~Q(**{name: ""})
             )
-    rows = (
+    grouped = (
         PipelineDay.objects.filter(
             Q(pipeline_id__in=list(pipeline_pks)) | Q(pipeline__isnull=True),
             day__gte=first,
@@ -268,6 +269,7 @@ def read(pipeline_pks: Sequence[int], first: date, last: date, *, values_too: bo
         .annotate(**annotations)
         .order_by()
     )
+    rows = cast(Iterable[dict[str, Any]], grouped)  # the annotations' names are built above
     for row in rows:
         pk = row["pipeline_id"]
         if pk is None:
