@@ -29,8 +29,9 @@ from typing import Any, cast
 
 import orjson
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, StringAgg, Sum, Value
 
 from runs.models import FINAL_STATUSES, PipelineDay, Run, RunStatus
 
@@ -44,6 +45,11 @@ def day_of(instant: datetime) -> date:
 
 def start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def created_on(day: date) -> Q:
+    """The runs created on ``day`` (UTC)."""
+    return Q(created_at__gte=start_of(day), created_at__lt=start_of(day + DAY))
 
 
 def _lock(*, shared: bool) -> bool:
@@ -167,11 +173,7 @@ def build(*, now: datetime, max_days: int | None = None) -> int:
         if open_rows:
             condition = Q()
             for _, pipeline_pk, day in open_rows:
-                condition |= Q(
-                    pipeline_id=pipeline_pk,
-                    created_at__gte=start_of(day),
-                    created_at__lt=start_of(day + DAY),
-                )
+                condition |= Q(pipeline_id=pipeline_pk) & created_on(day)
             sums = _sums(condition, {day for _, _, day in open_rows})
             PipelineDay.objects.filter(pk__in=[pk for pk, _, _ in open_rows]).delete()
             rows = [item.row(pk, day, now) for (pk, day), item in sums.items()]
@@ -242,14 +244,10 @@ def read(pipeline_pks: Sequence[int], first: date, last: date, *, values_too: bo
     built = Built()
     if connection.vendor != "postgresql" or not pipeline_pks:
         return built
-    from django.contrib.postgres.aggregates import ArrayAgg
-    from django.db.models import StringAgg, Sum, Value
-
     done = Q(complete=True)
     annotations = {
         "built": ArrayAgg("day", filter=done, default=[]),
         "open": ArrayAgg("day", filter=Q(complete=False), default=[]),
-        "n": Sum("runs", filter=done, default=0),
         "ok": Sum("succeeded", filter=done, default=0),
         "ko": Sum("failed", filter=done, default=0),
         "off": Sum("canceled", filter=done, default=0),
@@ -277,8 +275,8 @@ def read(pipeline_pks: Sequence[int], first: date, last: date, *, values_too: bo
             continue
         if row["open"]:
             built.open_days[pk] = set(row["open"])
+        # A built row's runs are all final: these three are all of them.
         built.counts[pk] = {
-            "runs": row["n"],
             RunStatus.SUCCEEDED: row["ok"],
             RunStatus.FAILED: row["ko"],
             RunStatus.CANCELED: row["off"],

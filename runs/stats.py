@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from pipelines.models import Pipeline
 from runs import rollup
-from runs.models import Run, RunNode, RunStatus
+from runs.models import FINAL_STATUSES, Run, RunNode, RunStatus
 from runs.selectors import of_pipeline_newest_first
 
 STREAK_LOOKBACK = 10
@@ -535,6 +535,12 @@ class WindowStats:
     bytes_median: float | None = None
     last_run: "LastRun | None" = None
 
+    def count(self, status: str, runs: int) -> None:
+        """Add ``runs`` runs of ``status`` (the total, and the final statuses' own counts)."""
+        self.runs += runs
+        if status in FINAL_STATUSES:
+            setattr(self, status, getattr(self, status) + runs)
+
     @property
     def success_rate(self) -> float | None:
         """Succeeded over decided (succeeded or failed) runs, as on the Runs page's strip."""
@@ -578,10 +584,8 @@ def window_stats(
         for pk in pks
     }
     for pk, counts in built.counts.items():
-        item = stats[pk]
-        item.runs += counts["runs"]
-        for status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED):
-            setattr(item, status, getattr(item, status) + counts[status])
+        for status, runs in counts.items():
+            stats[pk].count(status, runs)
 
     spans = Q()
     for lo, hi, hi_included in rollup.unbuilt_spans(start, end, built.days):
@@ -591,28 +595,17 @@ def window_stats(
     rest = Q(pipeline_id__in=pks) & spans
     for pk, open_days in built.open_days.items():
         for day in open_days & built.days:
-            rest |= Q(
-                pipeline_id=pk,
-                created_at__gte=rollup.start_of(day),
-                created_at__lt=rollup.start_of(day + rollup.DAY),
-            )
+            rest |= Q(pipeline_id=pk) & rollup.created_on(day)
     live = Run.objects.filter(rest).order_by()
-    final = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED)
     if not figures_too:
         for row in live.values("pipeline_id", "status").annotate(n=Count("id")):
-            item = stats[row["pipeline_id"]]
-            item.runs += row["n"]
-            if row["status"] in final:
-                setattr(item, row["status"], getattr(item, row["status"]) + row["n"])
+            stats[row["pipeline_id"]].count(row["status"], row["n"])
         return stats
     rows = live.annotate(judged_duration=_duration_expression()).values_list(
         "pipeline_id", "status", "judged_duration", "rows_loaded", "bytes_loaded"
     )
     for pk, status, duration, rows_loaded, size in rows:
-        item = stats[pk]
-        item.runs += 1
-        if status in final:
-            setattr(item, status, getattr(item, status) + 1)
+        stats[pk].count(status, 1)
         if status != RunStatus.SUCCEEDED:
             continue
         durations, loaded, sizes = values[pk]
