@@ -11,6 +11,7 @@ from the model's metadata, so a new column is read and written without anyone ed
 import functools
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.db import connection
@@ -72,6 +73,81 @@ def select_joined[M: Model](
     return _joined_instance(model, related, row)
 
 
+@dataclass(frozen=True)
+class Beside[N: Model]:
+    """A second row for ``select_joined_beside``: the ``model`` row matching ``filters`` whose
+    column ``on[0]`` equals the first row's column ``on[1]`` (attnames), with its ``relations``."""
+
+    model: type[N]
+    relations: tuple[str, ...]
+    filters: dict[str, Any]
+    on: tuple[str, str]
+
+
+def select_joined_beside[M: Model, N: Model](
+    model: type[M], relations: Sequence[str], *, filters: dict[str, Any], beside: Beside[N]
+) -> tuple[M | None, N | None]:
+    """``select_joined`` of ``model``, and in the same statement the ``beside`` row that goes
+    with it (None when there is none): one round trip and one plan where two lookups, the second
+    keyed by the first, would take two (a credential and the run its request names)."""
+    sql, related, beside_related = _beside_sql(
+        model,
+        tuple(relations),
+        _shape(filters),
+        beside.model,
+        beside.relations,
+        _shape(beside.filters),
+        beside.on,
+    )
+    params = _condition_params(beside.model, beside.filters) + _condition_params(model, filters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    width = len(model._meta.concrete_fields) + sum(
+        len(field.related_model._meta.concrete_fields) for field in related
+    )
+    first = _joined_instance(model, related, row[:width])
+    pk_at = [field.attname for field in beside.model._meta.concrete_fields].index(
+        beside.model._meta.pk.attname
+    )
+    second = None
+    if row[width + pk_at] is not None:
+        second = _joined_instance(beside.model, beside_related, row[width:])
+    return first, second
+
+
+@functools.cache
+def _beside_sql(
+    model: type[Model],
+    relations: tuple[str, ...],
+    shape: tuple[tuple[str, int], ...],
+    beside: type[Model],
+    beside_relations: tuple[str, ...],
+    beside_shape: tuple[tuple[str, int], ...],
+    on: tuple[str, str],
+) -> tuple[str, list[Any], list[Any]]:
+    quote = connection.ops.quote_name
+    related, columns, joins = _columns_and_joins(model, relations)
+    beside_related, beside_columns, beside_joins = _columns_and_joins(
+        beside, beside_relations, alias="b"
+    )
+    # The second table with its own joins in parentheses, joined LEFT OUTER to the first row:
+    # its columns are NULL when it has no such row.
+    matched = (
+        f"b.{quote(_field_by_attname(beside, on[0]).column)} = "
+        f"t.{quote(_field_by_attname(model, on[1]).column)}"
+    )
+    sql = (
+        f"SELECT {columns}, {beside_columns} FROM {quote(model._meta.db_table)} t {joins} "  # noqa: S608
+        f"LEFT OUTER JOIN ({quote(beside._meta.db_table)} b {beside_joins}) "
+        f"ON {_conditions_sql(beside, beside_shape, alias='b')} AND {matched} "
+        f"WHERE {_conditions_sql(model, shape)}"
+    )
+    return sql, related, beside_related
+
+
 def _shape(filters: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     """What the SQL of ``filters`` depends on: the columns, and how many values each ``IN``
     holds (-1 for ``=``); the statement text is built once per shape and process."""
@@ -95,11 +171,13 @@ def _select_sql(
     return sql, related
 
 
-def _conditions_sql(model: type[Model], shape: tuple[tuple[str, int], ...]) -> str:
+def _conditions_sql(
+    model: type[Model], shape: tuple[tuple[str, int], ...], alias: str = "t"
+) -> str:
     quote = connection.ops.quote_name
     conditions = []
     for attname, size in shape:
-        column = f"t.{quote(_field_by_attname(model, attname).column)}"
+        column = f"{alias}.{quote(_field_by_attname(model, attname).column)}"
         if size >= 0:
             conditions.append(f"{column} IN ({', '.join(['%s'] * size)})")
         else:
@@ -118,23 +196,27 @@ def _condition_params(model: type[Model], filters: dict[str, Any]) -> list[Any]:
     return params
 
 
-def _columns_and_joins(model: type[Model], relations: Sequence[str]) -> tuple[list[Any], str, str]:
-    """The ``relations`` fields, the column list of ``t`` (the model) and its relations
-    ``r0``, ``r1``..., and their joins: what ``select_joined`` selects."""
+def _columns_and_joins(
+    model: type[Model], relations: Sequence[str], alias: str = "t"
+) -> tuple[list[Any], str, str]:
+    """The ``relations`` fields, the column list of ``t`` (the model, or ``alias``) and its
+    relations ``r0``, ``r1``... (``<alias>r0``... for another alias), and their joins: what
+    ``select_joined`` selects."""
     quote = connection.ops.quote_name
+    prefix = "" if alias == "t" else alias
     related: list[Any] = [model._meta.get_field(name) for name in relations]
-    tables: list[tuple[str, Any]] = [("t", model)] + [
-        (f"r{index}", field.related_model) for index, field in enumerate(related)
+    tables: list[tuple[str, Any]] = [(alias, model)] + [
+        (f"{prefix}r{index}", field.related_model) for index, field in enumerate(related)
     ]
     columns = ", ".join(
-        f"{alias}.{quote(field.column)}"
-        for alias, table_model in tables
+        f"{table_alias}.{quote(field.column)}"
+        for table_alias, table_model in tables
         for field in table_model._meta.concrete_fields
     )
     joins = " ".join(
         f"{'LEFT OUTER' if field.null else 'INNER'} JOIN "
-        f"{quote(field.related_model._meta.db_table)} r{index} "
-        f"ON r{index}.{quote(field.target_field.column)} = t.{quote(field.column)}"
+        f"{quote(field.related_model._meta.db_table)} {prefix}r{index} "
+        f"ON {prefix}r{index}.{quote(field.target_field.column)} = {alias}.{quote(field.column)}"
         for index, field in enumerate(related)
     )
     return related, columns, joins

@@ -10,7 +10,11 @@ from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
 from gateways.models import Gateway, GatewayToken
-from gateways.services import api_key_authenticate, gateway_token_authenticate
+from gateways.services import (
+    api_key_authenticate,
+    gateway_token_authenticate,
+    gateway_token_authenticate_beside,
+)
 
 
 @dataclass(frozen=True)
@@ -66,17 +70,38 @@ class BearerAuthentication(authentication.BaseAuthentication):
         return f'Bearer realm="{self.www_authenticate_realm}"'
 
 
+NOT_READ = object()
+
+
 class GatewayTokenAuthentication(BearerAuthentication):
+    """A gateway token. A view may name a row to read in the token's own statement
+    (``credential_beside(request)`` returning a ``common.sql.Beside``, or None): the handler
+    then finds it with ``row_read_beside(request)``."""
+
     www_authenticate_realm = "gateway"
 
     def authenticate(self, request):
         raw = _bearer(request)
         if raw is None:
             return None
-        token = gateway_token_authenticate(raw=raw, ip=_client_ip(request))
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        beside = getattr(view, "credential_beside", None)
+        spec = beside(request) if beside is not None else None
+        if spec is None:
+            token = gateway_token_authenticate(raw=raw, ip=_client_ip(request))
+        else:
+            token, request.row_beside_credential = gateway_token_authenticate_beside(
+                raw=raw, beside=spec, ip=_client_ip(request)
+            )
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked gateway token.")
         return GatewayPrincipal(gateway=token.gateway, token=token), token
+
+
+def row_read_beside(request):
+    """The row ``credential_beside`` named, read with the credential (None when there is no such
+    row), or ``NOT_READ`` when none was read that way."""
+    return request.__dict__.get("row_beside_credential", NOT_READ)
 
 
 class ApiKeyAuthentication(BearerAuthentication):

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from common.actors import Actor
 from common.audit import AuditAction, audit_record
 from common.roles import Perm
-from common.sql import select_joined
+from common.sql import Beside, select_joined, select_joined_beside
 from gateways.models import ApiKey, Credential, Gateway, GatewayToken
 
 GATEWAY_TOKEN_PREFIX = "gwt_"  # noqa: S105
@@ -166,6 +166,10 @@ def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
     digest = hash_secret(raw)
     # Every API request starts here, so it is plain SQL (see ``common.sql``).
     credential = select_joined(model, [relation], filters={"secret_hash": digest})
+    return _accepted(credential, digest)
+
+
+def _accepted[T: Credential](credential: T | None, digest: str) -> T | None:
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None
     if not credential.is_live():
@@ -197,6 +201,22 @@ def gateway_token_authenticate(*, raw: str, ip: str | None = None) -> GatewayTok
     if token is not None:
         _record_use(token, ip)
     return token
+
+
+def gateway_token_authenticate_beside[N: Model](
+    *, raw: str, beside: Beside[N], ip: str | None = None
+) -> tuple[GatewayToken | None, N | None]:
+    """``gateway_token_authenticate``, and in the same statement the ``beside`` row keyed by the
+    token's columns (the run a runner's request names, say); that row only with a live token."""
+    digest = hash_secret(raw)
+    token, row = select_joined_beside(
+        GatewayToken, ["gateway"], filters={"secret_hash": digest}, beside=beside
+    )
+    token = _accepted(token, digest)
+    if token is None:
+        return None, None
+    _record_use(token, ip)
+    return token, row
 
 
 def api_key_authenticate(*, raw: str, ip: str | None = None) -> ApiKey | None:

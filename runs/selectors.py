@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.ids import is_plausible_public_id
-from common.sql import RawJSON, rows_json, rows_json_supported, select_joined
+from common.sql import Beside, RawJSON, rows_json, rows_json_supported, select_joined
 from gateways.models import Gateway, GatewayHealth, GatewayToken
 from runs.models import LogLine, Run, RunNode, RunStatus, TelemetrySample
 
@@ -53,6 +53,20 @@ def run_get_for_gateway(*, gateway: Gateway, public_id: str) -> Run | None:
     )
     if run is not None:
         run.gateway = gateway  # the very row its token was just read with: no second join
+    return run
+
+
+def run_beside_token(*, public_id: str) -> Beside[Run] | None:
+    """The run ``run_get_for_gateway`` would find, read in the gateway token's own statement
+    (``gateways.services.gateway_token_authenticate_beside``): None when the id cannot be one."""
+    if not is_plausible_public_id(public_id):
+        return None
+    return Beside(Run, ("pipeline",), {"public_id": public_id}, on=("gateway_id", "gateway_id"))
+
+
+def run_read_beside_token(*, gateway: Gateway, run: Run | None) -> Run | None:
+    if run is not None:
+        run.gateway = gateway  # the row its token was read with
     return run
 
 

@@ -15,11 +15,14 @@ from common.actors import actor_from_request
 from common.api.schema import error_responses
 from common.api.views import ApiView, BearerOnlyApiView
 from common.roles import Perm
+from common.sql import Beside
 from gateways.authentication import (
+    NOT_READ,
     ApiKeyAuthentication,
     GatewayTokenAuthentication,
     IsGateway,
     IsPerson,
+    row_read_beside,
 )
 from gateways.selectors import gateway_from_reference
 from pipelines.selectors import pipeline_get
@@ -208,8 +211,19 @@ class AgentRunDetailView(BearerOnlyApiView):
     authentication_classes = [GatewayTokenAuthentication]
     permission_classes = [IsGateway]
 
+    def credential_beside(self, request) -> Beside | None:
+        """A read finds its run in the token's statement: one round trip, not two."""
+        if request.method not in ("GET", "HEAD"):
+            return None
+        return selectors.run_beside_token(public_id=self.kwargs.get("run_id", ""))
+
     def get_run(self, request, run_id: str) -> Run:
-        run = selectors.run_get_for_gateway(gateway=request.user.gateway, public_id=run_id)
+        gateway = request.user.gateway
+        run = row_read_beside(request)
+        if run is NOT_READ:
+            run = selectors.run_get_for_gateway(gateway=gateway, public_id=run_id)
+        else:
+            run = selectors.run_read_beside_token(gateway=gateway, run=run)
         if run is None:
             raise NotFound("No run with this id.")
         return run

@@ -5,7 +5,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from common.actors import Actor
+from gateways.models import GatewayToken
+from gateways.services import credential_revoke
 from runs.models import LogLine, Run
+from tests.factories import GatewayFactory, RunFactory
 
 
 @pytest.mark.django_db(transaction=True)
@@ -167,3 +171,34 @@ def test_the_arrays_postgresql_writes_are_the_ones_python_builds(run):
         ["at", "level", "message", "nodeId"],
     ]
     assert samples[0] == {"at": "2026-03-01T12:00:00Z"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runner_read_is_one_statement_with_its_token(agent_client, run):
+    url = f"/api/agent/runs/{run.public_id}"
+    assert agent_client.get(url).status_code == 200  # notes last use
+
+    with CaptureQueriesContext(connection) as statements:
+        response = agent_client.get(url, HTTP_PREFER="return=minimal")
+
+    assert response.status_code == 200, response.content
+    [read] = statements.captured_queries
+    assert read["sql"].upper().startswith("SELECT"), read["sql"]
+    answer = response.json()
+    assert answer["id"] == run.public_id
+    assert answer["pipelineName"] == run.pipeline.name
+    assert answer["gateway"] == {"id": run.gateway.public_id, "name": run.gateway.name}
+
+
+@pytest.mark.django_db
+def test_a_runner_read_beside_its_token_sees_only_its_gateways_runs(agent_client, run):
+    elsewhere = RunFactory(pipeline=run.pipeline, gateway=GatewayFactory())
+    assert agent_client.get(f"/api/agent/runs/{elsewhere.public_id}").status_code == 404
+    assert agent_client.get("/api/agent/runs/run_0000000000000000000000").status_code == 404
+    assert agent_client.get("/api/agent/runs/not-an-id").status_code == 404
+    assert agent_client.get(f"/api/agent/runs/{run.public_id}").status_code == 200
+
+    credential_revoke(actor=Actor.system(), credential=GatewayToken.objects.get())
+    refused = agent_client.get(f"/api/agent/runs/{run.public_id}")
+    assert refused.status_code == 401
+    assert run.public_id not in refused.content.decode()
