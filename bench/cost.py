@@ -78,17 +78,23 @@ def cases(prep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     append = json.dumps({"appendLog": _line(1)})
     batch = json.dumps({"appendLogs": [_line(n) for n in range(LINES_PER_BATCH)]})
     summary = json.dumps({"telemetrySummary": {"progress": 50}})
-    floor = f"/bench/floor/{prep['floor_run']}"
     clients = prep["clients"]
     return {
         "bare noop": {"status": 200, "requests": [Request("GET", "/bench/noop")]},
         "bare update": {
             "status": 200,
             "requests": [
-                Request("PATCH", f"/bench/bare/{prep['floor_run']}", json_type, append.encode())
+                Request("PATCH", f"/bench/bare/{c['floor']}", json_type, append.encode())
+                for c in clients
             ],
         },
-        FLOOR: {"status": 200, "requests": [Request("PATCH", floor, json_type, append.encode())]},
+        FLOOR: {
+            "status": 200,
+            "requests": [
+                Request("PATCH", f"/bench/floor/{c['floor']}", json_type, append.encode())
+                for c in clients
+            ],
+        },
         "401": {
             "status": 401,
             "requests": [Request("GET", f"/api/agent/runs/{c['small']}") for c in clients],

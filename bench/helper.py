@@ -359,7 +359,7 @@ def cmd_cost_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     """Per client (its own gateway and token, so no client shares a rate-limit bucket): a run
     holding 5 lines and 10 samples, one holding 500 lines and 2000 samples (the caps), and runs
     for the appends. The list is read with a *viewer's* key (not a superuser's, whose permission
-    check costs nothing), and the floor updates a run of its own."""
+    check costs nothing), and the floor updates a run of its own per client."""
     from django.contrib.auth.models import Group
 
     from common.roles import Role
@@ -390,15 +390,15 @@ def cmd_cost_prepare(spec: dict[str, Any]) -> dict[str, Any]:
                 "batch": one(5, 10),
                 "small": one(5, 10),
                 "big": one(settings.RUN_LOG_CAP, settings.RUN_SAMPLE_CAP),
+                # The floor's row, one per client like the appends' runs: one shared row would
+                # queue every UPDATE behind the one before it and its commit's flush.
+                "floor": make_runs(pipeline=pipeline, gateway=None, count=1, lines=0, samples=0)[
+                    0
+                ].public_id,
             }
         )
-    floor = make_runs(pipeline=pipeline, gateway=None, count=1, lines=0, samples=0)[0]
     vacuum()
-    return {
-        "removed_ingest_runs": removed,
-        "clients": clients,
-        "floor_run": floor.public_id,
-    }
+    return {"removed_ingest_runs": removed, "clients": clients}
 
 
 def explain(sql: str) -> str:
