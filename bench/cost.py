@@ -12,7 +12,8 @@ plus the database backends' CPU time over the case, divided by its requests.
 Cases (each client has its own gateway, token and API key, so no rate-limit bucket is shared):
 
 - ``bare noop``: a bare Django view doing nothing; ``bare update``: the floor's UPDATE without DRF;
-- ``floor``: a DRF APIView with no authentication and no throttling, doing one indexed UPDATE;
+- ``floor``: a DRF APIView with no authentication and no throttling, doing one indexed UPDATE
+  (of a run per client, as every runner case has);
 - ``401``: ``GET /api/agent/runs/{id}`` without a token;
 - ``read minimal``: the same URL with a token and ``Prefer: return=minimal``;
 - ``appendLog minimal``: the runner PATCH appending one line;
