@@ -4,13 +4,13 @@ import pytest
 from django.db.models import Model
 
 from common.actors import Actor
-from common.sql import select_joined
+from common.sql import Beside, select_joined, select_joined_beside
 from gateways.models import GatewayToken
 from gateways.services import gateway_token_authenticate
 from runs import selectors
 from runs.models import Run, RunStatus
 from runs.services import run_update
-from tests.factories import PipelineFactory, RunFactory
+from tests.factories import GatewayFactory, PipelineFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +66,41 @@ def test_a_credential_lookup_matches_the_orm(gateway_token):
     assert columns(found) == columns(expected)
     assert columns(found.gateway) == columns(expected.gateway)
     assert found.last_used_ip == "10.0.0.7"
+
+
+def test_a_row_beside_another_matches_the_orm_and_is_none_when_it_does_not_go_with_it(
+    gateway_token, run
+):
+    token = gateway_token_authenticate(raw=gateway_token)
+    other = RunFactory(pipeline=run.pipeline, gateway=GatewayFactory())
+
+    def beside(public_id: str) -> tuple:
+        return select_joined_beside(
+            GatewayToken,
+            ["gateway"],
+            filters={"id": token.pk},
+            beside=Beside(
+                Run,
+                ("pipeline", "gateway"),
+                {"public_id": public_id},
+                on=("gateway_id", "gateway_id"),
+            ),
+        )
+
+    found_token, found_run = beside(run.public_id)
+    expected = GatewayToken.objects.select_related("gateway").get(pk=token.pk)
+    assert columns(found_token) == columns(expected)
+    assert columns(found_token.gateway) == columns(expected.gateway)
+    assert_same_run(found_run, selectors.run_queryset().get(pk=run.pk))
+    # Another gateway's run does not go with this token; the token is still read.
+    found_token, found_run = beside(other.public_id)
+    assert found_token.pk == token.pk and found_run is None
+    assert beside("run_missing")[0].pk == token.pk
+    assert select_joined_beside(
+        GatewayToken,
+        ["gateway"],
+        filters={"id": token.pk + 1000},
+        beside=Beside(
+            Run, ("pipeline",), {"public_id": run.public_id}, on=("gateway_id", "gateway_id")
+        ),
+    ) == (None, None)
