@@ -51,9 +51,7 @@ def run_get_for_gateway(*, gateway: Gateway, public_id: str) -> Run | None:
     run = select_joined(
         Run, ["pipeline"], filters={"public_id": public_id, "gateway_id": gateway.pk}
     )
-    if run is not None:
-        run.gateway = gateway  # the very row its token was just read with: no second join
-    return run
+    return run_read_beside_token(gateway=gateway, run=run)
 
 
 def run_beside_token(*, public_id: str) -> Beside[Run] | None:
@@ -65,8 +63,10 @@ def run_beside_token(*, public_id: str) -> Beside[Run] | None:
 
 
 def run_read_beside_token(*, gateway: Gateway, run: Run | None) -> Run | None:
+    """A run of ``gateway`` read without its gateway: the very row its token was just read
+    with is set on it, so it is not joined a second time."""
     if run is not None:
-        run.gateway = gateway  # the row its token was read with
+        run.gateway = gateway
     return run
 
 
