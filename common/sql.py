@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Field, Model
 
@@ -43,6 +44,54 @@ def instance_from_row[M: Model](model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, cast(Any, None), converted)
 
 
+@functools.cache
+def _preparing_cursor_class() -> type:
+    from psycopg import ClientCursor, Cursor
+
+    class Logged:
+        """What Django's query log reads of a statement (``cursor._query.query``): its text
+        with the parameters bound, as Django's own cursor would have sent it, composed only
+        when read (a prepared statement leaves psycopg nothing to show there)."""
+
+        __slots__ = ("cursor", "params", "sql")
+
+        def __init__(self, cursor, sql, params):
+            self.cursor, self.sql, self.params = cursor, sql, params
+
+        @property
+        def query(self) -> bytes:
+            return ClientCursor(self.cursor.connection).mogrify(self.sql, self.params).encode()
+
+    class PreparingCursor(Cursor):
+        """Binds on the server and prepares every statement it runs."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            result = super().execute(query, params, prepare=True, binary=binary)
+            self._query = cast(Any, Logged(self, query, params))
+            return result
+
+    return PreparingCursor
+
+
+def statement_cursor():
+    """A cursor for the statements of this module. On PostgreSQL it prepares them: each is
+    planned once per connection instead of on every request (planning the append's statement
+    costs more than running it), unless ``settings.PREPARE_HOT_STATEMENTS`` is off (a pooler in
+    transaction mode, whose next transaction may get another server connection). Otherwise,
+    and on SQLite, Django's own cursor; either way Django's wrapper, so its execute wrappers,
+    query log and error translation see every statement."""
+    if connection.vendor != "postgresql" or not settings.PREPARE_HOT_STATEMENTS:
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = _preparing_cursor_class()(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
 def _row_lock_sql() -> str:
     """``FOR NO KEY UPDATE OF t`` where the database has it: it serializes writers of the row
     exactly like ``FOR UPDATE`` but does not block transactions that only insert rows referencing
@@ -67,7 +116,7 @@ def select_joined[M: Model](
     LEFT OUTER when the foreign key is nullable. With ``lock``, the row (not its relations) stays
     locked until the transaction ends."""
     sql, related = _select_sql(model, tuple(relations), _shape(filters), lock)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, _condition_params(model, filters))
         row = cursor.fetchone()
     return _joined_instance(model, related, row)
@@ -100,7 +149,7 @@ def select_joined_beside[M: Model, N: Model](
         beside.on,
     )
     params = _condition_params(beside.model, beside.filters) + _condition_params(model, filters)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -284,7 +333,7 @@ def update_columns(instance: Model, fields: Iterable[Field]) -> None:
     ]
     table = quote(cast(str, instance._meta.db_table))
     pk_column = quote(pk_field.column)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",  # noqa: S608
             [*params, instance.pk],
@@ -298,7 +347,7 @@ def touch_row(model: type[Model], *, key_field: str, key: Any, field: str, value
     target: Any = model._meta.get_field(field)
     where: Any = model._meta.get_field(key_field)
     table = quote(cast(str, model._meta.db_table))
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET {quote(target.column)} = %s "  # noqa: S608
             f"WHERE {quote(where.column)} = %s",
@@ -363,7 +412,7 @@ def append_children[M: Model](
         count,
         *(field.get_db_prep_save(assign[field.attname], connection) for field in set_fields),
     ]
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return _joined_instance(model, related, row)
@@ -518,7 +567,7 @@ def rows_json(
     Building 2000 objects in Python (and decoding 2000 jsonb values twice, as psycopg and
     Django's JSONField do) cost most of a full runner answer."""
     sql = _rows_json_sql(model, tuple(keys.items()), tuple(omit_empty), merge, parent)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, [parent_pk, after_seq])
         (text,) = cursor.fetchone()
     return RawJSON(text)

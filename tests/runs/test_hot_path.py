@@ -202,3 +202,50 @@ def test_a_runner_read_beside_its_token_sees_only_its_gateways_runs(agent_client
     refused = agent_client.get(f"/api/agent/runs/{run.public_id}")
     assert refused.status_code == 401
     assert run.public_id not in refused.content.decode()
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepare", [True, False])
+def test_the_runner_statements_are_prepared_unless_turned_off(agent_client, run, settings, prepare):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.PREPARE_HOT_STATEMENTS = prepare
+    connection.close()  # a session of its own: nothing prepared yet
+    url = f"/api/agent/runs/{run.public_id}"
+    line = {"appendLog": {"level": "info", "message": "Loaded 500 rows"}}
+    for _ in range(3):
+        assert agent_client.patch(url, line, format="json").status_code == 200
+        assert agent_client.get(url, HTTP_PREFER="return=minimal").status_code == 200
+
+    prepared = prepared_statements()
+    if not prepare:
+        # Behind a pooler in transaction mode: nothing may outlive the transaction.
+        assert prepared == []
+        return
+    # Each statement once, however many requests ran it: the token's, the append's, the read's
+    # (the token beside its run) and the full answer's log and samples.
+    assert len(prepared) == len(set(prepared))
+    assert any(sql.startswith("WITH locked AS") and "unnest(" in sql for sql in prepared)
+    assert any(
+        'FROM "gateways_gatewaytoken" t' in sql and "LEFT OUTER JOIN (" in sql for sql in prepared
+    )
+    assert LogLine.objects.filter(run=run).count() == 3
+    run.refresh_from_db()
+    assert run.log_seq == 3
+
+
+@pytest.mark.django_db
+def test_a_prepared_statement_shows_its_parameters_in_the_query_log(agent_client, run):
+    url = f"/api/agent/runs/{run.public_id}"
+    with CaptureQueriesContext(connection) as statements:
+        response = agent_client.get(url, HTTP_PREFER="return=minimal")
+    assert response.status_code == 200
+    # As Django's own cursor logs a statement: its text with the values in it.
+    assert all("%s" not in query["sql"] for query in statements.captured_queries)
+    assert any(run.public_id in query["sql"] for query in statements.captured_queries)
