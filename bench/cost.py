@@ -443,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. '--worker-class gthread --threads 2') and measure every case on both, "
         "interleaved.",
     )
+    parser.add_argument(
+        "--variant-env",
+        default="",
+        help="Also (or instead) start that second web line with these extra environment "
+        "variables (comma list of NAME=VALUE, e.g. PREPARE_HOT_STATEMENTS=0).",
+    )
     parser.add_argument("--variant-name", default="variant")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -457,14 +463,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         port = free_port()
         servers[""] = (port, Server(url, port, args.workers, OUT / "cost-web.log"))
+        extra = dict(pair.split("=", 1) for pair in args.variant_env.split(",") if pair)
         if args.variant_args:
+            extra["GUNICORN_CMD_ARGS"] = args.variant_args
+        if extra:
             port = free_port()
-            os.environ["GUNICORN_CMD_ARGS"] = args.variant_args
+            saved = {name: os.environ.get(name) for name in extra}
+            os.environ.update(extra)
             try:
                 log_path = OUT / f"cost-web-{args.variant_name}.log"
                 servers[args.variant_name] = (port, Server(url, port, args.workers, log_path))
             finally:
-                del os.environ["GUNICORN_CMD_ARGS"]
+                for name, value in saved.items():
+                    if value is None:
+                        del os.environ[name]
+                    else:
+                        os.environ[name] = value
         for _, server in servers.values():
             server.wait_ready()
         summary, rounds = measure(args, servers, args.database, prep)
@@ -480,7 +494,14 @@ def main(argv: list[str] | None = None) -> int:
         "seeded": seeded,
         "settings": {
             key: getattr(args, key)
-            for key in ("workers", "connections", "seconds", "rounds", "variant_args")
+            for key in (
+                "workers",
+                "connections",
+                "seconds",
+                "rounds",
+                "variant_args",
+                "variant_env",
+            )
         },
         "cases": summary,
         "rounds": rounds,
