@@ -348,7 +348,12 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # httpx logs every request URL at INFO; webhook URLs may carry tokens.
-    "loggers": {"httpx": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        # Django logs every 4xx answer as a warning: a second line per refused request beside
+        # the access log's, which already holds its path and status. Server errors still log.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -144,3 +144,29 @@ def test_logs_are_json_lines_when_asked():
     line = json.loads(done.stderr.strip().splitlines()[-1])
     assert line["level"] == "WARNING" and line["logger"] == "elt.test"
     assert line["message"] == "hello there" and "time" in line
+
+
+def test_a_refused_request_logs_nothing_beside_the_access_log_and_a_server_error_logs():
+    script = (
+        "import django; django.setup(); "
+        "from django.http import HttpResponse; from django.test import RequestFactory; "
+        "from django.utils.log import log_response; "
+        "request = RequestFactory().get('/api/agent/runs/run_x'); "
+        "log_response('Unauthorized: %s', request.path, "
+        "response=HttpResponse(status=401), request=request); "
+        "log_response('Internal Server Error: %s', request.path, "
+        "response=HttpResponse(status=500), request=request)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert "Internal Server Error: /api/agent/runs/run_x" in done.stderr
+    assert "Unauthorized" not in done.stderr
