@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 
 from common.actors import Actor
@@ -38,6 +39,25 @@ def test_inactive_people_hold_nothing_and_superusers_everything(analyst):
     boss = get_user_model().objects.create_superuser("boss", "boss@example.com", None)
     assert Perm.CANCEL_RUNS in boss.get_all_permissions()
     assert boss.has_perm(Perm.CANCEL_RUNS)
+
+
+@pytest.mark.django_db
+def test_the_one_statement_reads_what_django_reads(analyst, operator):
+    Group.objects.create(name="empty")  # a group holding nothing changes nothing
+    analyst.groups.add(Group.objects.get(name="empty"))
+    analyst.user_permissions.add(Permission.objects.get(codename="cancel_run"))
+    operator.user_permissions.add(Permission.objects.get(codename="view_run"))  # also by group
+    loner = get_user_model().objects.create_user("loner")
+    boss = get_user_model().objects.create_superuser("boss", "boss@example.com", None)
+    for person in (analyst, operator, loner, boss):
+        fresh = get_user_model().objects.get(pk=person.pk)
+        assert fresh.get_all_permissions() == ModelBackend().get_all_permissions(
+            get_user_model().objects.get(pk=person.pk)
+        ), person.username
+    assert get_user_model().objects.get(pk=loner.pk).get_all_permissions() == set()
+    assert len(get_user_model().objects.get(pk=boss.pk).get_all_permissions()) == (
+        Permission.objects.count()
+    )
 
 
 @pytest.fixture
