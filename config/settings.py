@@ -116,9 +116,12 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "")
 # The hot path's few hand-written statements (``common.sql``) are prepared on PostgreSQL: planned
 # once per connection, not per request. Never behind a pooler in transaction mode (below).
-PREPARE_HOT_STATEMENTS = env_bool("PREPARE_HOT_STATEMENTS", True)
+PREPARE_HOT_STATEMENTS = env_bool("PREPARE_HOT_STATEMENTS", True) and (
+    DATABASE_POOLER != "transaction"
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable server fails a request in seconds (a JSON 503) instead of holding a web
     # worker until gunicorn kills it.
@@ -130,13 +133,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # psycopg prepares nothing while this is None. Only ``common.sql``'s cursor binds on the
         # server, and it asks for each statement to be prepared; the ORM's cursors never do.
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 1_000_000)
-    if os.environ.get("DATABASE_POOLER", "") == "transaction":
+    if DATABASE_POOLER == "transaction":
         # Behind PgBouncer in transaction mode a session lasts one transaction: no server-side
         # cursors (they outlive it) and no prepared statements (they belong to a server
         # connection the next transaction may not get). Only for `web`: see docs/SCALING.md.
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
-        PREPARE_HOT_STATEMENTS = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers work beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # two writers queue on the busy timeout instead of deadlocking on a lock upgrade.

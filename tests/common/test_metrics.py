@@ -125,23 +125,27 @@ def test_jobs_report_their_duration_heartbeat_and_prune_counts(scraper, pipeline
     assert after[kind] - before.get(kind, 0) == 1
 
 
-def test_logs_are_json_lines_when_asked():
-    script = (
-        "import django, logging; django.setup(); "
-        "logging.getLogger('elt.test').warning('hello %s', 'there')"
-    )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_FORMAT": "json"}
-
+def stderr_of(script: str, **env: str) -> str:
+    """What a Python process with the project's settings (and ``env``) writes to stderr."""
     done = subprocess.run(
         [sys.executable, "-c", script],
-        env=env,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         cwd=django_settings.BASE_DIR,
         capture_output=True,
         text=True,
         check=True,
     )
+    return done.stderr
 
-    line = json.loads(done.stderr.strip().splitlines()[-1])
+
+def test_logs_are_json_lines_when_asked():
+    script = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('elt.test').warning('hello %s', 'there')"
+    )
+    stderr = stderr_of(script, LOG_FORMAT="json")
+
+    line = json.loads(stderr.strip().splitlines()[-1])
     assert line["level"] == "WARNING" and line["logger"] == "elt.test"
     assert line["message"] == "hello there" and "time" in line
 
@@ -157,16 +161,7 @@ def test_a_refused_request_logs_nothing_beside_the_access_log_and_a_server_error
         "log_response('Internal Server Error: %s', request.path, "
         "response=HttpResponse(status=500), request=request)"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    stderr = stderr_of(script)
 
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=django_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-
-    assert "Internal Server Error: /api/agent/runs/run_x" in done.stderr
-    assert "Unauthorized" not in done.stderr
+    assert "Internal Server Error: /api/agent/runs/run_x" in stderr
+    assert "Unauthorized" not in stderr

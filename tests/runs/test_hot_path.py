@@ -232,6 +232,7 @@ def test_the_runner_statements_are_prepared_unless_turned_off(agent_client, run,
     # (the token beside its run) and the full answer's log and samples.
     assert len(prepared) == len(set(prepared))
     assert any(sql.startswith("WITH locked AS") and "unnest(" in sql for sql in prepared)
+    assert any(sql.startswith("SELECT '[' || coalesce(string_agg(") for sql in prepared)
     assert any(
         'FROM "gateways_gatewaytoken" t' in sql and "LEFT OUTER JOIN (" in sql for sql in prepared
     )
