@@ -123,6 +123,9 @@ PREPARE_HOT_STATEMENTS = env_bool("PREPARE_HOT_STATEMENTS", True) and (
     DATABASE_POOLER != "transaction"
 )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with a health check that asks the socket instead of the server
+    # (``common.db.postgresql``).
+    DATABASES["default"]["ENGINE"] = "common.db.postgresql"
     # An unreachable server fails a request in seconds (a JSON 503) instead of holding a web
     # worker until gunicorn kills it.
     DATABASES["default"].setdefault("OPTIONS", {})
