@@ -74,6 +74,10 @@ def requests(case: str):
         "list": lambda: person.get("/api/runs?limit=50"),
         "401": lambda: anonymous.get(url),
         "noop": lambda: anonymous.get("/bench/noop"),  # with BENCH_ENDPOINTS=1
+        "floor": lambda: anonymous.patch(
+            f"/bench/floor/{small.public_id}", {"x": 1}, format="json"
+        ),
+        "bare": lambda: anonymous.patch(f"/bench/bare/{small.public_id}", {"x": 1}, format="json"),
     }[case]
 
 
