@@ -83,6 +83,8 @@ class LogEntrySerializer(StrictSerializer):
 
 
 SURROGATES = re.compile("[\ud800-\udfff]")
+# ``LogLevel.values`` builds a new list on every read; a batch checks each line's level.
+LEVELS = frozenset(LogLevel.values)
 
 
 def _plain_text(value: Any) -> bool:
@@ -105,7 +107,7 @@ class AppendLogListSerializer(serializers.ListSerializer):
     def _plain_line(entry: Any) -> bool:
         if type(entry) is not dict or not entry.keys() <= {"level", "message", "nodeId"}:
             return False
-        if entry.get("level") not in LogLevel.values or not _plain_text(entry.get("message")):
+        if entry.get("level") not in LEVELS or not _plain_text(entry.get("message")):
             return False
         node_id = entry.get("nodeId")
         if node_id is None:
