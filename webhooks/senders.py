@@ -3,8 +3,10 @@ share, and a circuit breaker per endpoint that keeps timing out.
 
 The worker process starts one ``SenderPool`` (``run_worker``). Deliveries reach it two ways: the
 ``webhook_delivery_send`` task, which hands its delivery to the pool and returns at once (so a
-hanging receiver never holds db_worker), and a poll of due deliveries every
-``WEBHOOK_POLL_SECONDS`` (deliveries that were refused a slot earlier, retries that came due).
+hanging receiver never holds db_worker), and a poll of due deliveries (deliveries that were
+refused a slot earlier, retries that came due). The poll runs every ``WEBHOOK_POLL_SECONDS``,
+and at once whenever a send ends while a delivery it could take was refused: a backlog drains as
+fast as its endpoints answer, not a share of slots per poll interval.
 Each send still goes through ``services.webhook_delivery_attempt``: the lease on the delivery row
 is what makes a delivery go out once at a time across every worker, so the pool's own
 bookkeeping only decides what this process tries next, never what is correct.
@@ -76,6 +78,9 @@ class SenderPool:
         self._in_flight: dict[int, int] = {}  # delivery id -> endpoint id
         self._per_endpoint: dict[int, int] = {}
         self._breakers: dict[int, Breaker] = {}
+        # Set when a send ends while a delivery was refused a slot since the last poll.
+        self._refused = False
+        self._slot_freed = threading.Event()
 
     # Lifecycle
 
@@ -88,7 +93,12 @@ class SenderPool:
         global _running
         if _running is self:
             _running = None
+        self._slot_freed.set()  # the poll loop wakes up, and sees that it must stop
         self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    def wait_for_slot(self, timeout: float) -> bool:
+        """Until a send ends with deliveries left waiting for a slot (True), or ``timeout``."""
+        return self._slot_freed.wait(timeout)
 
     # What to send
 
@@ -99,6 +109,7 @@ class SenderPool:
             if delivery_id in self._in_flight:
                 return True
             if len(self._in_flight) >= self.concurrency:
+                self._refused = True
                 return False
             busy = self._per_endpoint.get(endpoint_id, 0)
             breaker = self._breakers.get(endpoint_id)
@@ -107,6 +118,7 @@ class SenderPool:
                     return False
                 breaker.trial = True  # half-open: one attempt decides
             elif busy >= self.per_endpoint:
+                self._refused = True
                 return False
             self._in_flight[delivery_id] = endpoint_id
             self._per_endpoint[endpoint_id] = busy + 1
@@ -142,6 +154,8 @@ class SenderPool:
         Endpoints that can take none now are left out of the query, so a backlog behind one
         paused endpoint never hides the deliveries of the others."""
         with self._lock:
+            self._refused = False
+            self._slot_freed.clear()
             free = self.concurrency - len(self._in_flight)
             blocked = self._blocked_endpoints(time.monotonic())
         if free <= 0:
@@ -179,6 +193,8 @@ class SenderPool:
             self._per_endpoint[endpoint_id] -= 1
             if not self._per_endpoint[endpoint_id]:
                 del self._per_endpoint[endpoint_id]
+            if self._refused:
+                self._slot_freed.set()
             breaker = self._breakers.setdefault(endpoint_id, Breaker())
             breaker.trial = False
             if reached is None:
@@ -221,7 +237,10 @@ def serve(stop: threading.Event) -> Callable[[], None]:
     pool = SenderPool().start()
 
     def poll_due() -> None:
-        while not stop.wait(settings.WEBHOOK_POLL_SECONDS):
+        while not stop.is_set():
+            pool.wait_for_slot(settings.WEBHOOK_POLL_SECONDS)
+            if stop.is_set():
+                break
             try:
                 pool.poll()
             except Exception:

@@ -5,12 +5,14 @@ The worker is a real ``run_worker`` process on the test database; both receivers
 servers on loopback.
 """
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -35,8 +37,9 @@ def database_url_of_this_test() -> str:
     return f"postgres://{auth}@{host}/{params['NAME']}"
 
 
-@pytest.fixture
-def worker_process(tmp_path, shared_state_dir):
+@contextlib.contextmanager
+def running_worker(log_path: Path, shared_state_dir: Path, **extra_env: str):
+    """A ``run_worker`` process on the test database, stopped (SIGTERM) on the way out."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_this_test(),
@@ -50,8 +53,9 @@ def worker_process(tmp_path, shared_state_dir):
         "PERIODIC_TASKS_INTERVAL": "5",
         "SHARED_STATE_DIR": str(shared_state_dir),
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_worker"],
         cwd=django_settings.BASE_DIR,
@@ -60,14 +64,28 @@ def worker_process(tmp_path, shared_state_dir):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    log.close()
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def worker_process(tmp_path, shared_state_dir):
+    with running_worker(tmp_path / "worker.log", shared_state_dir) as process:
+        yield process
+
+
+def wait_for_requests(receiver: Receiver, count: int, *, seconds: float) -> None:
+    deadline = time.time() + seconds
+    while len(receiver.requests) < count and time.time() < deadline:
+        time.sleep(0.1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -110,6 +128,54 @@ def test_a_hanging_receiver_never_delays_another_endpoint(worker_process, settin
     finally:
         hanging.close()
         fast.close()
+
+
+BACKLOG = 30
+ANSWER_SECONDS = 0.2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_drains_as_fast_as_its_endpoint_answers(settings, tmp_path, shared_state_dir):
+    """Thirty runs finish at once for an endpoint that takes 0.2 s to answer: two deliveries go
+    out at a time (its share) and the others are refused a slot. Each send that ends hands its
+    slot to a waiting delivery at once, so the thirty are out in about 3 s of sending, not two
+    per poll (half a minute apart here) or at the sweep of overdue deliveries (a minute)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    receiver = Receiver()
+    receiver.reply(*[Reply(hang_seconds=ANSWER_SECONDS) for _ in range(BACKLOG + 1)])
+    log_path = tmp_path / "worker.log"
+    try:
+        make_endpoint(receiver.url)
+        with running_worker(log_path, shared_state_dir, WEBHOOK_POLL_SECONDS="30"):
+            finish_run(make_run())  # the worker is up once this one has arrived
+            wait_for_requests(receiver, 1, seconds=60)
+            assert len(receiver.requests) == 1, log_path.read_text()
+            started = time.time()
+            for _ in range(BACKLOG):
+                finish_run(make_run())
+            wait_for_requests(receiver, BACKLOG + 1, seconds=20)
+            elapsed = time.time() - started
+
+        assert len(receiver.requests) == BACKLOG + 1, log_path.read_text()
+        assert elapsed < 12, elapsed  # 30 answers of 0.2 s, two at a time: 3 s, plus the finishes
+        assert not WebhookDelivery.objects.exclude(status=DeliveryStatus.SUCCEEDED).exists()
+    finally:
+        receiver.close()
+
+
+def test_a_freed_slot_wakes_the_poll_only_when_a_delivery_was_refused():
+    """The pool's bookkeeping behind the test above (sending replaced by nothing)."""
+    pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
+    pool._executor.shutdown()
+    pool._executor = _NoExecutor()
+
+    assert pool.offer(1, 1) and pool.offer(2, 1)
+    pool._done(1, 1, reached=True)
+    assert not pool.wait_for_slot(0)  # nothing is waiting: the poll keeps its interval
+    assert pool.offer(3, 1)
+    assert not pool.offer(4, 1)  # refused: the endpoint has its share
+    pool._done(2, 1, reached=True)
+    assert pool.wait_for_slot(0)  # the poll runs now, and offers the refused one again
 
 
 def test_one_endpoint_never_holds_more_than_its_share():
