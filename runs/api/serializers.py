@@ -107,7 +107,8 @@ class AppendLogListSerializer(serializers.ListSerializer):
     def _plain_line(entry: Any) -> bool:
         if type(entry) is not dict or not entry.keys() <= {"level", "message", "nodeId"}:
             return False
-        if entry.get("level") not in LEVELS or not _plain_text(entry.get("message")):
+        level = entry.get("level")
+        if type(level) is not str or level not in LEVELS or not _plain_text(entry.get("message")):
             return False
         node_id = entry.get("nodeId")
         if node_id is None:

@@ -20,6 +20,10 @@ BAD_BODIES = [
     ({"appendLog": {"level": "info", "message": "x", "colour": "red"}}, "appendLog.colour"),
     ({"appendLog": [{"level": "info", "message": "x"}]}, "appendLog"),
     ({"appendLog": "hello"}, "appendLog"),
+    # Levels that are not even strings (a set of the levels cannot hold a list).
+    ({"appendLog": {"level": [], "message": "x"}}, "appendLog.level"),
+    ({"appendLog": {"level": {"a": 1}, "message": "x"}}, "appendLog.level"),
+    ({"appendLogs": [{"level": ["info"], "message": "x"}]}, "appendLogs[0].level"),
     ({"logEntries": {"level": "info", "message": "x"}}, "logEntries"),
     ({"logEntries": [{"level": "info", "message": "x", "at": "yesterday"}]}, "logEntries[0].at"),
     ({"logEntries": ["x"]}, "logEntries[0]"),
