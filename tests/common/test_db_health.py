@@ -8,6 +8,8 @@ import psycopg
 import pytest
 from django.db import connection
 
+from common.db.postgresql import base as postgresql_base
+
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's connections"),
     pytest.mark.django_db(transaction=True),
@@ -33,21 +35,46 @@ def between_requests() -> None:
     connection.close_if_unusable_or_obsolete()
 
 
-def test_an_idle_healthy_connection_is_kept_and_checked_without_a_query():
-    assert connection.settings_dict["CONN_HEALTH_CHECKS"]
-    pid = backend_pid()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 42 AS last_statement")
-    between_requests()
-
-    connection.close_if_health_check_failed()  # the next request's check, before its query
-
+def last_statement(pid: int) -> str:
     with another_connection() as other:
         (last,) = other.execute(
             "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
         ).fetchone()
-    assert last == "SELECT 42 AS last_statement"  # no SELECT 1 was sent
+    return last
+
+
+def next_request_checks() -> None:
+    """The check the next request makes before its first query."""
+    between_requests()
+    connection.close_if_health_check_failed()
+
+
+def test_a_busy_connection_is_kept_and_checked_without_a_query():
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"]
+    pid = backend_pid()
+    next_request_checks()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 42 AS last_statement")
+
+    next_request_checks()  # a moment after the one before
+
+    assert last_statement(pid) == "SELECT 42 AS last_statement"  # no SELECT 1 was sent
     assert backend_pid() == pid  # the same connection serves the next request
+
+
+def test_a_connection_quiet_for_longer_is_checked_by_a_query(monkeypatch):
+    """A peer that vanished without a word leaves nothing to read: a connection not checked for
+    ``QUIET_SECONDS`` gets a round trip."""
+    pid = backend_pid()
+    next_request_checks()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 42 AS last_statement")
+    monkeypatch.setattr(postgresql_base, "QUIET_SECONDS", 0.0)
+
+    next_request_checks()
+
+    assert last_statement(pid) == "SELECT 1"
+    assert backend_pid() == pid
 
 
 def test_a_connection_the_server_dropped_is_replaced_before_the_next_query():
@@ -72,11 +99,8 @@ def test_a_connection_in_a_transaction_is_checked_by_a_query():
     pid = backend_pid()
     try:
         assert connection.is_usable()
-        with another_connection() as other:
-            (last,) = other.execute(
-                "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
-            ).fetchone()
-        assert last == "SELECT 1"
+        assert connection.is_usable()  # however recent the last check
+        assert last_statement(pid) == "SELECT 1"
     finally:
         with connection.cursor() as cursor:
             cursor.execute("ROLLBACK")
