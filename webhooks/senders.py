@@ -154,10 +154,14 @@ class SenderPool:
         Endpoints that can take none now are left out of the query, so a backlog behind one
         paused endpoint never hides the deliveries of the others."""
         with self._lock:
-            self._refused = False
-            self._slot_freed.clear()
             free = self.concurrency - len(self._in_flight)
             blocked = self._blocked_endpoints(time.monotonic())
+            # Deliveries this poll leaves out (no sender free, or their endpoint at its share)
+            # wait for a slot as much as the ones ``offer`` refuses.
+            self._refused = free <= 0 or any(
+                busy >= self.per_endpoint for busy in self._per_endpoint.values()
+            )
+            self._slot_freed.clear()
         if free <= 0:
             return 0
         due = (

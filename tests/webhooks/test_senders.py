@@ -178,6 +178,25 @@ def test_a_freed_slot_wakes_the_poll_only_when_a_delivery_was_refused():
     assert pool.wait_for_slot(0)  # the poll runs now, and offers the refused one again
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_that_leaves_an_endpoint_out_wakes_again_when_its_slot_frees(settings):
+    """An endpoint at its share when the poll runs: its waiting deliveries are not read, and the
+    end of one of its sends brings the poll back at once."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    endpoint = make_endpoint("http://127.0.0.1:9/busy")
+    finish_run(make_run())
+    pool = SenderPool(concurrency=4, per_endpoint=1, breaker_failures=3, breaker_seconds=30)
+    pool._executor.shutdown()
+    pool._executor = _NoExecutor()
+    assert pool.offer(-1, endpoint.pk)  # its one slot is taken
+
+    assert pool.poll() == 0
+    assert not pool.wait_for_slot(0)
+    pool._done(-1, endpoint.pk, reached=True)
+    assert pool.wait_for_slot(0)
+    assert pool.poll() == 1
+
+
 def test_one_endpoint_never_holds_more_than_its_share():
     """The pool's bookkeeping, with sending replaced by nothing (the test above sends)."""
     pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
