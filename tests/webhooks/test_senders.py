@@ -96,9 +96,7 @@ def test_a_hanging_receiver_never_delays_another_endpoint(worker_process, settin
     try:
         make_endpoint(fast.url)
         finish_run(make_run())  # the worker is up once this one has arrived
-        deadline = time.time() + 60
-        while not fast.requests and time.time() < deadline:
-            time.sleep(0.2)
+        wait_for_requests(fast, 1, seconds=60)
         assert fast.requests, (tmp_path / "worker.log").read_text()
         fast.requests.clear()
         slow_endpoint = make_endpoint(hanging.url)
@@ -108,9 +106,7 @@ def test_a_hanging_receiver_never_delays_another_endpoint(worker_process, settin
             finish_run(run)
             finished_at[run.public_id] = time.time()
             time.sleep(FINISH_EVERY)
-        deadline = time.time() + FAST_WITHIN + 5
-        while len(fast.requests) < FINISHES and time.time() < deadline:
-            time.sleep(0.2)
+        wait_for_requests(fast, FINISHES, seconds=FAST_WITHIN + 5)
 
         received_at = {json.loads(r.body)["data"]["id"]: r.at for r in fast.requests}
         log = (tmp_path / "worker.log").read_text()
@@ -165,9 +161,7 @@ def test_a_backlog_drains_as_fast_as_its_endpoint_answers(settings, tmp_path, sh
 
 def test_a_freed_slot_wakes_the_poll_only_when_a_delivery_was_refused():
     """The pool's bookkeeping behind the test above (sending replaced by nothing)."""
-    pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
-    pool._executor.shutdown()
-    pool._executor = _NoExecutor()
+    pool = bookkeeping_pool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
 
     assert pool.offer(1, 1) and pool.offer(2, 1)
     pool._done(1, 1, reached=True)
@@ -185,9 +179,7 @@ def test_a_poll_that_leaves_an_endpoint_out_wakes_again_when_its_slot_frees(sett
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
     endpoint = make_endpoint("http://127.0.0.1:9/busy")
     finish_run(make_run())
-    pool = SenderPool(concurrency=4, per_endpoint=1, breaker_failures=3, breaker_seconds=30)
-    pool._executor.shutdown()
-    pool._executor = _NoExecutor()
+    pool = bookkeeping_pool(concurrency=4, per_endpoint=1, breaker_failures=3, breaker_seconds=30)
     assert pool.offer(-1, endpoint.pk)  # its one slot is taken
 
     assert pool.poll() == 0
@@ -199,9 +191,7 @@ def test_a_poll_that_leaves_an_endpoint_out_wakes_again_when_its_slot_frees(sett
 
 def test_one_endpoint_never_holds_more_than_its_share():
     """The pool's bookkeeping, with sending replaced by nothing (the test above sends)."""
-    pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
-    pool._executor.shutdown()
-    pool._executor = _NoExecutor()
+    pool = bookkeeping_pool(concurrency=4, per_endpoint=2, breaker_failures=3, breaker_seconds=30)
 
     assert [pool.offer(delivery_id, 1) for delivery_id in (1, 2, 3)] == [True, True, False]
     assert pool.offer(4, 2) and pool.offer(5, 2)
@@ -236,9 +226,7 @@ def test_a_backlog_behind_a_paused_endpoint_never_hides_the_others(settings):
     healthy = make_endpoint("http://127.0.0.1:9/healthy")
     finish_run(make_run())
     [waiting] = WebhookDelivery.objects.filter(endpoint=healthy)
-    pool = SenderPool(concurrency=4, per_endpoint=2, breaker_failures=1, breaker_seconds=60)
-    pool._executor.shutdown()
-    pool._executor = _NoExecutor()
+    pool = bookkeeping_pool(concurrency=4, per_endpoint=2, breaker_failures=1, breaker_seconds=60)
     assert pool.offer(-1, paused.pk)
     pool._done(-1, paused.pk, reached=False)  # its breaker opens
     assert pool.open_breakers() == [paused.pk]
@@ -251,3 +239,11 @@ def test_a_backlog_behind_a_paused_endpoint_never_hides_the_others(settings):
 class _NoExecutor:
     def submit(self, *args):
         return None
+
+
+def bookkeeping_pool(**options) -> SenderPool:
+    """A pool whose sends go nowhere: only its bookkeeping is under test."""
+    pool = SenderPool(**options)
+    pool._executor.shutdown()
+    pool._executor = _NoExecutor()
+    return pool
