@@ -508,11 +508,13 @@ def _rows_json_sql(
     omit_empty: tuple[str, ...],
     merge: str | None,
     parent: str,
+    written: str | None,
 ) -> str:
     """Each row's object written as text (``'{"at":' || ...``), the values by ``to_json``
     (which escapes strings as JSON does), the ``merge`` object's members by its own text after
     the other keys, and the rows joined with commas: PostgreSQL's ``json_build_object``, and
-    the jsonb merge (``||``) most of all, cost about twice as much per row (bench/RESULTS.md)."""
+    the jsonb merge (``||``) most of all, cost about twice as much per row (bench/RESULTS.md).
+    A row whose ``written`` column holds its text already is joined as it is."""
     quote = connection.ops.quote_name
     pieces = []
     for index, (key, attname) in enumerate(keys):
@@ -541,6 +543,8 @@ def _rows_json_sql(
     else:
         pieces.append("'}'")
     row = " || ".join(pieces)
+    if written is not None:
+        row = f"coalesce(t.{quote(_field_by_attname(model, written).column)}, {row})"
     seq = quote(_field_by_attname(model, "seq").column)
     return (
         f"SELECT '[' || coalesce(string_agg({row}, ',' ORDER BY t.{seq}), '') || ']' "  # noqa: S608
@@ -558,15 +562,17 @@ def rows_json(
     after_seq: int,
     omit_empty: Iterable[str] = (),
     merge: str | None = None,
+    written: str | None = None,
 ) -> RawJSON:
     """The ``model`` rows of one parent (``parent`` attname = ``parent_pk``) after sequence
     number ``after_seq``, oldest first, as a JSON array written by PostgreSQL in one pass: each
     row an object of ``keys`` (JSON key: attname; instants as ``common.time.iso`` writes them;
     the ``omit_empty`` keys left out when empty), merged with the JSON object column ``merge``
-    (whose members follow the keys; it never holds one of them).
+    (whose members follow the keys; it never holds one of them). A row's ``written`` column,
+    where it is not NULL, is that object's text as the database wrote it when storing the row.
     Building 2000 objects in Python (and decoding 2000 jsonb values twice, as psycopg and
     Django's JSONField do) cost most of a full runner answer."""
-    sql = _rows_json_sql(model, tuple(keys.items()), tuple(omit_empty), merge, parent)
+    sql = _rows_json_sql(model, tuple(keys.items()), tuple(omit_empty), merge, parent, written)
     with statement_cursor() as cursor:
         cursor.execute(sql, [parent_pk, after_seq])
         (text,) = cursor.fetchone()

@@ -78,9 +78,11 @@ def run_log_lines(*, run: Run) -> QuerySet[LogLine]:
 
 
 def run_samples(*, run: Run) -> QuerySet[TelemetrySample]:
-    return TelemetrySample.objects.filter(
-        run=run, seq__gt=run.sample_seq - settings.RUN_SAMPLE_CAP
-    ).order_by("seq")
+    return (
+        TelemetrySample.objects.filter(run=run, seq__gt=run.sample_seq - settings.RUN_SAMPLE_CAP)
+        .defer("json_text")
+        .order_by("seq")
+    )
 
 
 def run_log_rows(*, run: Run) -> list[tuple[Any, ...]]:
@@ -110,14 +112,16 @@ def run_log_json(*, run: Run) -> RawJSON | None:
 
 
 def run_samples_json(*, run: Run) -> RawJSON | None:
-    """``run_samples`` as the runner's telemetry ``samples`` (``{at, ...values}``), written by
-    PostgreSQL; None where the database cannot."""
+    """``run_samples`` as the runner's telemetry ``samples`` (``{at, ...values}``): each
+    sample's text as PostgreSQL wrote it when storing the row (``TelemetrySample.json_text``),
+    joined; None where the database cannot."""
     if not rows_json_supported():
         return None
     return rows_json(
         TelemetrySample,
         keys={"at": "at"},
         merge="values",
+        written="json_text",
         parent="run_id",
         parent_pk=run.pk,
         after_seq=run.sample_seq - settings.RUN_SAMPLE_CAP,

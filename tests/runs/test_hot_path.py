@@ -173,6 +173,71 @@ def test_the_arrays_postgresql_writes_are_the_ones_python_builds(run):
     assert samples[0] == {"at": "2026-03-01T12:00:00Z"}
 
 
+def _samples_text(run) -> str:
+    from runs import selectors
+
+    return selectors.run_samples_json(run=run).text
+
+
+@pytest.mark.django_db
+def test_a_sample_keeps_its_answer_text_from_when_it_was_stored(agent_client, run):
+    """PostgreSQL writes each sample's JSON text as it stores the row (migration 0015's
+    trigger), whoever stores it; the full answer joins those texts, and a row without one (stored
+    before the column) is written at read time, byte for byte the same."""
+    from datetime import UTC, datetime
+
+    from runs.models import TelemetrySample
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite builds the arrays in Python")
+    response = agent_client.patch(
+        f"/api/agent/runs/{run.public_id}",
+        {
+            "appendTelemetrySamples": [
+                {"at": "2026-03-01T12:00:00Z"},
+                {"at": "2026-03-01T12:00:00.12Z", "rowsLoaded": 1, "ratio": 0.5},
+                {"at": "2026-03-01T12:00:01.999999Z", "lag": -3},
+            ]
+        },
+        format="json",
+        HTTP_PREFER="return=minimal",
+    )
+    assert response.status_code == 200
+    # Through the ORM, not the runner PATCH, and values the API would refuse.
+    TelemetrySample.objects.create(
+        run=run,
+        seq=4,
+        at=datetime(2026, 3, 1, 12, 0, 2, tzinfo=UTC),
+        values={"big": 2**70, "note": 'a "quoted" é ✓', "nested": {"a": [1, 2.5, None]}},
+    )
+    Run.objects.filter(pk=run.pk).update(sample_seq=4)
+    run.refresh_from_db()
+    stored = list(
+        TelemetrySample.objects.filter(run=run).order_by("seq").values_list("json_text", flat=True)
+    )
+    assert stored == [
+        '{"at":"2026-03-01T12:00:00Z"}',
+        '{"at":"2026-03-01T12:00:00.120000Z","ratio": 0.5, "rowsLoaded": 1}',
+        '{"at":"2026-03-01T12:00:01.999999Z","lag": -3}',
+        '{"at":"2026-03-01T12:00:02Z","big": 1180591620717411303424, "note": '
+        '"a \\"quoted\\" é ✓", "nested": {"a": [1, 2.5, null]}}',
+    ]
+    joined = _samples_text(run)
+    assert joined == "[" + ",".join(stored) + "]"
+
+    # Rows stored before the column: the same text, written by the read.
+    TelemetrySample.objects.filter(run=run).update(json_text=None)
+    assert _samples_text(run) == joined
+    # A change to a sample's values writes its text again.
+    TelemetrySample.objects.filter(run=run, seq=1).update(values={"rows": 7})
+    assert TelemetrySample.objects.get(run=run, seq=1).json_text == (
+        '{"at":"2026-03-01T12:00:00Z","rows": 7}'
+    )
+    # What the answer joins is the stored text, not a text written anew.
+    TelemetrySample.objects.filter(run=run, seq=1).update(json_text='{"at":"stored"}')
+    assert _samples_text(run).startswith('[{"at":"stored"},')
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_runner_read_is_one_statement_with_its_token(agent_client, run):
     url = f"/api/agent/runs/{run.public_id}"

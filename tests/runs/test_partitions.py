@@ -92,6 +92,9 @@ def test_the_clock_keeps_a_range_ahead_of_the_newest_run(pipeline):
     assert second.upper - second.lower == max(3, made_today)
     later = fill_to(second.lower + 1, pipeline, days_ago=0)[-1]
     assert holders(later) == {second.name("runs_logline"), second.name("runs_telemetrysample")}
+    # A range made after the tables keeps each sample's answer text too (migration 0015).
+    texts = TelemetrySample.objects.filter(run=later).values_list("json_text", flat=True)
+    assert len(texts) == 2 and None not in texts
 
 
 def test_a_range_never_covers_rows_the_default_partition_holds(pipeline):
@@ -171,6 +174,7 @@ def test_lines_kept_longer_survive_the_drop_and_shorter_ones_go_row_by_row(pipel
     assert LogLine.objects.filter(run=kept).count() == 3
     assert TelemetrySample.objects.filter(run=kept).count() == 3
     assert holders(kept) == {"runs_logline_default", "runs_telemetrysample_default"}
+    assert TelemetrySample.objects.filter(run=kept, json_text__isnull=True).count() == 0
     assert Run.objects.get(pk=kept.pk).log_pruned_after_days is None
     # The short one's range stays, and its lines went row by row.
     assert counts["log lines"] == 3
