@@ -1,0 +1,49 @@
+"""The strict JSON parser's walk: the depth limit at its edge, and the path it names for a NUL
+or a lone surrogate, however deep."""
+
+import io
+
+import pytest
+from rest_framework.exceptions import ParseError, ValidationError
+
+from common.api.parsers import MAX_DEPTH, StrictJSONParser
+
+
+def parse(text: str):
+    return StrictJSONParser().parse(io.BytesIO(text.encode()))
+
+
+def nested(depth: int) -> str:
+    """A value ``depth`` containers deep: ``[[...[1]...]]``."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_the_depth_limit_is_exact():
+    assert parse(nested(MAX_DEPTH)) is not None
+    with pytest.raises(ParseError, match="nested deeper"):
+        parse(nested(MAX_DEPTH + 1))
+    # Empty containers at the limit hold nothing deeper.
+    assert parse("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('{"a": {"b": ["ok", "x\\u0000"]}}', "a.b[1]"),
+        ('[{"m": "\\ud800"}]', "[0].m"),
+        ('{"a": [{"k\\u0000": 1}]}', "a[0]"),
+        ('"\\u0000"', "body"),
+        ('{"e": "caf\\u00e9", "z": [1, {"n": "\\u0000"}]}', "z[1].n"),
+    ],
+)
+def test_a_bad_string_is_refused_by_its_path(text, path):
+    with pytest.raises(ValidationError) as refused:
+        parse(text)
+    assert path in refused.value.detail
+
+
+def test_text_without_escapes_is_taken_as_it_is():
+    data = {"message": "café ✓ 😀 tab", "deep": [[{"x": "y"}]]}
+    assert parse('{"message": "café ✓ 😀 tab", "deep": [[{"x": "y"}]]}') == data
+    with pytest.raises(ParseError):
+        parse('{"message": "raw \x00 nul"}')  # a raw control character is not JSON
