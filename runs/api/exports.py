@@ -49,10 +49,12 @@ CSV_COLUMNS = [
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def total_meta(queryset: QuerySet[Run]) -> dict[str, int]:
+def total_meta(queryset: QuerySet[Run], *, every: int | None = None) -> dict[str, int]:
     """``{"total": n}`` up to ``TOTAL_CAP`` matching runs, else ``{"totalAtLeast": TOTAL_CAP}``;
-    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs."""
-    count = bounded_count(queryset, cap=TOTAL_CAP)
+    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs. ``every``:
+    the number of runs a first page holds when no older page follows, every match, so no count
+    is needed."""
+    count = every if every is not None else bounded_count(queryset, cap=TOTAL_CAP)
     return {"total": count} if count <= TOTAL_CAP else {"totalAtLeast": TOTAL_CAP}
 
 

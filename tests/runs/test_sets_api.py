@@ -430,6 +430,27 @@ def test_meta_total_is_exact_up_to_the_cap_then_at_least(key_client, pipeline, m
     assert "LIMIT 6" in count_sql
 
 
+def total_and_counts(client, url: str) -> tuple[int, int]:
+    """A list's ``meta.total`` and the COUNT statements it took."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    counts = [q for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    return response.json()["meta"]["total"], len(counts)
+
+
+def test_a_first_page_holding_every_match_is_its_own_total(key_client, pipeline):
+    make_sortable_runs(pipeline, 7)
+    # Every match on the first page: the total is the page's, with no count.
+    assert total_and_counts(key_client, "/api/runs?limit=7") == (7, 0)
+    assert total_and_counts(key_client, "/api/runs?limit=50&excludeStatus=queued") == (3, 0)
+    assert total_and_counts(key_client, "/api/runs?status=queued&excludeStatus=queued") == (0, 0)
+    # One more run than the page holds, or a later page: counted.
+    assert total_and_counts(key_client, "/api/runs?limit=6") == (7, 1)
+    cursor = key_client.get("/api/runs?limit=6").json()["meta"]["cursor"]
+    assert total_and_counts(key_client, f"/api/runs?limit=6&cursor={cursor}") == (7, 1)
+
+
 # --- export ----------------------------------------------------------------------------------
 
 
