@@ -274,9 +274,7 @@ def _table_context(
         "filter_errors": None,
         "newer_cursor": encode_cursor(page.newer, ordering=ordering) if page.newer else None,
         "older_cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
-        "count": total_meta(
-            filterset.qs, every=len(page.items) if is_first_page and not page.older else None
-        ),
+        "count": total_meta(filterset.qs, page=page, first=is_first_page),
         "total_cap": TOTAL_CAP,
         "sort_headers": _sort_headers(request, ordering.name),
         "export_query": _filter_query(request),

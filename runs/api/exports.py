@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from common.api.pagination import Ordering, bounded_count, keyset_iterate
+from common.api.pagination import Ordering, Page, bounded_count, keyset_iterate
 from common.time import iso
 from runs import selectors
 from runs.models import Run, duration_seconds_of
@@ -49,12 +49,16 @@ CSV_COLUMNS = [
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def total_meta(queryset: QuerySet[Run], *, every: int | None = None) -> dict[str, int]:
+def total_meta(
+    queryset: QuerySet[Run], *, page: Page | None = None, first: bool = False
+) -> dict[str, int]:
     """``{"total": n}`` up to ``TOTAL_CAP`` matching runs, else ``{"totalAtLeast": TOTAL_CAP}``;
-    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs. ``every``:
-    the number of runs a first page holds when no older page follows, every match, so no count
-    is needed."""
-    count = every if every is not None else bounded_count(queryset, cap=TOTAL_CAP)
+    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs. A ``first``
+    page with no older page after it holds every match: its length is the total, uncounted."""
+    if first and page is not None and page.older is None:
+        count = len(page.items)
+    else:
+        count = bounded_count(queryset, cap=TOTAL_CAP)
     return {"total": count} if count <= TOTAL_CAP else {"totalAtLeast": TOTAL_CAP}
 
 

@@ -108,11 +108,6 @@ def run_list_items(rows: list[dict[str, Any]]) -> list[RunListItem]:
     return items
 
 
-def _every(page, position) -> int | None:
-    """How many runs match, when a first page with no older one holds them all."""
-    return len(page.items) if position is None and page.older is None else None
-
-
 def log_cursor(run: Run, seq: int) -> str:
     """The position after line ``seq`` of this run's log, in the one cursor scheme; the prefix
     tells it from a timestamp in ``since``."""
@@ -289,7 +284,7 @@ class RunViewSet(ApiGenericViewSet):
         meta: dict[str, Any] = {
             "cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
             "sort": ordering.name,
-            **total_meta(filterset.qs, every=_every(page, position)),
+            **total_meta(filterset.qs, page=page, first=position is None),
         }
         return Response({"data": run_list_items(page.items), "meta": meta})
 
