@@ -274,7 +274,7 @@ def _table_context(
         "filter_errors": None,
         "newer_cursor": encode_cursor(page.newer, ordering=ordering) if page.newer else None,
         "older_cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
-        "count": total_meta(filterset.qs, page=page, first=is_first_page),
+        "count": total_meta(filterset.qs, first_page=page if is_first_page else None),
         "total_cap": TOTAL_CAP,
         "sort_headers": _sort_headers(request, ordering.name),
         "export_query": _filter_query(request),

@@ -49,14 +49,13 @@ CSV_COLUMNS = [
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def total_meta(
-    queryset: QuerySet[Run], *, page: Page | None = None, first: bool = False
-) -> dict[str, int]:
+def total_meta(queryset: QuerySet[Run], *, first_page: Page | None = None) -> dict[str, int]:
     """``{"total": n}`` up to ``TOTAL_CAP`` matching runs, else ``{"totalAtLeast": TOTAL_CAP}``;
-    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs. A ``first``
-    page with no older page after it holds every match: its length is the total, uncounted."""
-    if first and page is not None and page.older is None:
-        count = len(page.items)
+    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs. The
+    ``first_page`` of the list (no cursor), when no older page follows it, holds every match: its
+    length is the total, uncounted."""
+    if first_page is not None and first_page.older is None:
+        count = len(first_page.items)
     else:
         count = bounded_count(queryset, cap=TOTAL_CAP)
     return {"total": count} if count <= TOTAL_CAP else {"totalAtLeast": TOTAL_CAP}

@@ -284,7 +284,7 @@ class RunViewSet(ApiGenericViewSet):
         meta: dict[str, Any] = {
             "cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
             "sort": ordering.name,
-            **total_meta(filterset.qs, page=page, first=position is None),
+            **total_meta(filterset.qs, first_page=page if position is None else None),
         }
         return Response({"data": run_list_items(page.items), "meta": meta})
 

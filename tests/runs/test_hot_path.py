@@ -1,14 +1,18 @@
 """The runner PATCH's statements, pinned: its hand-written SQL (``common.sql``) is justified by
 what it saves per request (bench/RESULTS.md), so a change that adds a round trip must say so."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from common.actors import Actor
 from gateways.models import GatewayToken
 from gateways.services import credential_revoke
-from runs.models import LogLine, Run
+from runs import selectors
+from runs.models import LogLine, Run, TelemetrySample
 from tests.factories import GatewayFactory, RunFactory
 
 
@@ -78,62 +82,37 @@ def test_a_batch_binds_its_rows_as_one_json_array_on_postgresql(agent_client, ru
 
 @pytest.mark.django_db
 def test_a_batch_stores_what_was_sent_through_its_json_parameter(agent_client, run):
-    """Instants with an offset or microseconds, text JSON must escape, and the largest integers
-    a sample may hold are stored as sent, in order (a line's instant is the request's)."""
-    from datetime import UTC, datetime
-
-    from django.utils import timezone
-
-    from runs.models import TelemetrySample
-
+    """The one-statement append reads its rows from one JSON parameter: text JSON must escape,
+    every kind of character, the longest node id, and a line without one arrive as sent, in
+    order, stamped with the request's instant."""
     lines = [
-        {"level": "warn", "message": 'say "hi" \\ é ✓ 😀 </script>'},
-        {"level": "info", "message": "tab\there\nnew line", "nodeId": "n_1"},
+        {"level": "warn", "message": 'say "hi" \\ / é ✓ 😀 </script> \t\x01'},
+        {"level": "error", "message": "new\nline", "nodeId": "n" * 200},
+        {"level": "info", "message": "", "nodeId": 'ñ"x\\'},
+        {"level": "info", "message": "last"},
     ]
-    samples = [
-        {"at": "2026-03-01T14:00:00.000001+02:00", "rowsLoaded": 5},
-        {"at": "2026-03-01T12:00:01Z", "huge": 2**63 - 1, "low": -(2**63 - 1), "ratio": 0.25},
-    ]
-    response = agent_client.patch(
-        f"/api/agent/runs/{run.public_id}",
-        {"appendLogs": lines, "appendTelemetrySamples": samples},
-        format="json",
-        HTTP_PREFER="return=minimal",
-    )
+    with CaptureQueriesContext(connection) as statements:
+        response = agent_client.patch(
+            f"/api/agent/runs/{run.public_id}",
+            {"appendLogs": lines},
+            format="json",
+            HTTP_PREFER="return=minimal",
+        )
     assert response.status_code == 200, response.content
+    if connection.vendor == "postgresql":
+        [append] = [q["sql"] for q in statements.captured_queries if q["sql"].startswith("WITH")]
+        assert "json_to_recordset(" in append
     stored = list(
         LogLine.objects.filter(run=run)
         .order_by("seq")
-        .values_list("at", "level", "message", "node_id")
+        .values_list("seq", "at", "level", "message", "node_id")
     )
-    assert [line[1:] for line in stored] == [
-        ("warn", lines[0]["message"], ""),
-        ("info", lines[1]["message"], "n_1"),
+    assert [row[:1] + row[2:] for row in stored] == [
+        (seq, line["level"], line["message"], line.get("nodeId", ""))
+        for seq, line in enumerate(lines, start=1)
     ]
-    assert stored[0][0] == stored[1][0]
-    assert abs(stored[0][0] - timezone.now()).total_seconds() < 60
-    assert list(
-        TelemetrySample.objects.filter(run=run).order_by("seq").values_list("at", "values")
-    ) == [
-        (datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC), {"rowsLoaded": 5}),
-        (
-            datetime(2026, 3, 1, 12, 0, 1, tzinfo=UTC),
-            {"huge": 2**63 - 1, "low": -(2**63 - 1), "ratio": 0.25},
-        ),
-    ]
-
-
-def test_rows_orjson_refuses_are_written_by_json():
-    """An integer beyond 64 bits (no request brings one today) still travels, through ``json``."""
-    import json
-    from datetime import UTC, datetime
-
-    from common.sql import _rows_param
-
-    at = datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)
-    assert json.loads(_rows_param([{"at": at, "values": {"big": 2**70}}])) == [
-        {"at": "2026-03-01T12:00:00.000005+00:00", "values": {"big": 2**70}}
-    ]
+    assert len({row[1] for row in stored}) == 1
+    assert abs(stored[0][1] - timezone.now()).total_seconds() < 60
 
 
 @pytest.mark.django_db(transaction=True)
@@ -174,10 +153,7 @@ def test_the_arrays_postgresql_writes_are_the_ones_python_builds(run):
     """The full answer's log and samples, written as text by PostgreSQL (``common.sql.rows_json``),
     hold exactly what the Python path builds from the same rows, for awkward text and instants."""
     import json
-    from datetime import UTC, datetime
 
-    from runs import selectors
-    from runs.models import TelemetrySample
     from runs.representations import log_rows_repr, sample_rows_repr
 
     if connection.vendor != "postgresql":
@@ -235,8 +211,6 @@ def test_the_arrays_postgresql_writes_are_the_ones_python_builds(run):
 
 
 def _samples_text(run) -> str:
-    from runs import selectors
-
     return selectors.run_samples_json(run=run).text
 
 
@@ -245,10 +219,6 @@ def test_a_sample_keeps_its_answer_text_from_when_it_was_stored(agent_client, ru
     """PostgreSQL writes each sample's JSON text as it stores the row (migration 0015's
     trigger), whoever stores it; the full answer joins those texts, and a row without one (stored
     before the column) is written at read time, byte for byte the same."""
-    from datetime import UTC, datetime
-
-    from runs.models import TelemetrySample
-
     if connection.vendor != "postgresql":
         pytest.skip("SQLite builds the arrays in Python")
     response = agent_client.patch(
