@@ -29,17 +29,21 @@ def agent_patch(live_server, demo, run, body: dict) -> None:
 
 
 def test_a_failed_only_view_picks_up_a_new_failure_without_a_reload(
-    page, live_server, demo, operator
+    page, live_server, demo, operator, screenshot
 ):
     sign_in(page, live_server, "operator", path="/runs/?status=failed")
     rows = page.locator("tbody#run-rows tr")
+    count = page.locator("#result-count")
     expect(rows).to_have_count(4)
+    # A first page holding every match: its count is the page's own, and follows it.
+    expect(count).to_have_text("4 runs match")
     # The run was created before the page was opened and fails now: it was not "new", it
     # started matching the filter.
     agent_patch(
         live_server, demo, demo["running"], {"status": "failed", "errorSummary": "disk full"}
     )
     expect(rows).to_have_count(5, timeout=15_000)
+    expect(count).to_have_text("5 runs match")
     expect(rows.first).to_have_id(f"run-{demo['running'].public_id}")
     expect(rows.first.locator(".badge")).to_have_text(re.compile("Failed"))
     expect(page.locator("#board")).to_contain_text("5 runs")
@@ -47,7 +51,9 @@ def test_a_failed_only_view_picks_up_a_new_failure_without_a_reload(
     fresh = services.run_trigger(actor=Actor.system(), pipeline=demo["billing"])
     services.run_update(actor=Actor.system(), run=fresh, changes={"status": RunStatus.FAILED})
     expect(rows.first).to_have_id(f"run-{fresh.public_id}", timeout=15_000)
+    expect(count).to_have_text("6 runs match")
     expect(page).to_have_url(re.compile(r"/runs/\?status=failed$"))
+    screenshot(page, "runs-failed-live-count")
 
 
 def test_network_cut_and_restored(page, live_server, demo, operator):
