@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import selectors
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ EXIT_CONFIG = 2
 EXIT_TOKEN_REFUSED = 3
 DEFAULT_LEASE_SECONDS = 600
 SECRET_ENV = ("ELT_GATEWAY_TOKEN",)
+READ_CHUNK = 65536
 
 
 class JsonFormatter(logging.Formatter):
@@ -129,15 +131,37 @@ class Job:
         )
         return env
 
-    def _read(self, stream: IO[bytes], name: str) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if line:
-                event = parse_line(line, stream=name)
-                if name == "stderr" and isinstance(event, Log):
-                    self.last_stderr = event.message
-                self._handle(event)
-        stream.close()
+    def _read(self, streams: dict[int, tuple[IO[bytes], str]]) -> None:
+        """Read the child's stdout and stderr in one thread, in the order they were written.
+
+        Both pipes are watched by one selector. When both hold data, stdout is read first, so
+        a line is never stored ahead of a line written before it on the other stream.
+        """
+        pending = {fd: b"" for fd in streams}
+        with selectors.DefaultSelector() as selector:
+            for fd in streams:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                ready = [key.fd for key, _ in selector.select()]
+                for fd in sorted(ready, key=lambda fd: streams[fd][1] != "stdout"):
+                    chunk = os.read(fd, READ_CHUNK)
+                    name = streams[fd][1]
+                    if not chunk:
+                        selector.unregister(fd)
+                        self._lines(pending.pop(fd), name)
+                        streams[fd][0].close()
+                        continue
+                    *complete, pending[fd] = (pending[fd] + chunk).split(b"\n")
+                    for raw in complete:
+                        self._lines(raw, name)
+
+    def _lines(self, raw: bytes, name: str) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if line:
+            event = parse_line(line, stream=name)
+            if name == "stderr" and isinstance(event, Log):
+                self.last_stderr = event.message
+            self._handle(event)
 
     def _handle(self, event: Log | Telemetry | Node | Summary) -> None:
         reporter = self.reporter
@@ -196,12 +220,13 @@ class Job:
             self.reporter.log("error", message)
             log(logging.ERROR, "job failed to start", runId=self.run_id, error=message)
             return self._finish("failed", message)
-        readers = [
-            threading.Thread(target=self._read, args=(self.process.stdout, "stdout"), daemon=True),
-            threading.Thread(target=self._read, args=(self.process.stderr, "stderr"), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
+        assert self.process.stdout is not None and self.process.stderr is not None
+        streams = {
+            self.process.stdout.fileno(): (self.process.stdout, "stdout"),
+            self.process.stderr.fileno(): (self.process.stderr, "stderr"),
+        }
+        reader = threading.Thread(target=self._read, args=(streams,), daemon=True)
+        reader.start()
         timed_out = False
         while self.process.poll() is None:
             now = time.monotonic()
@@ -229,8 +254,7 @@ class Job:
         if self._cancel.is_set():
             # Whatever the leader left behind in its group goes too.
             self._signal_group(signal.SIGKILL)
-        for reader in readers:
-            reader.join(timeout=5)
+        reader.join(timeout=5)
         log(
             logging.INFO,
             "job exited",

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from eltrunner import RunnerClient
+from eltrunner.agent import Agent, Job
+from eltrunner.config import AgentConfig, PipelineConfig
 from runs.models import LogLine, Run, RunStatus
 from tests.agent.test_client import stored_messages, wait_for
 from tests.factories import PipelineFactory, RunFactory
@@ -156,6 +159,41 @@ def test_a_job_that_prints_succeeds_with_its_lines_telemetry_and_nodes(
     assert (node.node_id, node.type, node.status) == ("n_source", "source.postgres", "succeeded")
     assert node.metrics == {"rows": 5000}
     assert node.started_at is not None and node.finished_at is not None
+
+
+def test_a_stderr_line_is_never_stored_ahead_of_a_stdout_line_written_before_it(
+    server, edge, edge_pipeline, tmp_path
+):
+    """Both lines wait in their pipes before the reader runs: stdout, written first, goes first.
+
+    A partial last line with no newline is stored too, and a CRLF loses its CR.
+    """
+    run = RunFactory(pipeline=edge_pipeline)
+    pipeline = PipelineConfig(name="crm_to_warehouse", command="true")
+    with RunnerClient(server.url, edge[1], timeout=5) as client:
+        assert client.claim(run.public_id)
+        agent = Agent(AgentConfig(path=tmp_path, pipelines={pipeline.name: pipeline}), client)
+        job = Job(agent, {"id": run.public_id}, pipeline)
+        (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+        os.write(out_w, b"written first, to stdout\r\nstdout again\n")
+        os.write(err_w, b"written second, to stderr\nno newline at the end")
+        os.close(out_w)
+        os.close(err_w)
+        stdout, stderr = os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb")
+        # stderr is registered first: the order comes from the stream, not from the dict.
+        job._read({err_r: (stderr, "stderr"), out_r: (stdout, "stdout")})
+        assert stdout.closed and stderr.closed
+        assert job.last_stderr == "no newline at the end"
+        job.reporter.finish("succeeded", timeout=30)
+        job.reporter.close()
+    assert list(
+        LogLine.objects.filter(run=run).order_by("seq").values_list("level", "message")
+    ) == [
+        ("info", "written first, to stdout"),
+        ("info", "stdout again"),
+        ("warn", "written second, to stderr"),
+        ("warn", "no newline at the end"),
+    ]
 
 
 def test_a_failing_job_fails_with_its_last_error_line_or_summary_or_exit_code(
