@@ -57,6 +57,35 @@ def check_json_value(data: Any) -> None:
                 stack.append((item, f"{path}[{index}]", depth + 1))
 
 
+def _check_depth(data: dict | list) -> None:
+    """``check_json_value`` for a body whose strings are known to be clean: containers only."""
+    level: list[dict | list] = [data]
+    for _ in range(MAX_DEPTH):
+        level = [
+            item
+            for value in level
+            for item in (value.values() if type(value) is dict else value)
+            if type(item) is dict or type(item) is list
+        ]
+        if not level:
+            return
+    # Containers at the limit: their items, whatever they are, sit deeper than it.
+    if any(level):
+        raise ParseError(f"JSON is nested deeper than {MAX_DEPTH} levels.")
+
+
+def _strings_are_clean(text: str) -> bool:
+    """No key or string in the JSON ``text`` can hold a NUL or a lone surrogate.
+
+    The parser refuses raw control characters in strings, and ``text`` was decoded as strict
+    UTF-8, which holds no surrogates: both can only come from ``\\u`` escapes. A body with no
+    ``\\u0000`` and no ``\\uD...`` escape (nearly every body) needs no string checked.
+    """
+    return "\\u" not in text or (
+        "\\u0000" not in text and "\\ud" not in text and "\\uD" not in text
+    )
+
+
 class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
@@ -76,5 +105,8 @@ class StrictJSONParser(BaseParser):
             raise ParseError(f"JSON is nested deeper than {MAX_DEPTH} levels.") from None
         except ValueError as exc:
             raise ParseError(f"Request body is not valid JSON: {exc}") from None
-        check_json_value(data)
+        if not _strings_are_clean(text):
+            check_json_value(data)
+        elif isinstance(data, dict | list):
+            _check_depth(data)
         return data
