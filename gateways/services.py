@@ -18,7 +18,12 @@ from django.utils import timezone
 from common.actors import Actor
 from common.audit import AuditAction, audit_record
 from common.roles import Perm
-from common.sql import Beside, select_joined, select_joined_beside
+from common.sql import (
+    Beside,
+    select_joined,
+    select_joined_beside,
+    select_joined_with_permissions,
+)
 from gateways.models import ApiKey, Credential, Gateway, GatewayToken
 
 GATEWAY_TOKEN_PREFIX = "gwt_"  # noqa: S105
@@ -169,6 +174,13 @@ def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
     return _accepted(credential, digest)
 
 
+def _lookup_person_key(raw: str) -> ApiKey | None:
+    """An API key, its person, and the person's permissions, in one statement."""
+    digest = hash_secret(raw)
+    key = select_joined_with_permissions(ApiKey, "user", filters={"secret_hash": digest})
+    return _accepted(key, digest)
+
+
 def _accepted[T: Credential](credential: T | None, digest: str) -> T | None:
     if credential is None or not hmac.compare_digest(credential.secret_hash, digest):
         return None
@@ -220,7 +232,7 @@ def gateway_token_authenticate_beside[N: Model](
 
 
 def api_key_authenticate(*, raw: str, ip: str | None = None) -> ApiKey | None:
-    key = _lookup(ApiKey, raw, "user")
+    key = _lookup_person_key(raw)
     if key is None or not key.user.is_active:
         return None
     _record_use(key, ip)
