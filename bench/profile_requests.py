@@ -4,7 +4,8 @@ Against the database of ``DATABASE_URL`` (PostgreSQL, e.g. the one ``bench.cost`
 makes a gateway, a token, a viewer's key and runs of its own, sends ``--iterations`` requests of
 each case through Django's test client (the whole middleware stack, DRF, the services, real SQL)
 under cProfile, and prints the functions with the most cumulative time, the statements per
-request and the mean time per request. The runs it made are deleted afterwards.
+request and the mean time per request; with ``--statements``, no profiler: the request's wall and
+client CPU time, and each statement's wall time. The runs it made are deleted afterwards.
 
 Cases: ``append`` (appendLog, minimal), ``read`` (GET, minimal), ``batch`` (appendLogs of 100,
 minimal), ``full-big`` (a summary PATCH with the full answer on a run at the caps), ``list``
@@ -81,12 +82,42 @@ def requests(case: str):
     }[case]
 
 
+def time_statements(send, case: str, iterations: int) -> None:
+    """The request's mean wall and client CPU time, then each statement's mean wall time (the
+    round trip and PostgreSQL's work), with no profiler in the way."""
+    began, cpu = time.perf_counter(), time.process_time()
+    for _ in range(iterations):
+        send()
+    wall = (time.perf_counter() - began) / iterations * 1000
+    cpu = (time.process_time() - cpu) / iterations * 1000
+    print(f"{case}: {wall:.3f} ms wall, {cpu:.3f} ms client CPU per request")
+    spent: dict[str, float] = {}
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent[sql] = spent.get(sql, 0.0) + time.perf_counter() - start
+
+    with connection.execute_wrapper(timed):
+        for _ in range(iterations):
+            send()
+    for sql, seconds in spent.items():
+        print(f"  {seconds / iterations * 1000:.3f} ms  {sql[:100]}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_requests")
     parser.add_argument("case", nargs="?", default="append")
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="cumulative")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="No profiler: the request's wall and client CPU time, and each statement's wall time.",
+    )
     args = parser.parse_args()
     try:
         send = requests(args.case)
@@ -100,6 +131,9 @@ def main() -> int:
 
         with connection.execute_wrapper(record):
             status = send().status_code
+        if args.statements:
+            time_statements(send, args.case, args.iterations)
+            return 0
         profiler = cProfile.Profile()
         began = time.perf_counter()
         profiler.enable()
