@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.core import signing
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import F, Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
@@ -267,7 +268,10 @@ def bounded_count(queryset: QuerySet, *, cap: int) -> int:
     filter matching a million rows costs what ``cap`` rows cost. The subquery is compiled as it
     stands and wrapped in SQL: ``QuerySet.count`` on a slice clones and compiles the query again
     to wrap it, which cost more than PostgreSQL took to count."""
-    sql, params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match (``pk__in=[]``, ``.none()``)
+        return 0
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608
         return cursor.fetchone()[0]

@@ -2,7 +2,13 @@
 
 import pytest
 
-from common.api.pagination import decode_cursor, encode_cursor, keyset_iterate, keyset_page
+from common.api.pagination import (
+    bounded_count,
+    decode_cursor,
+    encode_cursor,
+    keyset_iterate,
+    keyset_page,
+)
 from runs.filters import RUN_SORTS
 from runs.models import Run
 from tests.runs.test_sets_api import expected_order, make_sortable_runs
@@ -49,3 +55,13 @@ def test_iterating_in_chunks_yields_every_row_once_in_order(pipeline, sort):
 
     assert [run.public_id for run in rows] == expected_order(runs, sort)
     assert [row["public_id"] for row in values] == expected_order(runs, sort)
+
+
+def test_the_bounded_count_counts_to_its_cap_and_a_filter_no_row_matches_is_zero(pipeline):
+    runs = make_sortable_runs(pipeline, 7)
+    assert bounded_count(Run.objects.all(), cap=10) == 7
+    assert bounded_count(Run.objects.all(), cap=5) == 6  # the cap and one more: "at least 5"
+    assert bounded_count(Run.objects.filter(pk__in=[runs[0].pk, runs[1].pk]), cap=5) == 2
+    assert bounded_count(Run.objects.filter(pk__in=[]), cap=5) == 0
+    assert bounded_count(Run.objects.none(), cap=5) == 0
+    assert bounded_count(Run.objects.order_by("-created_at").filter(status="nope"), cap=5) == 0
