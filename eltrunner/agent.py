@@ -132,27 +132,38 @@ class Job:
         return env
 
     def _read(self, streams: dict[int, tuple[IO[bytes], str]]) -> None:
-        """Read the child's stdout and stderr in one thread, in the order they were written.
+        """Read the child's stdout and stderr in one thread, close to the order they were written.
 
-        Both pipes are watched by one selector. When both hold data, stdout is read first, so
-        a line is never stored ahead of a line written before it on the other stream.
+        Both pipes are watched by one selector. Every pipe that holds data is read before any
+        line is stored, stdout first, so lines already waiting in both pipes are stored stdout
+        first. Two pipes keep no time, so the order across them is a best effort: a job whose
+        lines must keep an exact order writes both to one stream (``2>&1``).
         """
-        pending = {fd: b"" for fd in streams}
+        # Each pipe's bytes after its last newline, as chunks: a line is joined once, when its
+        # newline comes, however many reads it took.
+        partial: dict[int, list[bytes]] = {fd: [] for fd in streams}
         with selectors.DefaultSelector() as selector:
             for fd in streams:
                 selector.register(fd, selectors.EVENT_READ)
             while selector.get_map():
-                ready = [key.fd for key, _ in selector.select()]
-                for fd in sorted(ready, key=lambda fd: streams[fd][1] != "stdout"):
-                    chunk = os.read(fd, READ_CHUNK)
+                ready = sorted(
+                    (key.fd for key, _ in selector.select()),
+                    key=lambda fd: streams[fd][1] != "stdout",
+                )
+                for fd, chunk in [(fd, os.read(fd, READ_CHUNK)) for fd in ready]:
                     name = streams[fd][1]
                     if not chunk:
                         selector.unregister(fd)
-                        self._lines(pending.pop(fd), name)
+                        self._lines(b"".join(partial.pop(fd)), name)
                         streams[fd][0].close()
                         continue
-                    *complete, pending[fd] = (pending[fd] + chunk).split(b"\n")
-                    for raw in complete:
+                    end = chunk.rfind(b"\n")
+                    if end < 0:
+                        partial[fd].append(chunk)
+                        continue
+                    complete = b"".join([*partial[fd], chunk[:end]])
+                    partial[fd] = [chunk[end + 1 :]]
+                    for raw in complete.split(b"\n"):
                         self._lines(raw, name)
 
     def _lines(self, raw: bytes, name: str) -> None:

@@ -1,18 +1,20 @@
 """``elt-gateway`` as a real process, running real child processes against a real server."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from eltrunner import RunnerClient
-from eltrunner.agent import Agent, Job
+from eltrunner.agent import READ_CHUNK, Agent, Job
 from eltrunner.config import AgentConfig, PipelineConfig
 from runs.models import LogLine, Run, RunStatus
 from tests.agent.test_client import stored_messages, wait_for
@@ -161,19 +163,32 @@ def test_a_job_that_prints_succeeds_with_its_lines_telemetry_and_nodes(
     assert node.started_at is not None and node.finished_at is not None
 
 
-def test_a_stderr_line_is_never_stored_ahead_of_a_stdout_line_written_before_it(
+@contextlib.contextmanager
+def claimed_job(server, token: str, run: Run, tmp_path: Path):
+    """A ``Job`` of the agent for a run it has claimed, with no child: a test feeds its reader."""
+    pipeline = PipelineConfig(name="crm_to_warehouse", command="true")
+    with RunnerClient(server.url, token, timeout=5) as client:
+        assert client.claim(run.public_id)
+        agent = Agent(AgentConfig(path=tmp_path, pipelines={pipeline.name: pipeline}), client)
+        job = Job(agent, {"id": run.public_id}, pipeline)
+        yield job
+        job.reporter.finish("succeeded", timeout=30)
+        job.reporter.close()
+
+
+def stored(run: Run) -> list[tuple[str, str]]:
+    return list(LogLine.objects.filter(run=run).order_by("seq").values_list("level", "message"))
+
+
+def test_lines_already_waiting_in_both_pipes_are_stored_stdout_first(
     server, edge, edge_pipeline, tmp_path
 ):
-    """Both lines wait in their pipes before the reader runs: stdout, written first, goes first.
+    """Both streams' lines wait in their pipes before the reader runs: stdout's go first.
 
     A partial last line with no newline is stored too, and a CRLF loses its CR.
     """
     run = RunFactory(pipeline=edge_pipeline)
-    pipeline = PipelineConfig(name="crm_to_warehouse", command="true")
-    with RunnerClient(server.url, edge[1], timeout=5) as client:
-        assert client.claim(run.public_id)
-        agent = Agent(AgentConfig(path=tmp_path, pipelines={pipeline.name: pipeline}), client)
-        job = Job(agent, {"id": run.public_id}, pipeline)
+    with claimed_job(server, edge[1], run, tmp_path) as job:
         (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
         os.write(out_w, b"written first, to stdout\r\nstdout again\n")
         os.write(err_w, b"written second, to stderr\nno newline at the end")
@@ -184,16 +199,44 @@ def test_a_stderr_line_is_never_stored_ahead_of_a_stdout_line_written_before_it(
         job._read({err_r: (stderr, "stderr"), out_r: (stdout, "stdout")})
         assert stdout.closed and stderr.closed
         assert job.last_stderr == "no newline at the end"
-        job.reporter.finish("succeeded", timeout=30)
-        job.reporter.close()
-    assert list(
-        LogLine.objects.filter(run=run).order_by("seq").values_list("level", "message")
-    ) == [
+    assert stored(run) == [
         ("info", "written first, to stdout"),
         ("info", "stdout again"),
         ("warn", "written second, to stderr"),
         ("warn", "no newline at the end"),
     ]
+
+
+def test_a_line_that_takes_many_reads_is_stored_whole(server, edge, edge_pipeline, tmp_path):
+    """A line longer than a read, sent in small writes, and a character split between writes."""
+    run = RunFactory(pipeline=edge_pipeline)
+    long_line = b"start " + b"x" * (3 * READ_CHUNK)
+    pieces = [long_line[i : i + 4096] for i in range(0, len(long_line), 4096)]
+    pieces += [b"\nnext line\ncaf\xc3", b"\xa9\n", b"\n\n", b"last"]
+    with claimed_job(server, edge[1], run, tmp_path) as job:
+        (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+        os.close(err_w)
+
+        def write() -> None:
+            for piece in pieces:
+                os.write(out_w, piece)
+                time.sleep(0.001)
+            os.close(out_w)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        streams = {
+            out_r: (os.fdopen(out_r, "rb"), "stdout"),
+            err_r: (os.fdopen(err_r, "rb"), "stderr"),
+        }
+        job._read(streams)
+        writer.join()
+    lines = stored(run)
+    assert [message for _, message in lines[1:]] == ["next line", "café", "last"]
+    first = lines[0][1]
+    # Stored as one line, cut at the message limit.
+    assert first.startswith("start xxxx") and first.endswith("[truncated]")
+    assert set(first[len("start ") : -len(" … [truncated]")]) == {"x"}
 
 
 def test_a_failing_job_fails_with_its_last_error_line_or_summary_or_exit_code(
