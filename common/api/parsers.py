@@ -81,9 +81,7 @@ def _strings_are_clean(text: str) -> bool:
     UTF-8, which holds no surrogates: both can only come from ``\\u`` escapes. A body with no
     ``\\u0000`` and no ``\\uD...`` escape (nearly every body) needs no string checked.
     """
-    return "\\u" not in text or (
-        "\\u0000" not in text and "\\ud" not in text and "\\uD" not in text
-    )
+    return "\\u0000" not in text and "\\ud" not in text and "\\uD" not in text
 
 
 class StrictJSONParser(BaseParser):

@@ -31,6 +31,8 @@ def test_the_depth_limit_is_exact():
     [
         ('{"a": {"b": ["ok", "x\\u0000"]}}', "a.b[1]"),
         ('[{"m": "\\ud800"}]', "[0].m"),
+        ('{"m": "\\uDC00"}', "m"),
+        ('{"a": {"\\uD800": 1}}', "a"),
         ('{"a": [{"k\\u0000": 1}]}', "a[0]"),
         ('"\\u0000"', "body"),
         ('{"e": "caf\\u00e9", "z": [1, {"n": "\\u0000"}]}', "z[1].n"),
@@ -64,7 +66,7 @@ def test_the_depth_limit_is_the_same_with_or_without_an_escape_in_the_body(escap
         parse(deep(MAX_DEPTH + 1))
     # One value too deep among many shallow ones, at the end of a wide body.
     shallow = ", ".join(["1", '"x"', "{}", "[]", '{"a": [1, 2]}'] * 200)
-    wide = f"[{shallow}, {nested(MAX_DEPTH)}]"
+    wide = f'[{{{escape} "s": [{shallow}]}}, {nested(MAX_DEPTH)}]'
     with pytest.raises(ParseError, match="nested deeper"):
         parse(wide)
 
