@@ -269,7 +269,8 @@ def bounded_count(queryset: QuerySet, *, cap: int) -> int:
     stands and wrapped in SQL: ``QuerySet.count`` on a slice clones and compiles the query again
     to wrap it, which cost more than PostgreSQL took to count."""
     try:
-        sql, params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
+        limited = queryset.order_by().values("pk")[: cap + 1]
+        sql, params = limited.query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:  # a filter no row can match (``pk__in=[]``, ``.none()``)
         return 0
     with connections[queryset.db].cursor() as cursor:
