@@ -660,8 +660,9 @@ def select_joined_with_permissions[M: Model](
     if row is None:
         return None
     instance = _joined_instance(model, related, row[:-1])
-    if instance is not None:
-        getattr(instance, person)._perm_cache = set(row[-1])
+    holder = getattr(instance, person) if instance is not None else None
+    if holder is not None:
+        holder._perm_cache = set(row[-1])
     return instance
 
 
