@@ -132,6 +132,7 @@ def main() -> int:
         with connection.execute_wrapper(record):
             status = send().status_code
         if args.statements:
+            print(f"{args.case}: status {status}")
             time_statements(send, args.case, args.iterations)
             return 0
         profiler = cProfile.Profile()
