@@ -15,6 +15,12 @@ from django.contrib.auth.backends import ModelBackend
 from common.sql import permission_names
 
 
+def keep_permissions(user_obj: Any, names: set[str]) -> None:
+    """Give this user instance the permission names a statement already read (an API key's,
+    ``common.sql.select_joined_with_permissions``): its checks then read nothing."""
+    user_obj._perm_cache = names
+
+
 class OneQueryModelBackend(ModelBackend):
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:

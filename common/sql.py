@@ -209,11 +209,19 @@ def _shape(filters: dict[str, Any]) -> tuple[tuple[str, int], ...]:
 
 @functools.cache
 def _select_sql(
-    model: type[Model], relations: tuple[str, ...], shape: tuple[tuple[str, int], ...], lock: bool
+    model: type[Model],
+    relations: tuple[str, ...],
+    shape: tuple[tuple[str, int], ...],
+    lock: bool,
+    extra: str = "",
 ) -> tuple[str, list[Any]]:
+    """What ``select_joined`` runs; ``extra``, a column expression selected after the rows'
+    columns, may name the relations by their aliases (``r0``, ``r1``...)."""
     quote = connection.ops.quote_name
     # Forward to-one relations: each has a related model, a column and a target field.
     related, columns, joins = _columns_and_joins(model, relations)
+    if extra:
+        columns = f"{columns}, {extra}"
     sql = (
         f"SELECT {columns} FROM {quote(model._meta.db_table)} t {joins} "  # noqa: S608
         f"WHERE {_conditions_sql(model, shape)} {_row_lock_sql() if lock else ''}"
@@ -645,25 +653,20 @@ def permission_names(user: Model, *, everything: bool = False) -> set[str]:
 
 def select_joined_with_permissions[M: Model](
     model: type[M], person: str, *, filters: dict[str, Any]
-) -> M | None:
+) -> tuple[M | None, set[str] | None]:
     """``select_joined(model, [person])`` for a row whose to-one ``person`` is a user (an API
-    key's), with that person's permission names read in the same statement and kept where
-    ``common.backends.OneQueryModelBackend`` looks for them: the request's permission checks
-    then cost no round trip of their own. On other databases than PostgreSQL, ``select_joined``;
-    the permissions are read when first checked."""
+    key's), and in the same statement the ``"app_label.codename"`` names of every permission that
+    person holds, as ``permission_names`` reads them. On other databases than PostgreSQL, the
+    names are None: they are read when first checked."""
     if connection.vendor != "postgresql":
-        return select_joined(model, [person], filters=filters)
+        return select_joined(model, [person], filters=filters), None
     sql, related = _select_with_permissions_sql(model, person, _shape(filters))
     with statement_cursor() as cursor:
         cursor.execute(sql, _condition_params(model, filters))
         row = cursor.fetchone()
     if row is None:
-        return None
-    instance = _joined_instance(model, related, row[:-1])
-    holder = getattr(instance, person) if instance is not None else None
-    if holder is not None:
-        holder._perm_cache = set(row[-1])
-    return instance
+        return None, None
+    return _joined_instance(model, related, row[:-1]), set(row[-1])
 
 
 @functools.cache
@@ -671,16 +674,11 @@ def _select_with_permissions_sql(
     model: type[Model], person: str, shape: tuple[tuple[str, int], ...]
 ) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
-    related, columns, joins = _columns_and_joins(model, [person])
-    user_model = related[0].related_model
-    # ``_columns_and_joins`` names the first relation r0.
+    user_model: Any = model._meta.get_field(person).related_model
+    # The person is the statement's first relation: r0.
     user = f"r0.{quote(user_model._meta.pk.column)}"
     superuser = f"r0.{quote(user_model._meta.get_field('is_superuser').column)}"
     everything = _permission_names_sql(user_model, True, joined=True)
     held = _permission_names_sql(user_model, False, user=user, joined=True)
-    sql = (
-        f"SELECT {columns}, CASE WHEN {superuser} THEN ARRAY({everything}) "  # noqa: S608
-        f"ELSE ARRAY({held}) END "
-        f"FROM {quote(model._meta.db_table)} t {joins} WHERE {_conditions_sql(model, shape)}"
-    )
-    return sql, related
+    names = f"CASE WHEN {superuser} THEN ARRAY({everything}) ELSE ARRAY({held}) END"
+    return _select_sql(model, (person,), shape, False, extra=names)

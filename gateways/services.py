@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.audit import AuditAction, audit_record
+from common.backends import keep_permissions
 from common.roles import Perm
 from common.sql import (
     Beside,
@@ -177,8 +178,11 @@ def _lookup[T: Credential](model: type[T], raw: str, relation: str) -> T | None:
 def _lookup_person_key(raw: str) -> ApiKey | None:
     """An API key, its person, and the person's permissions, in one statement."""
     digest = hash_secret(raw)
-    key = select_joined_with_permissions(ApiKey, "user", filters={"secret_hash": digest})
-    return _accepted(key, digest)
+    key, names = select_joined_with_permissions(ApiKey, "user", filters={"secret_hash": digest})
+    key = _accepted(key, digest)
+    if key is not None and names is not None:
+        keep_permissions(key.user, names)
+    return key
 
 
 def _accepted[T: Credential](credential: T | None, digest: str) -> T | None:
