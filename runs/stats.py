@@ -289,15 +289,53 @@ def _volume_badge(kind: str, value: int | None, usual: float | None) -> Badge | 
 def eta_for(run: Run, baseline: Baseline | None, *, now: datetime) -> Eta | None:
     """When a running run should finish: from its progress rate so far when it reports one,
     else from the baseline's median duration."""
-    if run.status != RunStatus.RUNNING or run.started_at is None:
+    if run.status != RunStatus.RUNNING:
         return None
-    elapsed = max(0.0, (now - run.started_at).total_seconds())
-    if run.progress is not None and 0 < run.progress < 100 and elapsed > 0:
-        total = elapsed * 100.0 / run.progress
-        return Eta(at=run.started_at + timedelta(seconds=total), basis="progress")
+    return _eta(run.started_at, run.progress, baseline, now=now)
+
+
+def _eta(
+    started_at: datetime | None, progress: int | None, baseline: Baseline | None, *, now: datetime
+) -> Eta | None:
+    if started_at is None:
+        return None
+    elapsed = max(0.0, (now - started_at).total_seconds())
+    if progress is not None and 0 < progress < 100 and elapsed > 0:
+        total = elapsed * 100.0 / progress
+        return Eta(at=started_at + timedelta(seconds=total), basis="progress")
     if baseline is not None and baseline.duration_p50 is not None:
-        return Eta(at=run.started_at + timedelta(seconds=baseline.duration_p50), basis="baseline")
+        return Eta(at=started_at + timedelta(seconds=baseline.duration_p50), basis="baseline")
     return None
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a running run's ETA is computed from, as a list reads it."""
+
+    pk: int
+    pipeline_pk: int
+    started_at: datetime | None
+    progress: int | None
+
+
+def running_etas(runs: Sequence[Running], *, now: datetime | None = None) -> dict[int, Eta | None]:
+    """``{pk: eta}`` for running runs, as ``judge_runs`` gives them without the rest of the
+    judgement: one query whatever the page holds, and one baseline per pipeline (a run is left
+    out of its own, should it have succeeded since it was read)."""
+    now = now or timezone.now()
+    recent = recent_succeeded(run.pipeline_pk for run in runs)
+    baselines: dict[int, Baseline | None] = {}
+    etas: dict[int, Eta | None] = {}
+    for run in runs:
+        items = recent.get(run.pipeline_pk, [])
+        if any(item.pk == run.pk for item in items):
+            baseline = baseline_excluding(items, run.pk)
+        elif run.pipeline_pk in baselines:
+            baseline = baselines[run.pipeline_pk]
+        else:
+            baseline = baselines[run.pipeline_pk] = Baseline.of(items)
+        etas[run.pk] = _eta(run.started_at, run.progress, baseline, now=now)
+    return etas
 
 
 def judge(

@@ -75,35 +75,24 @@ def run_list_queryset() -> QuerySet[Run]:
 # A list item's columns, read as ``.values()`` rows (several times cheaper than model instances
 # with their pipeline and gateway), plus what a running run's ETA is computed from.
 LIST_VALUES = (*EXPORT_VALUES, "pipeline_id", "progress")
-JUDGED_FIELDS = (
-    "pipeline_id",
-    "status",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "progress",
-    "rows_loaded",
-    "bytes_loaded",
-)
-
-
-def _judged(row: dict[str, Any]) -> Run:
-    """The few columns of a listed run its judgement (the ETA) reads, as a run."""
-    return Run(pk=row["id"], **{name: row[name] for name in JUDGED_FIELDS})
 
 
 def run_list_items(rows: list[dict[str, Any]]) -> list[RunListItem]:
     """A page of ``LIST_VALUES`` rows as list items: the export's fields, and the ETA of the
-    running ones (``runs.stats.judge_runs``: two queries, whatever the page holds)."""
-    judgements = stats.judge_runs(
-        [_judged(row) for row in rows if row["status"] == RunStatus.RUNNING]
-    )
+    running ones (``runs.stats.running_etas``: one query, whatever the page holds)."""
     now = timezone.now()
+    etas = stats.running_etas(
+        [
+            stats.Running(row["id"], row["pipeline_id"], row["started_at"], row["progress"])
+            for row in rows
+            if row["status"] == RunStatus.RUNNING
+        ],
+        now=now,
+    )
     items: list[RunListItem] = []
     for row in rows:
-        judgement = judgements.get(row["id"])
         item = cast(RunListItem, export_row(row, now=now))
-        item["eta"] = eta_repr(judgement.eta if judgement else None)
+        item["eta"] = eta_repr(etas.get(row["id"]))
         items.append(item)
     return items
 

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from runs import stats
 from runs.models import Run
 from tests.factories import PipelineFactory, RunFactory
 from tests.runs.judgement import T0, iso, node, report_run
@@ -163,6 +164,56 @@ def test_no_eta_without_baseline_or_progress(key_client, agent_client, pipeline)
     run, _ = running_with(agent_client, pipeline, started_ago=30)
 
     assert key_client.get(f"/api/runs/{run.public_id}").json()["eta"] is None
+
+
+def test_the_list_gives_each_running_run_the_eta_of_its_judgement(
+    key_client, agent_client, pipeline, gateway
+):
+    five_usual_runs(agent_client, pipeline)
+    on_progress, _ = running_with(agent_client, pipeline, started_ago=120, progress=25)
+    on_baseline, _ = running_with(agent_client, pipeline, started_ago=30)
+    new = PipelineFactory(name="new_pipeline", default_gateway=gateway)
+    unjudged, _ = running_with(agent_client, new, started_ago=30)
+    now = timezone.now()
+    running = list(Run.objects.filter(status="running"))
+
+    etas = stats.running_etas(
+        [stats.Running(run.pk, run.pipeline_id, run.started_at, run.progress) for run in running],
+        now=now,
+    )
+    listed = key_client.get("/api/runs", {"status": "running"}).json()["data"]
+
+    judged = stats.judge_runs(running, now=now)
+    assert etas == {run.pk: judged[run.pk].eta for run in running}
+    assert etas[on_progress.pk].basis == "progress"
+    assert etas[on_baseline.pk].basis == "baseline"
+    assert etas[unjudged.pk] is None
+    bases = {item["id"]: item["eta"] and item["eta"]["basis"] for item in listed}
+    assert bases == {
+        on_progress.public_id: "progress",
+        on_baseline.public_id: "baseline",
+        unjudged.public_id: None,
+    }
+
+
+def test_a_run_that_succeeded_since_it_was_read_is_left_out_of_its_own_baseline(
+    agent_client, pipeline
+):
+    usual = five_usual_runs(agent_client, pipeline)
+    started = timezone.now() - timedelta(seconds=30)
+    outside = Run.objects.filter(status="succeeded").exclude(pk=usual[0].pk).first()
+
+    etas = stats.running_etas(
+        [
+            # Read while running, succeeded since: with itself left out, four runs are too
+            # few for a baseline. Another run of the pipeline still has one.
+            stats.Running(usual[0].pk, pipeline.pk, started, None),
+            stats.Running(outside.pk + 1000, pipeline.pk, started, None),
+        ]
+    )
+
+    assert etas[usual[0].pk] is None
+    assert etas[outside.pk + 1000].basis == "baseline"
 
 
 def _parse(value: str):
