@@ -320,22 +320,30 @@ class Running:
 
 def running_etas(runs: Sequence[Running], *, now: datetime | None = None) -> dict[int, Eta | None]:
     """``{pk: eta}`` for running runs, as ``judge_runs`` gives them without the rest of the
-    judgement: one query whatever the page holds, and one baseline per pipeline (a run is left
-    out of its own, should it have succeeded since it was read)."""
+    judgement: one query whatever the page holds."""
     now = now or timezone.now()
-    recent = recent_succeeded(run.pipeline_pk for run in runs)
-    baselines: dict[int, Baseline | None] = {}
-    etas: dict[int, Eta | None] = {}
-    for run in runs:
-        items = recent.get(run.pipeline_pk, [])
-        if any(item.pk == run.pk for item in items):
-            baseline = baseline_excluding(items, run.pk)
-        elif run.pipeline_pk in baselines:
-            baseline = baselines[run.pipeline_pk]
-        else:
-            baseline = baselines[run.pipeline_pk] = Baseline.of(items)
-        etas[run.pk] = _eta(run.started_at, run.progress, baseline, now=now)
-    return etas
+    baselines = _PageBaselines(recent_succeeded(run.pipeline_pk for run in runs))
+    return {
+        run.pk: _eta(run.started_at, run.progress, baselines.of(run.pipeline_pk, run.pk), now=now)
+        for run in runs
+    }
+
+
+class _PageBaselines:
+    """The baselines of a page's runs from their pipelines' recent succeeded runs: one per
+    pipeline, and one without the run for a run among them."""
+
+    def __init__(self, recent: dict[int, list[BaselineRun]]):
+        self.recent = recent
+        self.whole: dict[int, Baseline | None] = {}
+
+    def of(self, pipeline_pk: int, run_pk: int) -> Baseline | None:
+        items = self.recent.get(pipeline_pk, [])
+        if any(item.pk == run_pk for item in items):
+            return baseline_excluding(items, run_pk)
+        if pipeline_pk not in self.whole:
+            self.whole[pipeline_pk] = Baseline.of(items)
+        return self.whole[pipeline_pk]
 
 
 def judge(
@@ -449,7 +457,7 @@ def judge_runs(runs: Sequence[Run], *, now: datetime | None = None) -> dict[int,
     """``{run.pk: Judgement}`` for a page of runs: two queries whatever the page holds (the
     pipelines' recent succeeded runs, and the failure streaks of its failed runs)."""
     now = now or timezone.now()
-    recent = recent_succeeded(run.pipeline_id for run in runs)
+    baselines = _PageBaselines(recent_succeeded(run.pipeline_id for run in runs))
     failed = [run for run in runs if run.status == RunStatus.FAILED]
     streaks = dict(
         zip(
@@ -461,7 +469,7 @@ def judge_runs(runs: Sequence[Run], *, now: datetime | None = None) -> dict[int,
     return {
         run.pk: judge(
             run,
-            baseline_excluding(recent.get(run.pipeline_id, []), run.pk),
+            baselines.of(run.pipeline_id, run.pk),
             failure_streak=streaks.get(run.pk, 0),
             now=now,
         )
