@@ -16,8 +16,10 @@ from typing import Any, cast
 
 import orjson
 from django.conf import settings
-from django.db import connection
-from django.db.models import Field, Model
+from django.core.exceptions import EmptyResultSet
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Field, Model, QuerySet
+from django.db.models.query import ValuesIterable
 
 
 @functools.cache
@@ -91,6 +93,43 @@ def statement_cursor():
     if connection.queries_logged:
         return connection.make_debug_cursor(cursor)
     return connection.make_cursor(cursor)
+
+
+def unbound_statement_cursor(params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS):
+    """``statement_cursor`` for an ORM-compiled statement with nothing to bind, else Django's
+    cursor of ``using``. With no parameters a statement has one plan, the one PostgreSQL would
+    make each time, so it can be planned once per connection; a statement with parameters is
+    planned for each request's values (a rare status and a common one may want different
+    indexes)."""
+    if params or using != DEFAULT_DB_ALIAS:
+        return connections[using].cursor()
+    return statement_cursor()
+
+
+def values_rows(queryset: QuerySet) -> list[dict[str, Any]]:
+    """The rows of a ``.values()`` queryset, as iterating it would give them, compiled once and
+    run on ``unbound_statement_cursor``: the unfiltered first page of a list is planned once per
+    connection (planning the runs list's page, joined to its pipeline and gateway, cost more
+    than running it)."""
+    if queryset._iterable_class is not ValuesIterable:
+        raise TypeError("values_rows reads .values() querysets")
+    query = queryset.query
+    compiler = query.get_compiler(using=queryset.db)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:  # a filter no row can match
+        return []
+    with unbound_statement_cursor(params, using=queryset.db) as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    if compiler.has_extra_select:  # ordering columns beyond the selected ones
+        fetched = [row[: compiler.col_count] for row in fetched]
+    names = (
+        list(query.selected)
+        if query.selected
+        else [*query.extra_select, *query.values_select, *query.annotation_select]
+    )
+    return [dict(zip(names, row, strict=True)) for row in compiler.results_iter([fetched])]
 
 
 def _row_lock_sql() -> str:

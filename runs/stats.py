@@ -40,6 +40,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from common.sql import statement_cursor
 from pipelines.models import Pipeline
 from runs import rollup
 from runs.models import FINAL_STATUSES, Run, RunNode, RunStatus
@@ -157,7 +158,7 @@ def recent_succeeded(pipeline_pks: Iterable[int]) -> dict[int, list[BaselineRun]
         return {}
     limit = settings.BASELINE_RUNS + 1
     duration = _duration_sql()
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"SELECT p.pk, r.id, {duration} AS dur, r.rows_loaded, r.bytes_loaded "  # noqa: S608

@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 from django.core import signing
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
 from django.db.models import F, Model, Q, QuerySet
+from django.db.models.query import ValuesIterable
 from rest_framework.exceptions import ValidationError
 
+from common.sql import unbound_statement_cursor, values_rows
 from common.time import to_utc
 
 CURSOR_SALT = "runs.keyset-cursor"
@@ -220,7 +221,8 @@ def _read(
         )
         if position is not None and index == position.segment:
             part = part.filter(_past(ordering, position, reverse=reverse))
-        rows += list(part.order_by(*_order_by(ordering, reverse=reverse))[: wanted - len(rows)])
+        part = part.order_by(*_order_by(ordering, reverse=reverse))[: wanted - len(rows)]
+        rows += values_rows(part) if part._iterable_class is ValuesIterable else list(part)
         if len(rows) >= wanted:
             break
     return rows
@@ -273,6 +275,6 @@ def bounded_count(queryset: QuerySet, *, cap: int) -> int:
         sql, params = limited.query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:  # a filter no row can match (``pk__in=[]``, ``.none()``)
         return 0
-    with connections[queryset.db].cursor() as cursor:
+    with unbound_statement_cursor(params, using=queryset.db) as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608
         return cursor.fetchone()[0]
