@@ -12,7 +12,7 @@ import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import orjson
 from django.conf import settings
@@ -106,30 +106,56 @@ def unbound_statement_cursor(params: Sequence[Any], *, using: str = DEFAULT_DB_A
     return statement_cursor()
 
 
+@dataclass(frozen=True)
+class CompiledValues:
+    """A ``.values()`` queryset compiled once, to be run as often as wanted: each ``rows()``
+    reads what the database holds then, as iterating the queryset would give it, on
+    ``unbound_statement_cursor``. A process can keep the statement of a list that binds
+    nothing (an unfiltered first page) and skip building and compiling its queryset on every
+    request. ``sql`` is None for a filter no row can match."""
+
+    sql: str | None
+    params: tuple[Any, ...]
+    using: str
+    compiler: Any
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, queryset: QuerySet) -> Self:
+        if queryset._iterable_class is not ValuesIterable:
+            raise TypeError("CompiledValues reads .values() querysets")
+        query = queryset.query
+        compiler = query.get_compiler(using=queryset.db)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:  # a filter no row can match
+            sql, params = None, ()
+        names = tuple(
+            query.selected
+            if query.selected
+            else [*query.extra_select, *query.values_select, *query.annotation_select]
+        )
+        return cls(sql, tuple(params), queryset.db, compiler, names)
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self.sql is None:
+            return []
+        with unbound_statement_cursor(self.params, using=self.using) as cursor:
+            cursor.execute(self.sql, self.params)
+            fetched = cursor.fetchall()
+        compiler = self.compiler
+        if compiler.has_extra_select:  # ordering columns beyond the selected ones
+            fetched = [row[: compiler.col_count] for row in fetched]
+        names = self.names
+        return [dict(zip(names, row, strict=True)) for row in compiler.results_iter([fetched])]
+
+
 def values_rows(queryset: QuerySet) -> list[dict[str, Any]]:
     """The rows of a ``.values()`` queryset, as iterating it would give them, compiled once and
     run on ``unbound_statement_cursor``: the unfiltered first page of a list is planned once per
     connection (planning the runs list's page, joined to its pipeline and gateway, cost more
     than running it)."""
-    if queryset._iterable_class is not ValuesIterable:
-        raise TypeError("values_rows reads .values() querysets")
-    query = queryset.query
-    compiler = query.get_compiler(using=queryset.db)
-    try:
-        sql, params = compiler.as_sql()
-    except EmptyResultSet:  # a filter no row can match
-        return []
-    with unbound_statement_cursor(params, using=queryset.db) as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    if compiler.has_extra_select:  # ordering columns beyond the selected ones
-        fetched = [row[: compiler.col_count] for row in fetched]
-    names = (
-        list(query.selected)
-        if query.selected
-        else [*query.extra_select, *query.values_select, *query.annotation_select]
-    )
-    return [dict(zip(names, row, strict=True)) for row in compiler.results_iter([fetched])]
+    return CompiledValues.of(queryset).rows()
 
 
 def _row_lock_sql() -> str:

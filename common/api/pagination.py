@@ -15,7 +15,7 @@ to the next costs two queries, every other page one.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from django.core import signing
 from django.core.exceptions import EmptyResultSet
@@ -23,7 +23,7 @@ from django.db.models import F, Model, Q, QuerySet
 from django.db.models.query import ValuesIterable
 from rest_framework.exceptions import ValidationError
 
-from common.sql import unbound_statement_cursor, values_rows
+from common.sql import CompiledValues, unbound_statement_cursor, values_rows
 from common.time import to_utc
 
 CURSOR_SALT = "runs.keyset-cursor"
@@ -196,6 +196,23 @@ def _past(ordering: Ordering, position: Position, *, reverse: bool) -> Q:
     )
 
 
+def _part(
+    annotated: QuerySet,
+    ordering: Ordering,
+    *,
+    segment: tuple[int, bool | None],
+    position: Position | None,
+    reverse: bool,
+    wanted: int,
+) -> QuerySet:
+    """The query of one segment: up to ``wanted`` rows past ``position`` in the order."""
+    index, isnull = segment
+    part = annotated if isnull is None else annotated.filter(**{f"{SORT_ALIAS}__isnull": isnull})
+    if position is not None and index == position.segment:
+        part = part.filter(_past(ordering, position, reverse=reverse))
+    return part.order_by(*_order_by(ordering, reverse=reverse))[:wanted]
+
+
 def _read(
     queryset: QuerySet,
     ordering: Ordering,
@@ -216,16 +233,28 @@ def _read(
             (index > position.segment) if reverse else (index < position.segment)
         ):
             continue
-        part = (
-            annotated if isnull is None else annotated.filter(**{f"{SORT_ALIAS}__isnull": isnull})
+        part = _part(
+            annotated,
+            ordering,
+            segment=(index, isnull),
+            position=position,
+            reverse=reverse,
+            wanted=wanted - len(rows),
         )
-        if position is not None and index == position.segment:
-            part = part.filter(_past(ordering, position, reverse=reverse))
-        part = part.order_by(*_order_by(ordering, reverse=reverse))[: wanted - len(rows)]
         rows += values_rows(part) if part._iterable_class is ValuesIterable else list(part)
         if len(rows) >= wanted:
             break
     return rows
+
+
+def _forward_page(
+    rows: list[Any], *, position: Position | None, limit: int, ordering: Ordering
+) -> Page:
+    """The page of up to ``limit + 1`` rows read past ``position`` towards the order's end."""
+    items = rows[:limit]
+    older = position_of(items[-1], ordering) if items and len(rows) > limit else None
+    newer = position_of(items[0], ordering, "newer") if items and position is not None else None
+    return Page(items=items, older=older, newer=newer)
 
 
 def keyset_page[M: Model](
@@ -237,17 +266,43 @@ def keyset_page[M: Model](
 ) -> Page:
     if position is None or position.direction == "older":
         rows = _read(queryset, ordering, position=position, reverse=False, wanted=limit + 1)
-        items = rows[:limit]
-        has_older = len(rows) > limit
-        has_newer = position is not None
-    else:
-        rows = _read(queryset, ordering, position=position, reverse=True, wanted=limit + 1)
-        items = list(reversed(rows[:limit]))
-        has_newer = len(rows) > limit
-        has_older = True
-    older = position_of(items[-1], ordering) if items and has_older else None
-    newer = position_of(items[0], ordering, "newer") if items and has_newer else None
+        return _forward_page(rows, position=position, limit=limit, ordering=ordering)
+    rows = _read(queryset, ordering, position=position, reverse=True, wanted=limit + 1)
+    items = list(reversed(rows[:limit]))
+    older = position_of(items[-1], ordering) if items else None
+    newer = position_of(items[0], ordering, "newer") if items and len(rows) > limit else None
     return Page(items=items, older=older, newer=newer)
+
+
+@dataclass(frozen=True)
+class FirstPage:
+    """The first page of a ``.values()`` queryset in an order read in one segment, compiled
+    once (``common.sql.CompiledValues``): ``read()`` gives the page ``keyset_page`` would."""
+
+    statement: CompiledValues
+    limit: int
+    ordering: Ordering
+
+    @classmethod
+    def of(cls, queryset: QuerySet, *, limit: int, ordering: Ordering) -> Self | None:
+        """None for an order read in two segments (a nullable key), whose first page may take
+        a statement per segment."""
+        if len(ordering.segments) != 1:
+            return None
+        annotated = queryset.annotate(**{SORT_ALIAS: ordering.expression})
+        part = _part(
+            annotated,
+            ordering,
+            segment=(0, ordering.segments[0]),
+            position=None,
+            reverse=False,
+            wanted=limit + 1,
+        )
+        return cls(CompiledValues.of(part), limit, ordering)
+
+    def read(self) -> Page:
+        rows = self.statement.rows()
+        return _forward_page(rows, position=None, limit=self.limit, ordering=self.ordering)
 
 
 def keyset_iterate(
@@ -265,16 +320,36 @@ def keyset_iterate(
         position = position_of(rows[-1], ordering)
 
 
+@dataclass(frozen=True)
+class BoundedCount:
+    """How many rows of a queryset match, counted to at most ``cap + 1``, compiled once:
+    ``count()`` counts what the database holds then. A count over a LIMIT subquery, so a filter
+    matching a million rows costs what ``cap`` rows cost. The subquery is compiled as it stands
+    and wrapped in SQL: ``QuerySet.count`` on a slice clones and compiles the query again to wrap
+    it, which cost more than PostgreSQL took to count. ``sql`` is None for a filter no row can
+    match (``pk__in=[]``, ``.none()``)."""
+
+    sql: str | None
+    params: tuple[Any, ...]
+    using: str
+
+    @classmethod
+    def of(cls, queryset: QuerySet, *, cap: int) -> Self:
+        try:
+            limited = queryset.order_by().values("pk")[: cap + 1]
+            sql, params = limited.query.get_compiler(using=queryset.db).as_sql()
+        except EmptyResultSet:
+            return cls(None, (), queryset.db)
+        return cls(f"SELECT COUNT(*) FROM ({sql}) counted", tuple(params), queryset.db)  # noqa: S608
+
+    def count(self) -> int:
+        if self.sql is None:
+            return 0
+        with unbound_statement_cursor(self.params, using=self.using) as cursor:
+            cursor.execute(self.sql, self.params)
+            return cursor.fetchone()[0]
+
+
 def bounded_count(queryset: QuerySet, *, cap: int) -> int:
-    """How many rows match, counted to at most ``cap + 1``: a count over a LIMIT subquery, so a
-    filter matching a million rows costs what ``cap`` rows cost. The subquery is compiled as it
-    stands and wrapped in SQL: ``QuerySet.count`` on a slice clones and compiles the query again
-    to wrap it, which cost more than PostgreSQL took to count."""
-    try:
-        limited = queryset.order_by().values("pk")[: cap + 1]
-        sql, params = limited.query.get_compiler(using=queryset.db).as_sql()
-    except EmptyResultSet:  # a filter no row can match (``pk__in=[]``, ``.none()``)
-        return 0
-    with unbound_statement_cursor(params, using=queryset.db) as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608
-        return cursor.fetchone()[0]
+    """How many rows match, counted to at most ``cap + 1`` (``BoundedCount``)."""
+    return BoundedCount.of(queryset, cap=cap).count()

@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from common.api.pagination import Ordering, Page, bounded_count, keyset_iterate
+from common.api.pagination import BoundedCount, Ordering, Page, bounded_count, keyset_iterate
 from common.time import iso
 from runs import selectors
 from runs.models import Run, duration_seconds_of
@@ -49,13 +49,17 @@ CSV_COLUMNS = [
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def total_meta(queryset: QuerySet[Run], *, first_page: Page | None = None) -> dict[str, int]:
+def total_meta(
+    queryset: QuerySet[Run] | BoundedCount, *, first_page: Page | None = None
+) -> dict[str, int]:
     """``{"total": n}`` up to ``TOTAL_CAP`` matching runs, else ``{"totalAtLeast": TOTAL_CAP}``;
-    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs. The
-    ``first_page`` of the list (no cursor), when no older page follows it, holds every match: its
-    length is the total, uncounted."""
+    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs (or the
+    ``BoundedCount`` given, compiled with that cap). The ``first_page`` of the list (no cursor),
+    when no older page follows it, holds every match: its length is the total, uncounted."""
     if first_page is not None and first_page.older is None:
         count = len(first_page.items)
+    elif isinstance(queryset, BoundedCount):
+        count = queryset.count()
     else:
         count = bounded_count(queryset, cap=TOTAL_CAP)
     return {"total": count} if count <= TOTAL_CAP else {"totalAtLeast": TOTAL_CAP}

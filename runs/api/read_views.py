@@ -4,6 +4,7 @@ Callers are people: an API key (``Authorization: Bearer``) or a signed-in sessio
 is not an API key, so it is refused with 401 like any unknown bearer secret.
 """
 
+import functools
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,7 +21,11 @@ from rest_framework.response import Response
 
 from common.actors import actor_from_request
 from common.api.pagination import (
+    BoundedCount,
+    FirstPage,
     InvalidCursor,
+    Ordering,
+    Page,
     decode_cursor,
     encode_cursor,
     keyset_page,
@@ -40,6 +45,7 @@ from common.labels import KEY_PATTERN, MAX_VALUE_CHARS
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import compare, selectors, services, stats
+from runs.api import exports
 from runs.api.compare_serializers import CompareSerializer
 from runs.api.exports import (
     EXPORT_FORMATS,
@@ -60,7 +66,7 @@ from runs.api.read_serializers import (
     run_detail_body,
 )
 from runs.api.schema import page_ref
-from runs.filters import RUN_SORTS, InstantField, run_filter_checked
+from runs.filters import RUN_SORTS, InstantField, RunFilter, run_filter_checked
 from runs.models import STATUS_ALIASES, Run, RunStatus, TriggerType
 from runs.representations import RunListItem, RunPage, eta_repr
 
@@ -95,6 +101,23 @@ def run_list_items(rows: list[dict[str, Any]]) -> list[RunListItem]:
         item["eta"] = eta_repr(etas.get(row["id"]))
         items.append(item)
     return items
+
+
+@functools.cache
+def unfiltered_list(limit: int, cap: int) -> tuple[FirstPage, BoundedCount] | None:
+    """The statements of the list's first page with no filter (``GET /api/runs``, at most a
+    ``limit``) and of its bounded total, built by the filterset and the paginator as for any
+    request, and compiled once per process: they bind nothing, so every such request runs the
+    same two statements, and building and compiling them cost more than PostgreSQL took to run
+    them. None if either binds a value (it would then be planned per request)."""
+    filterset = RunFilter(data={}, queryset=run_list_queryset())
+    first_page = FirstPage.of(
+        filterset.qs.values(*LIST_VALUES), limit=limit, ordering=filterset.ordering
+    )
+    counted = BoundedCount.of(filterset.qs, cap=cap)
+    if first_page is None or first_page.statement.params or counted.params:
+        return None
+    return first_page, counted
 
 
 def log_cursor(run: Run, seq: int) -> str:
@@ -255,6 +278,15 @@ class RunViewSet(ApiGenericViewSet):
         params = request.query_params
         errors: dict[str, list[str]] = {}
         limit = parse_limit(params, errors)
+        # No filter and no cursor: the statements this process compiled for the first such
+        # request (``unfiltered_list``).
+        unfiltered = None
+        if not errors and params.keys() <= {"limit"}:
+            unfiltered = unfiltered_list(limit, exports.TOTAL_CAP)
+        if unfiltered is not None:
+            first_page, counted = unfiltered
+            page = first_page.read()
+            return self.run_page(page, first_page.ordering, total_meta(counted, first_page=page))
         filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
         ordering = filterset.ordering
         position = None
@@ -270,10 +302,14 @@ class RunViewSet(ApiGenericViewSet):
             raise ValidationError(errors)
         rows = filterset.qs.values(*LIST_VALUES)
         page = keyset_page(rows, position=position, limit=limit, ordering=ordering)
+        total = total_meta(filterset.qs, first_page=page if position is None else None)
+        return self.run_page(page, ordering, total)
+
+    def run_page(self, page: Page, ordering: Ordering, total: dict[str, int]) -> Response:
         meta: dict[str, Any] = {
             "cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
             "sort": ordering.name,
-            **total_meta(filterset.qs, first_page=page if position is None else None),
+            **total,
         }
         return Response({"data": run_list_items(page.items), "meta": meta})
 

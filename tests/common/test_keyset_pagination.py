@@ -3,6 +3,8 @@
 import pytest
 
 from common.api.pagination import (
+    BoundedCount,
+    FirstPage,
     bounded_count,
     decode_cursor,
     encode_cursor,
@@ -65,3 +67,45 @@ def test_the_bounded_count_counts_to_its_cap_and_a_filter_no_row_matches_is_zero
     assert bounded_count(Run.objects.filter(pk__in=[]), cap=5) == 0
     assert bounded_count(Run.objects.none(), cap=5) == 0
     assert bounded_count(Run.objects.order_by("-created_at").filter(status="nope"), cap=5) == 0
+
+
+@pytest.mark.parametrize("sort", [name for name, o in RUN_SORTS.items() if not o.nullable])
+def test_a_compiled_first_page_reads_what_the_table_holds_each_time(pipeline, sort):
+    ordering = RUN_SORTS[sort]
+    runs = make_sortable_runs(pipeline, 7)
+    values = Run.objects.values("id", "public_id")
+    first_page = FirstPage.of(values, limit=3, ordering=ordering)
+    counted = BoundedCount.of(Run.objects.all(), cap=8)
+    assert first_page is not None
+
+    def as_read(page):
+        return [row["public_id"] for row in page.items], page.older, page.newer
+
+    expected = keyset_page(values, position=None, limit=3, ordering=ordering)
+    assert as_read(first_page.read()) == as_read(expected)
+    assert expected.older is not None and expected.newer is None
+    assert counted.count() == 7
+
+    # Compiled before these runs existed, the same statements read them.
+    runs += make_sortable_runs(pipeline, 4, offset=7)
+    page = first_page.read()
+    assert [row["public_id"] for row in page.items] == expected_order(runs, sort)[:3]
+    assert as_read(page) == as_read(keyset_page(values, position=None, limit=3, ordering=ordering))
+    assert counted.count() == 9  # the cap and one more
+
+
+def test_an_order_read_in_two_segments_has_no_compiled_first_page(pipeline):
+    nullable = [ordering for ordering in RUN_SORTS.values() if ordering.nullable]
+    assert nullable
+    for ordering in nullable:
+        assert FirstPage.of(Run.objects.values("id"), limit=3, ordering=ordering) is None
+
+
+def test_a_compiled_count_of_a_filter_no_row_matches_is_zero_without_a_statement(
+    pipeline, django_assert_num_queries
+):
+    make_sortable_runs(pipeline, 3)
+    counted = BoundedCount.of(Run.objects.filter(pk__in=[]), cap=5)
+    assert counted.sql is None
+    with django_assert_num_queries(0):
+        assert counted.count() == 0

@@ -133,6 +133,54 @@ def test_list_limit_200_is_the_maximum(key_client, pipeline):
     Run.objects.bulk_create(Run(pipeline=pipeline, created_at=at(1)) for _ in range(201))
 
     assert len(key_client.get("/api/runs?limit=200").json()["data"]) == 200
+
+
+def test_the_unfiltered_list_is_compiled_once_and_reads_the_table_each_time(
+    key_client, pipeline, monkeypatch
+):
+    from django.db.models.sql.compiler import SQLCompiler
+
+    for hour in range(1, 4):
+        RunFactory(pipeline=pipeline, created_at=at(hour))
+    key_client.get("/api/runs?limit=2")  # the first such request of the process compiles
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+
+    def counting(self, *args, **kwargs):
+        compiled.append(self.query.model)
+        return as_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    new = RunFactory(pipeline=pipeline, created_at=at(5))
+    compiled.clear()
+
+    body = key_client.get("/api/runs?limit=2").json()
+
+    assert Run not in compiled  # neither the page nor its count was compiled again
+    assert body["data"][0]["id"] == new.public_id
+    assert body["meta"]["total"] == 4
+    # A filter, a sort or a cursor builds its statements for the request.
+    assert key_client.get("/api/runs?limit=2&status=queued").status_code == 200
+    assert Run in compiled
+
+
+def test_the_unfiltered_list_answers_as_the_same_list_asked_with_its_default_sort(
+    key_client, pipeline
+):
+    for hour in range(1, 6):
+        RunFactory(pipeline=pipeline, created_at=at(hour), status=RunStatus.RUNNING)
+    unfiltered = key_client.get("/api/runs?limit=2").json()
+    explicit = key_client.get("/api/runs?limit=2&sort=-createdAt").json()
+
+    assert unfiltered["data"] == explicit["data"]
+    assert unfiltered["meta"].keys() == explicit["meta"].keys()
+    assert unfiltered["meta"]["total"] == explicit["meta"]["total"] == 5
+    assert unfiltered["meta"]["sort"] == "-createdAt"
+    # Its cursor pages on like any other.
+    cursor = unfiltered["meta"]["cursor"]
+    following = key_client.get(f"/api/runs?limit=2&cursor={cursor}").json()
+    assert len(following["data"]) == 2
+    assert not {item["id"] for item in following["data"]} & {i["id"] for i in unfiltered["data"]}
     assert_refused(key_client.get("/api/runs?limit=201"), "limit")
 
 
