@@ -271,6 +271,33 @@ def test_an_older_page_says_newer_runs_arrived_instead_of_inserting_them(
     expect(rows.first).to_have_id(f"run-{fresh.public_id}")
 
 
+def test_a_counted_first_page_follows_a_run_that_starts_matching(page, live_server, demo, operator):
+    now = timezone.now()
+    for index in range(50):
+        created = now - timedelta(days=1, minutes=index)
+        RunFactory(
+            pipeline=demo["crm"],
+            status=RunStatus.SUCCEEDED,
+            created_at=created,
+            started_at=created,
+            finished_at=created + timedelta(minutes=1),
+        )
+    sign_in(page, live_server, "operator", path="/runs/?status=succeeded")
+    rows = page.locator("tbody#run-rows tr")
+    count = page.locator("#result-count")
+    # More matches than the page holds: the total is counted, not the page's length.
+    expect(rows).to_have_count(50)
+    expect(count).to_have_text("58 runs match")
+
+    agent_patch(live_server, demo, demo["running"], {"status": "succeeded"})
+    expect(rows.first).to_have_id(f"run-{demo['running'].public_id}", timeout=15_000)
+    expect(count).to_have_text("59 runs match")
+    expect(rows).to_have_count(50)
+    page.get_by_role("link", name="Older →").click()
+    expect(page).to_have_url(re.compile(r"cursor="))
+    expect(rows).to_have_count(9)
+
+
 def test_run_detail_says_when_it_cannot_refresh_and_catches_up(page, live_server, demo, operator):
     running = demo["running"]
     sign_in(page, live_server, "operator", path=f"/runs/{running.public_id}/")
