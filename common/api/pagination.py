@@ -332,6 +332,7 @@ class BoundedCount:
     sql: str | None
     params: tuple[Any, ...]
     using: str
+    cap: int
 
     @classmethod
     def of(cls, queryset: QuerySet, *, cap: int) -> Self:
@@ -339,8 +340,9 @@ class BoundedCount:
             limited = queryset.order_by().values("pk")[: cap + 1]
             sql, params = limited.query.get_compiler(using=queryset.db).as_sql()
         except EmptyResultSet:
-            return cls(None, (), queryset.db)
-        return cls(f"SELECT COUNT(*) FROM ({sql}) counted", tuple(params), queryset.db)  # noqa: S608
+            return cls(None, (), queryset.db, cap)
+        sql = f"SELECT COUNT(*) FROM ({sql}) counted"  # noqa: S608
+        return cls(sql, tuple(params), queryset.db, cap)
 
     def count(self) -> int:
         if self.sql is None:

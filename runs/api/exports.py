@@ -50,19 +50,21 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def total_meta(
-    queryset: QuerySet[Run] | BoundedCount, *, first_page: Page | None = None
+    counted: QuerySet[Run] | BoundedCount, *, first_page: Page | None = None
 ) -> dict[str, int]:
-    """``{"total": n}`` up to ``TOTAL_CAP`` matching runs, else ``{"totalAtLeast": TOTAL_CAP}``;
-    one count over a ``LIMIT TOTAL_CAP + 1`` subquery, whatever the number of runs (or the
-    ``BoundedCount`` given, compiled with that cap). The ``first_page`` of the list (no cursor),
-    when no older page follows it, holds every match: its length is the total, uncounted."""
+    """``{"total": n}`` up to the cap of matching runs, else ``{"totalAtLeast": cap}``: one count
+    over a ``LIMIT cap + 1`` subquery, whatever the number of runs. The cap is ``TOTAL_CAP``
+    for a queryset, the count's own for a ``BoundedCount`` compiled already. The ``first_page``
+    of the list (no cursor), when no older page follows it, holds every match: its length is
+    the total, uncounted."""
+    cap = counted.cap if isinstance(counted, BoundedCount) else TOTAL_CAP
     if first_page is not None and first_page.older is None:
-        count = len(first_page.items)
-    elif isinstance(queryset, BoundedCount):
-        count = queryset.count()
+        total = len(first_page.items)
+    elif isinstance(counted, BoundedCount):
+        total = counted.count()
     else:
-        count = bounded_count(queryset, cap=TOTAL_CAP)
-    return {"total": count} if count <= TOTAL_CAP else {"totalAtLeast": TOTAL_CAP}
+        total = bounded_count(counted, cap=cap)
+    return {"total": total} if total <= cap else {"totalAtLeast": cap}
 
 
 EXPORT_VALUES = (

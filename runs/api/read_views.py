@@ -45,7 +45,7 @@ from common.labels import KEY_PATTERN, MAX_VALUE_CHARS
 from common.roles import Perm
 from gateways.authentication import ApiKeyAuthentication, IsPerson
 from runs import compare, selectors, services, stats
-from runs.api import exports
+from runs.api import exports  # TOTAL_CAP read per request (a test may lower it)
 from runs.api.compare_serializers import CompareSerializer
 from runs.api.exports import (
     EXPORT_FORMATS,
