@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core import signing
 from django.core.cache import cache
 from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -133,15 +134,14 @@ def test_list_limit_200_is_the_maximum(key_client, pipeline):
     Run.objects.bulk_create(Run(pipeline=pipeline, created_at=at(1)) for _ in range(201))
 
     assert len(key_client.get("/api/runs?limit=200").json()["data"]) == 200
+    assert_refused(key_client.get("/api/runs?limit=201"), "limit")
 
 
 def test_the_unfiltered_list_is_compiled_once_and_reads_the_table_each_time(
     key_client, pipeline, monkeypatch
 ):
-    from django.db.models.sql.compiler import SQLCompiler
-
-    for hour in range(1, 4):
-        RunFactory(pipeline=pipeline, created_at=at(hour))
+    for day in range(1, 4):
+        RunFactory(pipeline=pipeline, created_at=at(day))
     key_client.get("/api/runs?limit=2")  # the first such request of the process compiles
     compiled = []
     as_sql = SQLCompiler.as_sql
@@ -167,21 +167,45 @@ def test_the_unfiltered_list_is_compiled_once_and_reads_the_table_each_time(
 def test_the_unfiltered_list_answers_as_the_same_list_asked_with_its_default_sort(
     key_client, pipeline
 ):
-    for hour in range(1, 6):
-        RunFactory(pipeline=pipeline, created_at=at(hour), status=RunStatus.RUNNING)
-    unfiltered = key_client.get("/api/runs?limit=2").json()
-    explicit = key_client.get("/api/runs?limit=2&sort=-createdAt").json()
+    now = timezone.now()
+    for hours in range(1, 6):  # a baseline of five runs of 100 s
+        started = now - timedelta(hours=hours)
+        RunFactory(
+            pipeline=pipeline,
+            status=RunStatus.SUCCEEDED,
+            created_at=started,
+            started_at=started,
+            finished_at=started + timedelta(seconds=100),
+        )
+    for minutes in (1, 2):
+        started = now - timedelta(minutes=minutes)
+        RunFactory(
+            pipeline=pipeline, status=RunStatus.RUNNING, created_at=started, started_at=started
+        )
+
+    def listed(query: str) -> dict:
+        body = key_client.get(f"/api/runs?{query}").json()
+        for item in body["data"]:  # a running run's duration grows between the two requests
+            if item["status"] == RunStatus.RUNNING:
+                assert item.pop("durationSeconds") >= 60
+        return body
+
+    unfiltered, explicit = listed("limit=3"), listed("limit=3&sort=-createdAt")
 
     assert unfiltered["data"] == explicit["data"]
+    assert [item["eta"] and item["eta"]["basis"] for item in unfiltered["data"]] == [
+        "baseline",
+        "baseline",
+        None,
+    ]
     assert unfiltered["meta"].keys() == explicit["meta"].keys()
-    assert unfiltered["meta"]["total"] == explicit["meta"]["total"] == 5
+    assert unfiltered["meta"]["total"] == explicit["meta"]["total"] == 7
     assert unfiltered["meta"]["sort"] == "-createdAt"
     # Its cursor pages on like any other.
     cursor = unfiltered["meta"]["cursor"]
-    following = key_client.get(f"/api/runs?limit=2&cursor={cursor}").json()
-    assert len(following["data"]) == 2
+    following = key_client.get(f"/api/runs?limit=3&cursor={cursor}").json()
+    assert len(following["data"]) == 3
     assert not {item["id"] for item in following["data"]} & {i["id"] for i in unfiltered["data"]}
-    assert_refused(key_client.get("/api/runs?limit=201"), "limit")
 
 
 @pytest.fixture
