@@ -151,10 +151,10 @@ class CompiledValues:
 
 
 def values_rows(queryset: QuerySet) -> list[dict[str, Any]]:
-    """The rows of a ``.values()`` queryset, as iterating it would give them, compiled once and
-    run on ``unbound_statement_cursor``: the unfiltered first page of a list is planned once per
-    connection (planning the runs list's page, joined to its pipeline and gateway, cost more
-    than running it)."""
+    """The rows of a ``.values()`` queryset, as iterating it would give them, run on
+    ``unbound_statement_cursor`` (``CompiledValues``, compiled for this one read): the
+    unfiltered first page of a list is planned once per connection (planning the runs list's
+    page, joined to its pipeline and gateway, cost more than running it)."""
     return CompiledValues.of(queryset).rows()
 
 

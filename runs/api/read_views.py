@@ -286,7 +286,8 @@ class RunViewSet(ApiGenericViewSet):
         if unfiltered is not None:
             first_page, counted = unfiltered
             page = first_page.read()
-            return self.run_page(page, first_page.ordering, total_meta(counted, first_page=page))
+            total = total_meta(counted, first_page=page)
+            return self._list_response(page, first_page.ordering, total)
         filterset = run_filter_checked(params, queryset=run_list_queryset(), errors=errors)
         ordering = filterset.ordering
         position = None
@@ -303,9 +304,9 @@ class RunViewSet(ApiGenericViewSet):
         rows = filterset.qs.values(*LIST_VALUES)
         page = keyset_page(rows, position=position, limit=limit, ordering=ordering)
         total = total_meta(filterset.qs, first_page=page if position is None else None)
-        return self.run_page(page, ordering, total)
+        return self._list_response(page, ordering, total)
 
-    def run_page(self, page: Page, ordering: Ordering, total: dict[str, int]) -> Response:
+    def _list_response(self, page: Page, ordering: Ordering, total: dict[str, int]) -> Response:
         meta: dict[str, Any] = {
             "cursor": encode_cursor(page.older, ordering=ordering) if page.older else None,
             "sort": ordering.name,

@@ -28,6 +28,20 @@ def agent_patch(live_server, demo, run, body: dict) -> None:
     assert response.status_code == 200, response.text
 
 
+def day_old_successes(pipeline, count: int) -> None:
+    """``count`` succeeded runs of a minute each, a day old: older than every demo run."""
+    now = timezone.now()
+    for index in range(count):
+        created = now - timedelta(days=1, minutes=index)
+        RunFactory(
+            pipeline=pipeline,
+            status=RunStatus.SUCCEEDED,
+            created_at=created,
+            started_at=created,
+            finished_at=created + timedelta(minutes=1),
+        )
+
+
 def test_a_failed_only_view_picks_up_a_new_failure_without_a_reload(
     page, live_server, demo, operator, screenshot
 ):
@@ -244,16 +258,7 @@ def test_every_status_badge_meets_wcag_aa_contrast(browser, live_server, demo, o
 def test_an_older_page_says_newer_runs_arrived_instead_of_inserting_them(
     page, live_server, demo, operator
 ):
-    now = timezone.now()
-    for index in range(50):
-        created = now - timedelta(days=1, minutes=index)
-        RunFactory(
-            pipeline=demo["crm"],
-            status=RunStatus.SUCCEEDED,
-            created_at=created,
-            started_at=created,
-            finished_at=created + timedelta(minutes=1),
-        )
+    day_old_successes(demo["crm"], 50)
     sign_in(page, live_server, "operator")
     page.get_by_role("link", name="Older →").click()
     expect(page).to_have_url(re.compile(r"cursor="))
@@ -271,17 +276,10 @@ def test_an_older_page_says_newer_runs_arrived_instead_of_inserting_them(
     expect(rows.first).to_have_id(f"run-{fresh.public_id}")
 
 
-def test_a_counted_first_page_follows_a_run_that_starts_matching(page, live_server, demo, operator):
-    now = timezone.now()
-    for index in range(50):
-        created = now - timedelta(days=1, minutes=index)
-        RunFactory(
-            pipeline=demo["crm"],
-            status=RunStatus.SUCCEEDED,
-            created_at=created,
-            started_at=created,
-            finished_at=created + timedelta(minutes=1),
-        )
+def test_a_counted_first_page_follows_a_run_that_starts_matching(
+    page, live_server, demo, operator, screenshot
+):
+    day_old_successes(demo["crm"], 50)
     sign_in(page, live_server, "operator", path="/runs/?status=succeeded")
     rows = page.locator("tbody#run-rows tr")
     count = page.locator("#result-count")
@@ -293,6 +291,7 @@ def test_a_counted_first_page_follows_a_run_that_starts_matching(page, live_serv
     expect(rows.first).to_have_id(f"run-{demo['running'].public_id}", timeout=15_000)
     expect(count).to_have_text("59 runs match")
     expect(rows).to_have_count(50)
+    screenshot(page, "runs-counted-first-page-live")
     page.get_by_role("link", name="Older →").click()
     expect(page).to_have_url(re.compile(r"cursor="))
     expect(rows).to_have_count(9)
